@@ -1,0 +1,66 @@
+//! Small wrappers over browser APIs (hydrate only): local storage, random ids, the clock.
+
+/// Where the display name is remembered between visits.
+const NAME_KEY: &str = "palaver.name";
+
+fn local_storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The display name chosen on an earlier visit, if any.
+pub fn saved_name() -> Option<String> {
+    local_storage()?.get_item(NAME_KEY).ok().flatten()
+}
+
+/// Remembers the display name for next time. Storage may be disabled (private mode): then the name
+/// simply is not remembered.
+pub fn save_name(name: &str) {
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(NAME_KEY, name);
+    }
+}
+
+/// A fresh random UUID for a message's `client_id`.
+pub fn random_uuid() -> String {
+    web_sys::window()
+        .and_then(|w| w.crypto().ok())
+        .map(|c| c.random_uuid())
+        // crypto.randomUUID needs a secure context (https or localhost). Elsewhere fall back to
+        // Math.random, which is fine for an idempotency key (it is not a secret).
+        .unwrap_or_else(|| format!("{:016x}{:016x}", random_u64(), random_u64()))
+}
+
+fn random_u64() -> u64 {
+    (js_sys::Math::random() * (u64::MAX as f64)) as u64
+}
+
+/// A private room id: 64 lowercase hex digits from the browser's CSPRNG (256 bits).
+pub fn private_room_id() -> Option<String> {
+    let crypto = web_sys::window()?.crypto().ok()?;
+    let mut bytes = [0u8; 32];
+    crypto.get_random_values_with_u8_array(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A number in `[0, 1)`, for backoff jitter.
+pub fn jitter() -> f64 {
+    js_sys::Math::random()
+}
+
+/// Whether the browser believes it has a network connection.
+pub fn is_online() -> bool {
+    web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true)
+}
+
+/// `ws://` or `wss://` URL of a path on the page's own host.
+pub fn websocket_url(path: &str) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    Some(format!("{scheme}://{}{path}", location.host().ok()?))
+}
+
+/// Local wall-clock time `HH:MM` of a Unix timestamp in milliseconds.
+pub fn local_clock(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}

@@ -1,0 +1,194 @@
+//! The client side of one room: what the page shows (messages, outbox, connection state) and, in the
+//! browser, the WebSocket task that keeps it in sync with the server.
+//!
+//! The state here compiles on both sides so the server can render the same page; only the socket
+//! task ([`socket`]) is browser-only.
+
+#[cfg(feature = "hydrate")]
+mod socket;
+
+use leptos::prelude::*;
+
+use crate::protocol::{ChatMessage, Seq};
+
+/// How the page's connection to its room is doing, as shown in the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnState {
+    /// Opening the first connection (also what the server renders).
+    Connecting,
+    /// Joined; messages flow live.
+    Connected,
+    /// Lost the connection; trying again after a short, growing, jittered delay.
+    Reconnecting { attempt: u32 },
+    /// The browser reports no network; we retry as soon as it comes back.
+    Offline,
+}
+
+/// Where a message the user sent is on its way to the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// In the outbox, waiting for a connection.
+    Queued,
+    /// Written to the socket; waiting for the server's durable acknowledgement.
+    Sending,
+    /// Acknowledged: stored and numbered. It leaves the outbox when the room's copy arrives.
+    Sent,
+}
+
+/// A message the user sent that the room has not yet delivered back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub client_id: String,
+    pub text: String,
+    pub delivery: Delivery,
+}
+
+/// Most messages a person may have waiting in the outbox; the composer refuses more.
+pub const MAX_OUTBOX: usize = 50;
+
+/// Everything the room page shows about the conversation. Cheap to copy (signals only).
+#[derive(Debug, Clone, Copy)]
+pub struct RoomState {
+    /// Delivered messages in sequence order, each sequence number once.
+    pub messages: RwSignal<Vec<ChatMessage>>,
+    /// The user's own messages not yet delivered back, in the order they were typed.
+    pub outbox: RwSignal<Vec<OutboxEntry>>,
+    pub conn: RwSignal<ConnState>,
+    /// The last problem worth telling the user about (a refused message, for example).
+    pub notice: RwSignal<Option<String>>,
+}
+
+impl RoomState {
+    pub fn new(initial: Vec<ChatMessage>) -> Self {
+        Self {
+            messages: RwSignal::new(initial),
+            outbox: RwSignal::new(Vec::new()),
+            conn: RwSignal::new(ConnState::Connecting),
+            notice: RwSignal::new(None),
+        }
+    }
+
+    /// The sequence number of the last delivered message (0 when there is none).
+    pub fn last_seq(&self) -> Seq {
+        self.messages.with_untracked(|m| m.last().map_or(0, |m| m.seq))
+    }
+
+    /// Adds a message from the room, keeping sequence order and dropping anything already shown.
+    /// Returns whether it was new.
+    pub fn deliver(&self, msg: ChatMessage) -> bool {
+        if msg.seq <= self.last_seq() {
+            return false;
+        }
+        let client_id = msg.client_id.clone();
+        self.messages.update(|m| m.push(msg));
+        // The room's copy replaces the pending one.
+        self.outbox.update(|o| o.retain(|e| e.client_id != client_id));
+        true
+    }
+
+    /// Marks an outbox entry as durably accepted by the server.
+    pub fn acknowledge(&self, client_id: &str) {
+        self.outbox.update(|o| {
+            if let Some(e) = o.iter_mut().find(|e| e.client_id == client_id) {
+                e.delivery = Delivery::Sent;
+            }
+        });
+    }
+
+    /// Puts every unacknowledged entry back in the queue (after a disconnect).
+    pub fn requeue_unacknowledged(&self) {
+        self.outbox.update(|o| {
+            for e in o.iter_mut().filter(|e| e.delivery == Delivery::Sending) {
+                e.delivery = Delivery::Queued;
+            }
+        });
+    }
+}
+
+/// A live connection to a room, owned by the room page. Dropping it does not stop the socket:
+/// [`RoomConnection::close`] does (the page calls it on cleanup).
+#[derive(Clone)]
+pub struct RoomConnection {
+    #[cfg(feature = "hydrate")]
+    inner: socket::Handle,
+}
+
+impl RoomConnection {
+    /// Starts the connection task (browser only; on the server this does nothing).
+    #[allow(unused_variables)]
+    pub fn open(state: RoomState, room: String, name: String) -> Self {
+        Self {
+            #[cfg(feature = "hydrate")]
+            inner: socket::spawn(state, room, name),
+        }
+    }
+
+    /// Queues a message and sends it as soon as the room is reachable.
+    pub fn send(&self, state: &RoomState, text: String) -> Result<(), String> {
+        if state.outbox.with_untracked(Vec::len) >= MAX_OUTBOX {
+            return Err(format!("{MAX_OUTBOX} messages are already waiting to be sent."));
+        }
+        #[cfg(feature = "hydrate")]
+        {
+            let client_id = crate::browser::random_uuid();
+            state.outbox.update(|o| o.push(OutboxEntry { client_id, text, delivery: Delivery::Queued }));
+            self.inner.flush();
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = text;
+        Ok(())
+    }
+
+    /// Stops the task and closes the socket.
+    pub fn close(&self) {
+        #[cfg(feature = "hydrate")]
+        self.inner.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: Seq, client_id: &str) -> ChatMessage {
+        ChatMessage {
+            seq,
+            id: format!("m{seq}"),
+            sender: "a".into(),
+            text: "t".into(),
+            sent_at_ms: 0,
+            client_id: client_id.into(),
+        }
+    }
+
+    #[test]
+    fn deliver_drops_duplicates_and_clears_outbox() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let state = RoomState::new(vec![msg(1, "x")]);
+            state.outbox.set(vec![OutboxEntry { client_id: "c2".into(), text: "t".into(), delivery: Delivery::Sending }]);
+            assert!(!state.deliver(msg(1, "x")));
+            state.acknowledge("c2");
+            assert_eq!(state.outbox.get_untracked()[0].delivery, Delivery::Sent);
+            assert!(state.deliver(msg(2, "c2")));
+            assert!(state.outbox.get_untracked().is_empty());
+            assert_eq!(state.last_seq(), 2);
+        });
+    }
+
+    #[test]
+    fn requeue_only_touches_unacknowledged() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let state = RoomState::new(vec![]);
+            state.outbox.set(vec![
+                OutboxEntry { client_id: "a".into(), text: "t".into(), delivery: Delivery::Sending },
+                OutboxEntry { client_id: "b".into(), text: "t".into(), delivery: Delivery::Sent },
+            ]);
+            state.requeue_unacknowledged();
+            let o = state.outbox.get_untracked();
+            assert_eq!(o[0].delivery, Delivery::Queued);
+            assert_eq!(o[1].delivery, Delivery::Sent);
+        });
+    }
+}

@@ -1,0 +1,199 @@
+//! The browser's WebSocket task for one room (hydrate only).
+//!
+//! One task per open room page. It joins, resumes after the last delivered sequence number, sends
+//! the outbox in order, and on any drop reconnects with jittered exponential backoff. The outbox
+//! lives in [`RoomState`], not in the socket, so nothing typed is lost across reconnects; the
+//! server's idempotency on `client_id` makes a resend after a lost acknowledgement harmless.
+
+use futures::{
+    channel::mpsc,
+    future::{AbortHandle, Abortable},
+    select, SinkExt, StreamExt,
+};
+use gloo_net::websocket::{futures::WebSocket, Message};
+use gloo_timers::future::TimeoutFuture;
+use leptos::prelude::*;
+
+use super::{ConnState, Delivery, RoomState};
+use crate::browser;
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+
+/// First retry delay after a drop; doubles per failed attempt.
+const BACKOFF_BASE_MS: f64 = 500.0;
+/// Longest delay between attempts.
+const BACKOFF_MAX_MS: f64 = 15_000.0;
+/// How often to look whether the browser is back online.
+const OFFLINE_POLL_MS: u32 = 1_000;
+
+/// Controls the task from the page.
+#[derive(Clone)]
+pub struct Handle {
+    /// Wakes the task to send newly queued outbox entries.
+    kick: mpsc::UnboundedSender<()>,
+    abort: AbortHandle,
+}
+
+impl Handle {
+    pub fn flush(&self) {
+        let _ = self.kick.unbounded_send(());
+    }
+
+    pub fn stop(&self) {
+        self.abort.abort();
+    }
+}
+
+pub fn spawn(state: RoomState, room: String, name: String) -> Handle {
+    let (kick, kick_rx) = mpsc::unbounded();
+    let (abort, registration) = AbortHandle::new_pair();
+    leptos::task::spawn_local(async move {
+        let _ = Abortable::new(run(state, room, name, kick_rx), registration).await;
+    });
+    Handle { kick, abort }
+}
+
+async fn run(state: RoomState, room: String, name: String, mut kick: mpsc::UnboundedReceiver<()>) {
+    let path = format!("/api/rooms/{room}/ws");
+    // Resume point: None until we have seen the room once, so a first visit gets the recent
+    // backlog instead of the whole history.
+    let mut has_joined = !state.messages.with_untracked(Vec::is_empty);
+    let mut failures: u32 = 0;
+    loop {
+        while !browser::is_online() {
+            state.conn.set(ConnState::Offline);
+            TimeoutFuture::new(OFFLINE_POLL_MS).await;
+        }
+        match connect_once(&state, &path, &name, has_joined, &mut kick).await {
+            Session::PageGone => return,
+            Session::Ended { joined } => {
+                has_joined |= joined;
+                if joined {
+                    failures = 0;
+                }
+            }
+        }
+        state.requeue_unacknowledged();
+        failures = failures.saturating_add(1);
+        state.conn.set(ConnState::Reconnecting { attempt: failures });
+        TimeoutFuture::new(backoff_ms(failures)).await;
+    }
+}
+
+/// "Equal jitter": half the exponential delay, plus a random part of the other half, so that many
+/// clients dropped at once do not come back at once.
+fn backoff_ms(failures: u32) -> u32 {
+    let exp = BACKOFF_BASE_MS * 2f64.powi(failures.saturating_sub(1).min(16) as i32);
+    let capped = exp.min(BACKOFF_MAX_MS);
+    (capped / 2.0 + browser::jitter() * capped / 2.0) as u32
+}
+
+enum Session {
+    /// The connection ended; `joined` says whether it got as far as the welcome.
+    Ended { joined: bool },
+    /// The page that owned this task is gone.
+    PageGone,
+}
+
+async fn connect_once(
+    state: &RoomState,
+    path: &str,
+    name: &str,
+    resume: bool,
+    kick: &mut mpsc::UnboundedReceiver<()>,
+) -> Session {
+    let Some(url) = browser::websocket_url(path) else {
+        return Session::Ended { joined: false };
+    };
+    let Ok(socket) = WebSocket::open(&url) else {
+        return Session::Ended { joined: false };
+    };
+    let (mut sink, stream) = socket.split();
+    let mut stream = stream.fuse();
+    let join = ClientMsg::Join { name: name.to_owned(), after_seq: resume.then(|| state.last_seq()) };
+    if sink.send(Message::Text(join.encode())).await.is_err() {
+        return Session::Ended { joined: false };
+    }
+    let mut joined = false;
+    loop {
+        select! {
+            frame = stream.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
+                        leptos::logging::warn!("ignoring an unreadable frame from the server");
+                        continue;
+                    };
+                    if let ServerMsg::Welcome { .. } = msg {
+                        joined = true;
+                        state.conn.set(ConnState::Connected);
+                        state.notice.set(None);
+                        if send_queued(state, &mut sink).await.is_err() {
+                            return Session::Ended { joined };
+                        }
+                    } else {
+                        handle(state, msg);
+                    }
+                }
+                Some(Ok(Message::Bytes(_))) => {}
+                Some(Err(_)) | None => return Session::Ended { joined },
+            },
+            kicked = kick.next() => {
+                if kicked.is_none() {
+                    return Session::PageGone;
+                }
+                if joined && send_queued(state, &mut sink).await.is_err() {
+                    return Session::Ended { joined };
+                }
+            }
+        }
+    }
+}
+
+fn handle(state: &RoomState, msg: ServerMsg) {
+    match msg {
+        ServerMsg::Welcome { .. } => {}
+        ServerMsg::Message(m) => {
+            state.deliver(m);
+        }
+        ServerMsg::Ack { client_id, .. } => state.acknowledge(&client_id),
+        ServerMsg::Error { code, message, client_id } => {
+            if let Some(id) = client_id {
+                state.outbox.update(|o| {
+                    if code == ErrorCode::Unavailable {
+                        // Not stored: keep it and try again on the next connection.
+                        if let Some(e) = o.iter_mut().find(|e| e.client_id == id) {
+                            e.delivery = Delivery::Queued;
+                        }
+                    } else {
+                        // Refused for good (it breaks a rule): take it out so it does not block
+                        // the queue; the notice says why.
+                        o.retain(|e| e.client_id != id);
+                    }
+                });
+            }
+            state.notice.set(Some(message));
+        }
+    }
+}
+
+/// Sends every queued outbox entry, in order, and marks it as sending.
+async fn send_queued<S>(state: &RoomState, sink: &mut S) -> Result<(), ()>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let queued: Vec<(String, String)> = state.outbox.with_untracked(|o| {
+        o.iter()
+            .filter(|e| e.delivery == Delivery::Queued)
+            .map(|e| (e.client_id.clone(), e.text.clone()))
+            .collect()
+    });
+    for (client_id, text) in queued {
+        let frame = ClientMsg::Send { client_id: client_id.clone(), text }.encode();
+        sink.send(Message::Text(frame)).await.map_err(|_| ())?;
+        state.outbox.update(|o| {
+            if let Some(e) = o.iter_mut().find(|e| e.client_id == client_id && e.delivery == Delivery::Queued) {
+                e.delivery = Delivery::Sending;
+            }
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Palaver's user interface and everything the browser and the server share.
+//!
+//! - [`protocol`]: the typed WebSocket frames (`ClientMsg`, `ServerMsg`).
+//! - [`limits`]: the rules for room names, display names and message text.
+//! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the browser.
+//! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
+
+pub mod chat;
+pub mod limits;
+mod pages;
+pub mod protocol;
+
+#[cfg(feature = "hydrate")]
+mod browser;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+/// The HTML document around the app; the server renders it for every page.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
+                <meta name="color-scheme" content="light dark"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The root component: routes and page-wide metadata.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/palaver.css"/>
+        <Title formatter=|text: String| if text.is_empty() { "Palaver".to_owned() } else { format!("{text} · Palaver") }/>
+        <Meta name="description" content="Palaver: real-time chat rooms."/>
+        <Router>
+            <Routes fallback=pages::NotFound>
+                <Route path=path!("/") view=pages::HomePage/>
+                <Route path=path!("/r/:room") view=pages::RoomPage/>
+            </Routes>
+        </Router>
+    }
+}

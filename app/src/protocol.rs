@@ -1,0 +1,192 @@
+//! The wire protocol between the browser and the server: typed frames, sent as JSON text.
+//!
+//! Every frame is a JSON object with a `"type"` tag; `docs/PROTOCOL.md` is the prose version of this
+//! module and must change with it. Both sides compile this one definition, so they cannot drift.
+
+use serde::{Deserialize, Serialize};
+
+/// A room's message sequence number: 1 for the room's first message, then 2, 3, ... with no holes.
+/// It is the one ordering truth for clients.
+pub type Seq = u64;
+
+/// How many of a room's latest messages a client gets when it joins without a resume point.
+pub const JOIN_BACKLOG: usize = 100;
+
+/// Frames a client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Must be the first frame on a socket: who is speaking, and where to resume.
+    Join {
+        /// Display name; see [`crate::limits::validate_display_name`].
+        name: String,
+        /// The last sequence number this client already has. The server then sends every message
+        /// after it (and nothing before), so a reconnect has no gap and no duplicate. Without it the
+        /// server sends the latest [`JOIN_BACKLOG`] messages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_seq: Option<Seq>,
+    },
+    /// Post a message to the room.
+    Send {
+        /// Chosen by the client, unique per message (a UUID). Sending the same id again, for example
+        /// after a reconnect, acknowledges the original message instead of posting a second one.
+        client_id: String,
+        /// The message text; see [`crate::limits::validate_message_text`].
+        text: String,
+    },
+}
+
+/// A chat message as stored and delivered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Position in the room; contiguous from 1.
+    pub seq: Seq,
+    /// Server-assigned unique id.
+    pub id: String,
+    /// The sender's display name.
+    pub sender: String,
+    /// The text, exactly as sent. Always rendered as text, never as HTML.
+    pub text: String,
+    /// Server time of acceptance, milliseconds since the Unix epoch.
+    pub sent_at_ms: i64,
+    /// The sender's id for this message, so the sender can match it to its pending copy.
+    pub client_id: String,
+}
+
+/// Frames the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// Answer to `join`. Sent before any message of the room.
+    Welcome {
+        /// The room's normalised name.
+        room: String,
+        /// The display name the server accepted (trimmed and normalised).
+        name: String,
+        /// The room's latest sequence number at the time of joining (0 for an empty room).
+        last_seq: Seq,
+    },
+    /// A message of the room, in sequence order; each sequence number arrives at most once.
+    Message(ChatMessage),
+    /// The server has durably accepted the message sent with `client_id` as number `seq`.
+    Ack { client_id: String, seq: Seq },
+    /// Something the client sent was refused. The connection stays open unless a close follows.
+    Error {
+        code: ErrorCode,
+        /// Human-readable explanation, safe to show to the user.
+        message: String,
+        /// For `send` errors: the `client_id` of the refused message.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+}
+
+/// Machine-readable error codes. The set only grows; clients treat unknown codes as `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame was not valid JSON or not a known frame type.
+    BadFrame,
+    /// A frame other than `join` came first, or `join` came twice.
+    BadSequence,
+    /// The display name breaks the rules in `docs/PROTOCOL.md`.
+    InvalidName,
+    /// The message text breaks the rules (empty, too long, control characters).
+    InvalidMessage,
+    /// The `client_id` is missing or malformed.
+    InvalidClientId,
+    /// The server could not store the message; it was not accepted. Retry later.
+    Unavailable,
+    /// Anything else. Details are in the server log, never in the frame.
+    #[serde(other)]
+    Internal,
+}
+
+/// WebSocket close codes the server uses (4000-4999 are the application range).
+pub mod close_code {
+    /// The first frame was not a valid `join`.
+    pub const BAD_JOIN: u16 = 4000;
+    /// The room name in the URL is invalid.
+    pub const BAD_ROOM: u16 = 4001;
+    /// The client did not join in time.
+    pub const JOIN_TIMEOUT: u16 = 4002;
+    /// The client did not read its frames for too long. Reconnect and resume with `after_seq`.
+    pub const TOO_SLOW: u16 = 4008;
+    /// The server is restarting; reconnect (standard code 1012).
+    pub const SERVICE_RESTART: u16 = 1012;
+}
+
+impl ClientMsg {
+    /// Decodes one text frame. Errors are phrased for the client, with no internals.
+    pub fn decode(frame: &str) -> Result<Self, String> {
+        serde_json::from_str(frame).map_err(|e| {
+            // serde_json's messages name fields and types but never echo the input back.
+            format!("not a valid frame: {e}")
+        })
+    }
+}
+
+impl ClientMsg {
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        encode_json(self)
+    }
+}
+
+/// Serialises a frame. Our frames are plain structs with string keys, which cannot fail to encode.
+fn encode_json<T: Serialize>(frame: &T) -> String {
+    serde_json::to_string(frame)
+        .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
+}
+
+impl ServerMsg {
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        encode_json(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_frames_round_trip_with_type_tag() {
+        let join = ClientMsg::Join { name: "Ada".into(), after_seq: Some(7) };
+        let json = serde_json::to_string(&join).unwrap();
+        assert_eq!(json, r#"{"type":"join","name":"Ada","after_seq":7}"#);
+        assert_eq!(ClientMsg::decode(&json).unwrap(), join);
+
+        let fresh = ClientMsg::decode(r#"{"type":"join","name":"Ada"}"#).unwrap();
+        assert_eq!(fresh, ClientMsg::Join { name: "Ada".into(), after_seq: None });
+    }
+
+    #[test]
+    fn message_frame_is_flat() {
+        let msg = ServerMsg::Message(ChatMessage {
+            seq: 3,
+            id: "m".into(),
+            sender: "Ada".into(),
+            text: "hi".into(),
+            sent_at_ms: 10,
+            client_id: "c".into(),
+        });
+        let v: serde_json::Value = serde_json::from_str(&msg.encode()).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["seq"], 3);
+        assert_eq!(v["sender"], "Ada");
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        assert!(ClientMsg::decode("not json").is_err());
+        assert!(ClientMsg::decode(r#"{"type":"shout","text":"x"}"#).is_err());
+        assert!(ClientMsg::decode(r#"{"type":"send","client_id":1,"text":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_error_codes_decode_as_internal() {
+        let v: ServerMsg = serde_json::from_str(r#"{"type":"error","code":"new_thing","message":"m"}"#).unwrap();
+        assert!(matches!(v, ServerMsg::Error { code: ErrorCode::Internal, .. }));
+    }
+}

@@ -1,0 +1,8 @@
+//! The browser entry point: `hydrate()` is called by the generated JS and takes over the
+//! server-rendered page.
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

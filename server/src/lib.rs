@@ -1,0 +1,119 @@
+//! Palaver's server as a library: the binary (`main.rs`) only parses settings and calls [`serve`];
+//! tests start the same server on port 0 with [`Server::start`].
+//!
+//! - [`room`]: one task per room that owns its state (the hub).
+//! - [`registry`]: room name -> running room task.
+//! - [`session`]: one WebSocket connection.
+//! - [`store`]: where history lives.
+//! - [`config`]: start-up settings.
+
+pub mod config;
+pub mod registry;
+pub mod room;
+pub mod session;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use app::{shell, App};
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::registry::Rooms;
+use crate::room::RoomSettings;
+use crate::store::{MemoryStore, RoomStore};
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub rooms: Rooms,
+    /// Cancelled when the server shuts down; every session and room task watches it.
+    pub shutdown: CancellationToken,
+}
+
+/// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
+/// (so the binary and the tests also run without cargo-leptos).
+pub fn leptos_options() -> LeptosOptions {
+    match leptos::config::get_configuration(None) {
+        Ok(conf) => conf.leptos_options,
+        Err(_) => LeptosOptions::builder()
+            .output_name("palaver")
+            .site_root("target/site")
+            .site_pkg_dir("pkg")
+            .build(),
+    }
+}
+
+/// Builds the HTTP router: Leptos pages, the WebSocket endpoint, static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/api/rooms/{room}/ws", get(session::upgrade))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// A running server. Dropping it shuts the server down (tests rely on this).
+pub struct Server {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and serves in a background task.
+    pub async fn start(config: &Config, addr: SocketAddr) -> std::io::Result<Self> {
+        let store: Arc<dyn RoomStore> = Arc::new(MemoryStore::default());
+        let shutdown = CancellationToken::new();
+        let rooms = Rooms::new(store, RoomSettings { idle_timeout: config.room_idle_timeout() }, shutdown.clone());
+        let state = AppState { leptos_options: leptos_options(), rooms, shutdown: shutdown.clone() };
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let app = router(state);
+        let stop = shutdown.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        Ok(Self { addr, shutdown, task: Some(task) })
+    }
+
+    /// Stops accepting, tells every session to reconnect, and waits for the listener to close.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        self.shutdown.cancel();
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the server stops (after [`Server::shutdown`] or a fatal error).
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,66 @@
+//! The map from room name to running room task: starts a room on first use and forgets it when the
+//! room's task ends (idle eviction), so quiet rooms take no memory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use app::limits::RoomName;
+use tokio_util::sync::CancellationToken;
+
+use crate::room::{spawn_room, RoomHandle, RoomSettings};
+use crate::store::RoomStore;
+
+/// Shared by every session; cheap to clone.
+#[derive(Clone)]
+pub struct Rooms {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    running: Mutex<HashMap<RoomName, RoomHandle>>,
+    store: Arc<dyn RoomStore>,
+    settings: RoomSettings,
+    shutdown: CancellationToken,
+}
+
+impl Rooms {
+    pub fn new(store: Arc<dyn RoomStore>, settings: RoomSettings, shutdown: CancellationToken) -> Self {
+        Self { inner: Arc::new(Inner { running: Mutex::new(HashMap::new()), store, settings, shutdown }) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn RoomStore> {
+        &self.inner.store
+    }
+
+    /// The room's running task, started if needed.
+    pub fn get(&self, name: &RoomName) -> RoomHandle {
+        let mut running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = running.get(name).filter(|h| !h.is_closed()) {
+            return handle.clone();
+        }
+        let registry = Arc::downgrade(&self.inner);
+        let key = name.clone();
+        let handle = spawn_room(
+            name.clone(),
+            self.inner.store.clone(),
+            self.inner.settings.clone(),
+            self.inner.shutdown.clone(),
+            move |exiting| {
+                if let Some(inner) = registry.upgrade() {
+                    let mut running = inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+                    // Remove only our own entry: a newer task may already serve this room.
+                    if running.get(&key).is_some_and(|h| h.same_room_task(exiting)) {
+                        running.remove(&key);
+                    }
+                }
+            },
+        );
+        running.insert(name.clone(), handle.clone());
+        handle
+    }
+
+    /// Rooms with a task in memory right now.
+    pub fn active_count(&self) -> usize {
+        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).values().filter(|h| !h.is_closed()).count()
+    }
+}

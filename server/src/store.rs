@@ -1,0 +1,95 @@
+//! Where rooms keep their messages: the [`RoomStore`] interface and its in-memory implementation.
+//!
+//! The room task is the only writer of a room; it assigns sequence numbers and hands the store
+//! complete batches. Readers (sessions catching up) read committed messages directly, without going
+//! through the room task, so a big catch-up never slows a room down.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use app::limits::RoomName;
+use app::protocol::{ChatMessage, Seq};
+use futures::future::{self, BoxFuture};
+
+/// A storage failure. Details go to the log; clients only learn the message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Durable (or, for [`MemoryStore`], process-lifetime) history of every room.
+///
+/// Contract: `append` is called only by a room's own task, with messages numbered contiguously
+/// after the room's last stored sequence number, and returns only once they are committed. A
+/// message returned by any read has been committed.
+pub trait RoomStore: Send + Sync + 'static {
+    /// Commits a batch of messages to a room, all or nothing.
+    fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The room's last committed sequence number and that message's timestamp (0, 0 when empty).
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>>;
+
+    /// Up to `limit` messages with sequence numbers above `after`, in order.
+    fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
+
+    /// The sequence number of the message the client sent as `client_id`, if it was stored.
+    fn find_client_id<'a>(&'a self, room: &'a RoomName, client_id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
+}
+
+/// Keeps every room's history in memory for the life of the process.
+#[derive(Default)]
+pub struct MemoryStore {
+    rooms: Mutex<HashMap<RoomName, MemoryRoom>>,
+}
+
+#[derive(Default)]
+struct MemoryRoom {
+    messages: Vec<ChatMessage>,
+    by_client_id: HashMap<String, Seq>,
+}
+
+impl MemoryStore {
+    fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut MemoryRoom) -> T) -> T {
+        // A panic while holding the lock cannot leave a room half-written (every mutation is a
+        // push), so a poisoned lock is still safe to use.
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        f(rooms.entry(room.clone()).or_default())
+    }
+}
+
+impl RoomStore for MemoryStore {
+    fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>> {
+        let result = self.with_room(room, |r| {
+            let expected = r.messages.last().map_or(0, |m| m.seq) + 1;
+            if batch.first().is_some_and(|m| m.seq != expected) {
+                return Err(StoreError::Unavailable(format!("batch does not start at seq {expected}")));
+            }
+            for m in batch {
+                r.by_client_id.insert(m.client_id.clone(), m.seq);
+                r.messages.push(m.clone());
+            }
+            Ok(())
+        });
+        Box::pin(future::ready(result))
+    }
+
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
+        let head = self.with_room(room, |r| r.messages.last().map_or((0, 0), |m| (m.seq, m.sent_at_ms)));
+        Box::pin(future::ready(Ok(head)))
+    }
+
+    fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        // Sequence numbers start at 1 and have no holes, so seq n is at index n - 1.
+        let page = self.with_room(room, |r| {
+            let start = usize::try_from(after).unwrap_or(usize::MAX).min(r.messages.len());
+            r.messages[start..].iter().take(limit).cloned().collect()
+        });
+        Box::pin(future::ready(Ok(page)))
+    }
+
+    fn find_client_id<'a>(&'a self, room: &'a RoomName, client_id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+        let seq = self.with_room(room, |r| r.by_client_id.get(client_id).copied());
+        Box::pin(future::ready(Ok(seq)))
+    }
+}
