@@ -45,6 +45,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    // Effects run only in the browser, after hydration: mark the page as interactive (tests and
+    // CSS can wait for it).
+    Effect::new(|_| {
+        #[cfg(feature = "hydrate")]
+        browser::mark_hydrated();
+    });
     view! {
         <Stylesheet id="leptos" href="/pkg/palaver.css"/>
         <Title formatter=|text: String| if text.is_empty() { "Palaver".to_owned() } else { format!("{text} · Palaver") }/>

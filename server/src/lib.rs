@@ -43,13 +43,16 @@ pub struct AppState {
 /// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
 /// (so the binary and the tests also run without cargo-leptos).
 pub fn leptos_options() -> LeptosOptions {
+    let defaults = || LeptosOptions::builder().output_name("palaver").site_root("target/site").site_pkg_dir("pkg").build();
     match leptos::config::get_configuration(None) {
+        // Without cargo-leptos (plain `cargo test`) the output name is empty: use ours.
+        Ok(conf) if conf.leptos_options.output_name.is_empty() => {
+            let mut options = conf.leptos_options;
+            options.output_name = "palaver".into();
+            options
+        }
         Ok(conf) => conf.leptos_options,
-        Err(_) => LeptosOptions::builder()
-            .output_name("palaver")
-            .site_root("target/site")
-            .site_pkg_dir("pkg")
-            .build(),
+        Err(_) => defaults(),
     }
 }
 

@@ -338,3 +338,127 @@ impl Room {
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::registry::Rooms;
+    use crate::store::{MemoryStore, StoreError};
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    fn start(store: Arc<dyn RoomStore>) -> RoomHandle {
+        spawn_room(room("test"), store, RoomSettings::default(), CancellationToken::new(), |_| {})
+    }
+
+    #[tokio::test]
+    async fn concurrent_sends_get_contiguous_numbers_and_live_order_matches() {
+        let store = Arc::new(MemoryStore::default());
+        let handle = start(store.clone());
+        let mut live = handle.join().await.unwrap().live;
+        let mut acks = Vec::new();
+        for i in 0..300 {
+            acks.push(handle.send("a".into(), format!("c{i}"), format!("t{i}")).await.unwrap());
+        }
+        let mut seqs = Vec::new();
+        for ack in acks {
+            seqs.push(ack.await.unwrap().unwrap());
+        }
+        assert!(seqs.iter().copied().eq(1..=300), "acks in send order with contiguous numbers");
+        for expected in 1..=300 {
+            assert_eq!(live.recv().await.unwrap().seq, expected);
+        }
+        let stored = store.after(&room("test"), 0, 1000).await.unwrap();
+        assert!(stored.iter().map(|m| m.seq).eq(1..=300));
+        assert!(stored.windows(2).all(|w| w[0].sent_at_ms <= w[1].sent_at_ms), "timestamps never go back");
+    }
+
+    #[tokio::test]
+    async fn duplicate_client_ids_store_once_even_in_one_batch() {
+        let store = Arc::new(MemoryStore::default());
+        let handle = start(store.clone());
+        let a = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
+        let b = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
+        assert_eq!(a.await.unwrap().unwrap(), 1);
+        assert_eq!(b.await.unwrap().unwrap(), 1);
+        let c = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
+        assert_eq!(c.await.unwrap().unwrap(), 1);
+        assert_eq!(store.head(&room("test")).await.unwrap().0, 1);
+    }
+
+    /// A store whose writes can be switched off, to see what the room does when storage fails.
+    #[derive(Default)]
+    struct FlakyStore {
+        inner: MemoryStore,
+        down: AtomicBool,
+    }
+
+    impl RoomStore for FlakyStore {
+        fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Box::pin(async { Err(StoreError::Unavailable("switched off".into())) });
+            }
+            self.inner.append(room, batch)
+        }
+        fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
+            self.inner.head(room)
+        }
+        fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+            self.inner.after(room, after, limit)
+        }
+        fn find_client_id<'a>(&'a self, room: &'a RoomName, id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+            self.inner.find_client_id(room, id)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_is_refused_not_broadcast_and_leaves_no_hole() {
+        let store = Arc::new(FlakyStore::default());
+        let handle = start(store.clone());
+        let mut live = handle.join().await.unwrap().live;
+        store.down.store(true, Ordering::SeqCst);
+        let refused = handle.send("a".into(), "c1".into(), "lost?".into()).await.unwrap();
+        assert!(matches!(refused.await.unwrap(), Err(RoomError::Unavailable)));
+        assert!(live.try_recv().is_err(), "nothing is broadcast that was not stored");
+
+        store.down.store(false, Ordering::SeqCst);
+        // The same client id can be retried and gets number 1: no hole, no duplicate.
+        let retried = handle.send("a".into(), "c1".into(), "lost?".into()).await.unwrap();
+        assert_eq!(retried.await.unwrap().unwrap(), 1);
+        assert_eq!(live.recv().await.unwrap().seq, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
+        let store: Arc<dyn RoomStore> = Arc::new(MemoryStore::default());
+        let rooms = Rooms::new(store, RoomSettings { idle_timeout: Duration::from_secs(10) }, CancellationToken::new());
+        let handle = rooms.get(&room("quiet"));
+        let joined = handle.join().await.unwrap();
+        let ack = handle.send("a".into(), "c1".into(), "hi".into()).await.unwrap();
+        assert_eq!(ack.await.unwrap().unwrap(), 1);
+        assert_eq!(rooms.active_count(), 1);
+
+        // Someone connected keeps it in memory.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(rooms.active_count(), 1);
+
+        drop(joined);
+        drop(handle);
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        assert_eq!(rooms.active_count(), 0, "idle room unloaded");
+
+        let handle = rooms.get(&room("quiet"));
+        let joined = handle.join().await.unwrap();
+        assert_eq!(joined.head, 1, "history survives unloading");
+        let ack = handle.send("a".into(), "c2".into(), "again".into()).await.unwrap();
+        assert_eq!(ack.await.unwrap().unwrap(), 2);
+        let dup = handle.send("a".into(), "c1".into(), "hi".into()).await.unwrap();
+        assert_eq!(dup.await.unwrap().unwrap(), 1, "idempotency survives unloading");
+    }
+}

@@ -1,0 +1,43 @@
+import { defineConfig } from "@playwright/test";
+
+/** The e2e server's port: not 3000, so a running `cargo leptos watch` does not get in the way. */
+const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
+
+export default defineConfig({
+  testDir: "./tests",
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: true,
+  forbidOnly: !!process.env.CI,
+  retries: 0,
+  workers: process.env.CI ? 1 : 2,
+  reporter: [["list"]],
+  use: {
+    baseURL: `http://127.0.0.1:${PORT}`,
+    trace: "retain-on-failure",
+    launchOptions: {
+      // Debian's Chromium: Playwright cannot download its own browser on this kind of machine.
+      executablePath: process.env.CHROMIUM_PATH ?? "/usr/bin/chromium",
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    },
+  },
+  // The server cargo-leptos built (scripts/test.sh runs `cargo leptos build` first), run from the
+  // repository root so it finds target/site.
+  webServer: {
+    command: "target/debug/server",
+    cwd: "..",
+    url: `http://127.0.0.1:${PORT}/`,
+    env: { PALAVER_BIND: `127.0.0.1:${PORT}`, RUST_LOG: "warn" },
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: "pipe",
+    stderr: "pipe",
+  },
+});

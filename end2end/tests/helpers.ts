@@ -1,0 +1,42 @@
+import { Browser, BrowserContext, Page, expect } from "@playwright/test";
+
+/** A room name nobody else uses, so tests never see each other's messages. */
+export function uniqueRoom(prefix: string): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.floor(Math.random() * 1e6).toString(36)}`.slice(0, 32);
+}
+
+/** Waits until the Wasm app has taken over the server-rendered page. */
+export async function hydrated(page: Page): Promise<void> {
+  await expect(page.locator("html")).toHaveAttribute("data-hydrated", "true");
+}
+
+export interface Person {
+  context: BrowserContext;
+  page: Page;
+}
+
+/** A new browser context (a separate person) that joins `room` as `name` through the home page. */
+export async function joinThroughHome(browser: Browser, name: string, room: string): Promise<Person> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Your name").fill(name);
+  await page.getByLabel("Room", { exact: true }).fill(room);
+  await page.getByRole("button", { name: "Join room" }).click();
+  await expect(page).toHaveURL(new RegExp(`/r/${room}$`));
+  await expect(page.getByRole("status")).toHaveText(/Connected/);
+  return { context, page };
+}
+
+/** Types a message into the composer and presses Enter. */
+export async function say(page: Page, text: string): Promise<void> {
+  const box = page.getByLabel("Message", { exact: true });
+  await box.fill(text);
+  await box.press("Enter");
+}
+
+/** The chat message list items that contain `text`. */
+export function messageWith(page: Page, text: string) {
+  return page.locator("li.msg:not(.pending)", { hasText: text });
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs what Palaver needs to build (and, with --e2e, to run the browser tests), skipping
+# everything that is already installed at the right version. Safe to run any number of times.
+#
+#   scripts/setup.sh          Rust target, cargo-leptos, wasm-bindgen-cli, wasm-opt
+#   scripts/setup.sh --e2e    also Node.js, Chromium and the Playwright test runner
+#
+# Source scripts/env.sh afterwards (dev.sh and test.sh do) to put the installed tools on PATH.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+CARGO_LEPTOS_VERSION=0.3.10
+BINARYEN_VERSION=132.0.0
+e2e=false
+[[ "${1:-}" == "--e2e" ]] && e2e=true
+
+step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+apt_updated=false
+apt_install() {
+  if ! $apt_updated; then as_root apt-get update -qq; apt_updated=true; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+command -v cargo >/dev/null || { echo "Rust is required: install it from rustup.rs first." >&2; exit 1; }
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  step "Adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
+
+if [[ "$(cargo-leptos --version 2>/dev/null || true)" != *" $CARGO_LEPTOS_VERSION" ]]; then
+  step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
+  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+fi
+
+# wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
+wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+[[ -n "$wbg_version" ]] || { echo "cannot find wasm-bindgen in Cargo.lock" >&2; exit 1; }
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wbg_version" ]]; then
+  step "Installing wasm-bindgen-cli $wbg_version"
+  # Not --locked: the CLI's own lockfile pins a crate the registry no longer has.
+  cargo install wasm-bindgen-cli --version "=$wbg_version" --force
+fi
+
+need_node() {
+  if ! command -v npm >/dev/null; then
+    step "Installing Node.js"
+    apt_install nodejs npm
+  fi
+}
+
+# wasm-opt for release builds. Debian's binaryen (v108) miscompiles current Rust output, so it
+# comes from npm at a known-good version, into .tools/.
+if [[ "$(wasm-opt --version 2>/dev/null || true)" != *"version ${BINARYEN_VERSION%%.*}"* ]]; then
+  need_node
+  step "Installing wasm-opt (binaryen $BINARYEN_VERSION) into .tools/"
+  mkdir -p .tools
+  npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+fi
+
+if $e2e; then
+  if [[ ! -x /usr/bin/chromium ]]; then
+    step "Installing Chromium (Debian package)"
+    apt_install chromium
+  fi
+  need_node
+  if [[ ! -f end2end/node_modules/.package-lock.json || end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]]; then
+    step "Installing the Playwright test runner"
+    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

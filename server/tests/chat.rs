@@ -1,0 +1,170 @@
+//! The server on port 0 with real WebSocket clients: rooms, ordering, isolation, idempotency,
+//! resume and bad input.
+
+mod common;
+
+use std::time::Duration;
+
+use app::protocol::{close_code, ClientMsg, ErrorCode, ServerMsg};
+use common::{Frame, TestServer};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test]
+async fn two_clients_in_a_room_see_the_same_messages_in_order_and_another_room_sees_none() {
+    let server = TestServer::start().await;
+    let mut alice = server.join("room-a", "Alice", None).await;
+    let mut bob = server.join("room-a", "Bob", None).await;
+    let mut carol = server.join("room-b", "Carol", None).await;
+
+    for i in 1..=3 {
+        alice.send(&ClientMsg::Send { client_id: format!("a-{i}"), text: format!("hello {i}") }).await;
+    }
+    let seen_by_alice = alice.messages(3).await;
+    let seen_by_bob = bob.messages(3).await;
+    assert_eq!(seen_by_alice, seen_by_bob, "both see the same messages");
+    let texts: Vec<_> = seen_by_bob.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["hello 1", "hello 2", "hello 3"]);
+    let seqs: Vec<_> = seen_by_bob.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(seen_by_bob.iter().all(|m| m.sender == "Alice"));
+
+    // Carol's own message is the first thing she receives: nothing from room A reached her.
+    let (seq, before) = carol.send_and_ack("c-1", "only in b").await;
+    assert_eq!(seq, 1, "room B has its own sequence");
+    let mut frames = before;
+    if !frames.iter().any(|f| matches!(f, ServerMsg::Message(_))) {
+        frames.push(carol.recv().await);
+    }
+    match &frames[0] {
+        ServerMsg::Message(m) => assert_eq!((m.text.as_str(), m.sender.as_str()), ("only in b", "Carol")),
+        other => panic!("room B got something else first: {other:?}"),
+    }
+    assert!(matches!(carol.next_frame(Duration::from_millis(300)).await, None), "nothing else arrives in room B");
+}
+
+#[tokio::test]
+async fn a_resent_client_id_yields_one_message() {
+    let server = TestServer::start().await;
+    let mut alice = server.join("dedupe", "Alice", None).await;
+    let (first, _) = alice.send_and_ack("same-id", "once").await;
+    let (second, _) = alice.send_and_ack("same-id", "once").await;
+    assert_eq!(first, second, "the resend is acknowledged with the original number");
+
+    // A new connection (as after a reconnect) resending the same id is also deduplicated.
+    alice.close().await;
+    let mut again = server.join("dedupe", "Alice", Some(first)).await;
+    let (third, _) = again.send_and_ack("same-id", "once").await;
+    assert_eq!(third, first);
+
+    let mut reader = server.join("dedupe", "Reader", None).await;
+    let (seq, _) = reader.send_and_ack("reader-1", "marker").await;
+    assert_eq!(seq, first + 1, "no second copy was stored");
+}
+
+#[tokio::test]
+async fn joining_gets_recent_history_and_resume_gets_exactly_what_was_missed() {
+    let server = TestServer::start().await;
+    let mut writer = server.join("history", "Writer", None).await;
+    for i in 1..=150 {
+        writer.send(&ClientMsg::Send { client_id: format!("w-{i}"), text: format!("m{i}") }).await;
+    }
+    writer.messages(150).await;
+
+    // A fresh join gets the latest 100.
+    let mut fresh = server.join("history", "Fresh", None).await;
+    let backlog = fresh.messages(100).await;
+    assert_eq!(backlog.first().map(|m| m.seq), Some(51));
+    assert_eq!(backlog.last().map(|m| m.seq), Some(150));
+
+    // A resume after seq 20 gets 21..=150, once each, then live messages continue the sequence.
+    let mut resumed = server.join("history", "Resumed", Some(20)).await;
+    let missed = resumed.messages(130).await;
+    assert!(missed.iter().map(|m| m.seq).eq(21..=150));
+    writer.send(&ClientMsg::Send { client_id: "w-151".into(), text: "live".into() }).await;
+    let live = resumed.messages(1).await;
+    assert_eq!(live[0].seq, 151);
+}
+
+#[tokio::test]
+async fn bad_frames_get_clear_errors_and_the_connection_survives() {
+    let server = TestServer::start().await;
+    let mut c = server.join("errors", "Eve", None).await;
+
+    c.send_text("not json").await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
+    c.send_text(r#"{"type":"shout"}"#).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
+    c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
+    c.send(&ClientMsg::Send { client_id: "x1".into(), text: "   ".into() }).await;
+    match c.recv().await {
+        ServerMsg::Error { code: ErrorCode::InvalidMessage, client_id, message } => {
+            assert_eq!(client_id.as_deref(), Some("x1"));
+            assert!(message.contains("Type a message"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    c.send(&ClientMsg::Send { client_id: "x2".into(), text: "a".repeat(2001) }).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidMessage, .. }));
+    c.send(&ClientMsg::Send { client_id: "bad id!".into(), text: "hi".into() }).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidClientId, .. }));
+    c.send(&ClientMsg::Join { name: "Eve".into(), after_seq: None }).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadSequence, .. }));
+
+    // Still connected and nothing bad was stored: the next good message is number 1.
+    let (seq, _) = c.send_and_ack("ok-1", "fine").await;
+    assert_eq!(seq, 1);
+}
+
+#[tokio::test]
+async fn an_invalid_join_is_refused_with_a_close_code() {
+    let server = TestServer::start().await;
+
+    let mut c = common::Client::connect(&server.ws_url("ok")).await;
+    c.send(&ClientMsg::Join { name: " ".into(), after_seq: None }).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidName, .. }));
+    assert!(matches!(c.next_frame(Duration::from_secs(2)).await, Some(Frame::Closed(Some(close_code::BAD_JOIN)))));
+
+    let mut c = common::Client::connect(&server.ws_url("ok")).await;
+    c.send(&ClientMsg::Send { client_id: "a".into(), text: "hi".into() }).await;
+    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadSequence, .. }));
+
+    // An invalid room name in the URL is refused before the upgrade.
+    let err = tokio_tungstenite::connect_async(server.ws_url("no%20such%20room%21")).await;
+    assert!(err.is_err(), "upgrade to an invalid room must fail");
+}
+
+#[tokio::test]
+async fn an_oversized_frame_closes_the_connection() {
+    let server = TestServer::start().await;
+    let mut c = server.join("big", "Mallory", None).await;
+    let huge = format!(r#"{{"type":"send","client_id":"x","text":"{}"}}"#, "a".repeat(64 * 1024));
+    c.send_text(&huge).await;
+    match c.next_frame(Duration::from_secs(3)).await {
+        Some(Frame::Closed(code)) => assert_ne!(code, Some(1000), "closed as an error, not normally"),
+        other => panic!("expected the server to close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn room_pages_are_served_with_the_leptos_shell() {
+    let server = TestServer::start().await;
+    let body = reqwest_lite(&server.http_url("/r/general")).await;
+    assert!(body.contains("#general"), "room title is rendered on the server");
+    assert!(body.contains("No messages yet"));
+    let home = reqwest_lite(&server.http_url("/")).await;
+    assert!(home.contains("Create a private room"));
+}
+
+/// A minimal HTTP GET over a raw TCP stream, so tests need no HTTP client crate.
+async fn reqwest_lite(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf).await.expect("read");
+    String::from_utf8_lossy(&buf).into_owned()
+}

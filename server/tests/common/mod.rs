@@ -1,0 +1,138 @@
+//! Test helpers: a real server on port 0 and a real WebSocket client.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use app::protocol::{ClientMsg, ServerMsg};
+use clap::Parser;
+use futures::{SinkExt, StreamExt};
+use palaver_server::config::Config;
+use palaver_server::Server;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for a frame that must arrive.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A server on a free port; shut down when dropped.
+pub struct TestServer {
+    pub server: Server,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts with extra command-line settings, e.g. `["--room-idle-secs", "1"]`.
+    pub async fn start_with(args: &[&str]) -> Self {
+        let config = Config::parse_from(std::iter::once("palaver").chain(args.iter().copied()));
+        let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("server starts");
+        Self { server }
+    }
+
+    pub fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws", self.server.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.addr)
+    }
+
+    /// Connects and joins `room` as `name`, returning the client after the welcome.
+    pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
+        let mut client = Client::connect(&self.ws_url(room)).await;
+        client.send(&ClientMsg::Join { name: name.into(), after_seq }).await;
+        match client.recv().await {
+            ServerMsg::Welcome { .. } => client,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+}
+
+pub struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Self {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+        Self { ws }
+    }
+
+    pub async fn send(&mut self, msg: &ClientMsg) {
+        self.send_text(&msg.encode()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send");
+    }
+
+    pub async fn send_raw(&mut self, msg: Message) {
+        self.ws.send(msg).await.expect("send");
+    }
+
+    /// The next protocol frame (pings are skipped). Panics on timeout or close.
+    pub async fn recv(&mut self) -> ServerMsg {
+        match self.next_frame(FRAME_TIMEOUT).await {
+            Some(Frame::Msg(m)) => m,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// The next frame or close within `wait`, or `None` if nothing came.
+    pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Some(Frame::Msg(serde_json::from_str(t.as_str()).expect("server frames are valid JSON")))
+                }
+                Some(Ok(Message::Close(c))) => return Some(Frame::Closed(c.map(|c| u16::from(c.code)))),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                Some(Ok(Message::Binary(_))) => panic!("server sent binary"),
+                Some(Err(_)) | None => return Some(Frame::Closed(None)),
+            }
+        }
+    }
+
+    /// Sends `text` with `client_id` and waits for its acknowledgement, returning its seq. Other
+    /// frames that arrive first are returned too, in order.
+    pub async fn send_and_ack(&mut self, client_id: &str, text: &str) -> (u64, Vec<ServerMsg>) {
+        self.send(&ClientMsg::Send { client_id: client_id.into(), text: text.into() }).await;
+        let mut others = Vec::new();
+        loop {
+            match self.recv().await {
+                ServerMsg::Ack { client_id: id, seq } if id == client_id => return (seq, others),
+                other => others.push(other),
+            }
+        }
+    }
+
+    /// Receives chat messages until `count` have arrived, skipping acks.
+    pub async fn messages(&mut self, count: usize) -> Vec<app::protocol::ChatMessage> {
+        let mut out = Vec::with_capacity(count);
+        while out.len() < count {
+            match self.recv().await {
+                ServerMsg::Message(m) => out.push(m),
+                ServerMsg::Ack { .. } => {}
+                other => panic!("expected a message, got {other:?}"),
+            }
+        }
+        out
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}
+
+#[derive(Debug)]
+pub enum Frame {
+    Msg(ServerMsg),
+    Closed(Option<u16>),
+}
