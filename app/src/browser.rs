@@ -49,13 +49,19 @@ pub fn jitter() -> f64 {
 
 /// Whether the browser believes it has a network connection.
 pub fn is_online() -> bool {
-    web_sys::window().map(|w| w.navigator().on_line()).unwrap_or(true)
+    web_sys::window()
+        .map(|w| w.navigator().on_line())
+        .unwrap_or(true)
 }
 
 /// `ws://` or `wss://` URL of a path on the page's own host.
 pub fn websocket_url(path: &str) -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}{path}", location.host().ok()?))
 }
 
@@ -67,7 +73,10 @@ pub fn local_clock(ms: i64) -> String {
 
 /// Sets `data-hydrated="true"` on `<html>` once the app is interactive.
 pub fn mark_hydrated() {
-    if let Some(root) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.document_element()) {
+    if let Some(root) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.document_element())
+    {
         let _ = root.set_attribute("data-hydrated", "true");
     }
 }

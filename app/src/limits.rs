@@ -79,7 +79,8 @@ impl RoomName {
         if name.is_empty() {
             return Err(InputError::RoomNameEmpty);
         }
-        let is_private = name.len() == PRIVATE_ROOM_ID_LEN && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let is_private =
+            name.len() == PRIVATE_ROOM_ID_LEN && name.bytes().all(|b| b.is_ascii_hexdigit());
         if !is_private && name.len() > MAX_ROOM_NAME_CHARS {
             return Err(InputError::RoomNameTooLong);
         }
@@ -128,7 +129,10 @@ pub fn validate_message_text(input: &str) -> Result<String, InputError> {
     if text.len() > MAX_MESSAGE_BYTES || text.chars().count() > MAX_MESSAGE_CHARS {
         return Err(InputError::MessageTooLong);
     }
-    if text.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(InputError::MessageCharacters);
     }
     Ok(text.to_owned())
@@ -138,7 +142,9 @@ pub fn validate_message_text(input: &str) -> Result<String, InputError> {
 pub fn validate_client_id(id: &str) -> Result<(), InputError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_BYTES
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -152,17 +158,29 @@ mod tests {
 
     #[test]
     fn room_names_normalise() {
-        assert_eq!(RoomName::parse("  Rust  Lovers ").unwrap().as_str(), "rust-lovers");
+        assert_eq!(
+            RoomName::parse("  Rust  Lovers ").unwrap().as_str(),
+            "rust-lovers"
+        );
         assert_eq!(RoomName::parse("general").unwrap().as_str(), "general");
         assert_eq!(RoomName::parse("A_b-9").unwrap().as_str(), "a_b-9");
         assert_eq!(RoomName::parse(""), Err(InputError::RoomNameEmpty));
         assert_eq!(RoomName::parse("   "), Err(InputError::RoomNameEmpty));
         assert_eq!(RoomName::parse("café"), Err(InputError::RoomNameCharacters));
         assert_eq!(RoomName::parse("a/b"), Err(InputError::RoomNameCharacters));
-        assert_eq!(RoomName::parse("<script>"), Err(InputError::RoomNameCharacters));
+        assert_eq!(
+            RoomName::parse("<script>"),
+            Err(InputError::RoomNameCharacters)
+        );
         assert!(RoomName::parse(&"x".repeat(32)).is_ok());
-        assert_eq!(RoomName::parse(&"x".repeat(33)), Err(InputError::RoomNameTooLong));
-        assert_eq!(RoomName::parse(&"x".repeat(10_000)), Err(InputError::RoomNameTooLong));
+        assert_eq!(
+            RoomName::parse(&"x".repeat(33)),
+            Err(InputError::RoomNameTooLong)
+        );
+        assert_eq!(
+            RoomName::parse(&"x".repeat(10_000)),
+            Err(InputError::RoomNameTooLong)
+        );
     }
 
     #[test]
@@ -172,18 +190,33 @@ mod tests {
         assert!(room.is_private());
         assert_eq!(room.as_str(), id);
         // 64 characters that are not all hex are just a too-long public name.
-        assert_eq!(RoomName::parse(&"g".repeat(64)), Err(InputError::RoomNameTooLong));
+        assert_eq!(
+            RoomName::parse(&"g".repeat(64)),
+            Err(InputError::RoomNameTooLong)
+        );
         assert!(!RoomName::parse("abc").unwrap().is_private());
     }
 
     #[test]
     fn display_names() {
-        assert_eq!(validate_display_name("  Ada   Lovelace ").unwrap(), "Ada Lovelace");
+        assert_eq!(
+            validate_display_name("  Ada   Lovelace ").unwrap(),
+            "Ada Lovelace"
+        );
         assert_eq!(validate_display_name("Zoë 🦀").unwrap(), "Zoë 🦀");
-        assert_eq!(validate_display_name(" "), Err(InputError::DisplayNameEmpty));
+        assert_eq!(
+            validate_display_name(" "),
+            Err(InputError::DisplayNameEmpty)
+        );
         assert!(validate_display_name(&"é".repeat(32)).is_ok());
-        assert_eq!(validate_display_name(&"é".repeat(33)), Err(InputError::DisplayNameTooLong));
-        assert_eq!(validate_display_name("a\u{0}b"), Err(InputError::DisplayNameCharacters));
+        assert_eq!(
+            validate_display_name(&"é".repeat(33)),
+            Err(InputError::DisplayNameTooLong)
+        );
+        assert_eq!(
+            validate_display_name("a\u{0}b"),
+            Err(InputError::DisplayNameCharacters)
+        );
     }
 
     #[test]
@@ -191,10 +224,19 @@ mod tests {
         assert_eq!(validate_message_text("  hi\nthere  ").unwrap(), "hi\nthere");
         assert_eq!(validate_message_text(" \n "), Err(InputError::MessageEmpty));
         assert!(validate_message_text(&"a".repeat(2000)).is_ok());
-        assert_eq!(validate_message_text(&"a".repeat(2001)), Err(InputError::MessageTooLong));
+        assert_eq!(
+            validate_message_text(&"a".repeat(2001)),
+            Err(InputError::MessageTooLong)
+        );
         // 1001 four-byte characters: under the character cap, over the byte cap.
-        assert_eq!(validate_message_text(&"🦀".repeat(1001)), Err(InputError::MessageTooLong));
-        assert_eq!(validate_message_text("bell\u{7}"), Err(InputError::MessageCharacters));
+        assert_eq!(
+            validate_message_text(&"🦀".repeat(1001)),
+            Err(InputError::MessageTooLong)
+        );
+        assert_eq!(
+            validate_message_text("bell\u{7}"),
+            Err(InputError::MessageCharacters)
+        );
         assert!(validate_message_text("<b>not html</b>").is_ok());
     }
 

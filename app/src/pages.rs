@@ -5,7 +5,9 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ConnState, Delivery, OutboxEntry, RoomConnection, RoomState};
-use crate::limits::{validate_display_name, validate_message_text, RoomName, MAX_DISPLAY_NAME_CHARS};
+use crate::limits::{
+    validate_display_name, validate_message_text, RoomName, MAX_DISPLAY_NAME_CHARS,
+};
 use crate::protocol::ChatMessage;
 
 /// The display name this browser remembered, read after hydration (the server cannot know it).
@@ -121,7 +123,11 @@ pub fn RoomPage() -> impl IntoView {
 fn Room(room: RoomName) -> impl IntoView {
     let saved = use_saved_name();
     let state = RoomState::new(Vec::new());
-    let title = if room.is_private() { "Private room".to_owned() } else { format!("#{room}") };
+    let title = if room.is_private() {
+        "Private room".to_owned()
+    } else {
+        format!("#{room}")
+    };
 
     // Connect once the name is known; reconnect under a new name if it changes.
     let connection = StoredValue::new(None::<RoomConnection>);
@@ -172,38 +178,11 @@ fn Room(room: RoomName) -> impl IntoView {
         count
     });
 
-    let status = move || match state.conn.get() {
-        ConnState::Connecting => ("connecting", "Connecting…".to_owned()),
-        ConnState::Connected => ("connected", "Connected".to_owned()),
-        ConnState::Reconnecting { attempt } => ("reconnecting", format!("Reconnecting… (attempt {attempt})")),
-        ConnState::Offline => ("offline", "Offline: messages wait until you are back".to_owned()),
-    };
-
     view! {
         <Title text=title.clone()/>
         <div class="room">
-            <header class="room-header">
-                <a class="brand small" href="/" aria-label="Palaver home">"Palaver"</a>
-                <h1 class="room-title">{title}</h1>
-                <p class="status" data-state=move || status().0 role="status" aria-live="polite">
-                    <span class="dot" aria-hidden="true"></span>
-                    <span class="status-text">{move || status().1}</span>
-                </p>
-            </header>
-            <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
-                role="log" aria-label="Messages" aria-live="polite" aria-relevant="additions">
-                <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)>
-                    <p class="empty">"No messages yet. Say hello!"</p>
-                </Show>
-                <ol class="message-list">
-                    <For each=move || state.messages.get() key=|m| m.seq let:msg>
-                        <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
-                    </For>
-                    <For each=move || state.outbox.get() key=|e| (e.client_id.clone(), e.delivery) let:entry>
-                        <PendingItem entry name=Signal::derive(move || saved.get().flatten().unwrap_or_default())/>
-                    </For>
-                </ol>
-            </div>
+            <RoomHeader title state/>
+            <MessageList state saved list_ref on_scroll/>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
@@ -215,6 +194,58 @@ fn Room(room: RoomName) -> impl IntoView {
             }}
         </div>
     }
+}
+
+#[component]
+fn RoomHeader(title: String, state: RoomState) -> impl IntoView {
+    let status = move || match state.conn.get() {
+        ConnState::Connecting => ("connecting", "Connecting…".to_owned()),
+        ConnState::Connected => ("connected", "Connected".to_owned()),
+        ConnState::Reconnecting { attempt } => {
+            ("reconnecting", format!("Reconnecting… (attempt {attempt})"))
+        }
+        ConnState::Offline => (
+            "offline",
+            "Offline: messages wait until you are back".to_owned(),
+        ),
+    };
+    view! {
+        <header class="room-header">
+            <a class="brand small" href="/" aria-label="Palaver home">"Palaver"</a>
+            <h1 class="room-title">{title}</h1>
+            <p class="status" data-state=move || status().0 role="status" aria-live="polite">
+                <span class="dot" aria-hidden="true"></span>
+                <span class="status-text">{move || status().1}</span>
+            </p>
+        </header>
+    }
+    .into_any()
+}
+
+#[component]
+fn MessageList(
+    state: RoomState,
+    saved: RwSignal<Option<Option<String>>>,
+    list_ref: NodeRef<html::Div>,
+    on_scroll: impl FnMut(ev::Event) + 'static,
+) -> impl IntoView {
+    view! {
+        <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
+            role="log" aria-label="Messages" aria-live="polite" aria-relevant="additions">
+            <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)>
+                <p class="empty">"No messages yet. Say hello!"</p>
+            </Show>
+            <ol class="message-list">
+                <For each=move || state.messages.get() key=|m| m.seq let:msg>
+                    <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
+                </For>
+                <For each=move || state.outbox.get() key=|e| (e.client_id.clone(), e.delivery) let:entry>
+                    <PendingItem entry name=Signal::derive(move || saved.get().flatten().unwrap_or_default())/>
+                </For>
+            </ol>
+        </div>
+    }
+    .into_any()
 }
 
 #[component]
@@ -233,6 +264,7 @@ fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView 
             <p class="text">{msg.text}</p>
         </li>
     }
+    .into_any()
 }
 
 #[component]
@@ -251,6 +283,7 @@ fn PendingItem(entry: OutboxEntry, name: Signal<String>) -> impl IntoView {
             <p class="text">{entry.text}</p>
         </li>
     }
+    .into_any()
 }
 
 /// Asks for a display name when someone opens a room link without one.
@@ -280,10 +313,15 @@ fn NamePrompt(saved: RwSignal<Option<Option<String>>>) -> impl IntoView {
             <p class="error" role="alert">{move || error.get()}</p>
         </form>
     }
+    .into_any()
 }
 
 #[component]
-fn Composer(state: RoomState, connection: StoredValue<Option<RoomConnection>>, at_bottom: RwSignal<bool>) -> impl IntoView {
+fn Composer(
+    state: RoomState,
+    connection: StoredValue<Option<RoomConnection>>,
+    at_bottom: RwSignal<bool>,
+) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let submit = move || {
@@ -321,16 +359,18 @@ fn Composer(state: RoomState, connection: StoredValue<Option<RoomConnection>>, a
         <form class="composer" on:submit=on_submit>
             <label class="visually-hidden" for="composer-input">"Message"</label>
             <div class="row">
-                <textarea id="composer-input" rows="1" placeholder="Message (Enter to send, Shift+Enter for a new line)"
-                    aria-describedby="composer-notice"
+                <textarea id="composer-input" rows="1" placeholder="Write a message…"
+                    aria-describedby="composer-hint composer-notice"
                     prop:value=move || text.get()
                     on:input=move |ev| { text.set(event_target_value(&ev)); error.set(None); }
                     on:keydown=on_keydown></textarea>
                 <button type="submit" class="primary">"Send"</button>
             </div>
             <p id="composer-notice" class="error" role="alert">{notice}</p>
+            <p id="composer-hint" class="hint keys">"Enter sends · Shift+Enter adds a line"</p>
         </form>
     }
+    .into_any()
 }
 
 #[component]
@@ -369,7 +409,12 @@ fn iso_time(ms: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, (rem % 3600) / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a (year, month, day) date; Howard Hinnant's algorithm.

@@ -135,8 +135,9 @@ impl ClientMsg {
 
 /// Serialises a frame. Our frames are plain structs with string keys, which cannot fail to encode.
 fn encode_json<T: Serialize>(frame: &T) -> String {
-    serde_json::to_string(frame)
-        .unwrap_or_else(|_| String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#))
+    serde_json::to_string(frame).unwrap_or_else(|_| {
+        String::from(r#"{"type":"error","code":"internal","message":"encoding failed"}"#)
+    })
 }
 
 impl ServerMsg {
@@ -152,13 +153,22 @@ mod tests {
 
     #[test]
     fn client_frames_round_trip_with_type_tag() {
-        let join = ClientMsg::Join { name: "Ada".into(), after_seq: Some(7) };
+        let join = ClientMsg::Join {
+            name: "Ada".into(),
+            after_seq: Some(7),
+        };
         let json = serde_json::to_string(&join).unwrap();
         assert_eq!(json, r#"{"type":"join","name":"Ada","after_seq":7}"#);
         assert_eq!(ClientMsg::decode(&json).unwrap(), join);
 
         let fresh = ClientMsg::decode(r#"{"type":"join","name":"Ada"}"#).unwrap();
-        assert_eq!(fresh, ClientMsg::Join { name: "Ada".into(), after_seq: None });
+        assert_eq!(
+            fresh,
+            ClientMsg::Join {
+                name: "Ada".into(),
+                after_seq: None
+            }
+        );
     }
 
     #[test]
@@ -186,7 +196,14 @@ mod tests {
 
     #[test]
     fn unknown_error_codes_decode_as_internal() {
-        let v: ServerMsg = serde_json::from_str(r#"{"type":"error","code":"new_thing","message":"m"}"#).unwrap();
-        assert!(matches!(v, ServerMsg::Error { code: ErrorCode::Internal, .. }));
+        let v: ServerMsg =
+            serde_json::from_str(r#"{"type":"error","code":"new_thing","message":"m"}"#).unwrap();
+        assert!(matches!(
+            v,
+            ServerMsg::Error {
+                code: ErrorCode::Internal,
+                ..
+            }
+        ));
     }
 }

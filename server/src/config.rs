@@ -6,7 +6,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "palaver", version, about = "Palaver: real-time multi-room chat server")]
+#[command(
+    name = "palaver",
+    version,
+    about = "Palaver: real-time multi-room chat server"
+)]
 pub struct Config {
     /// Address to listen on. Defaults to the `site-addr` cargo-leptos passes (LEPTOS_SITE_ADDR),
     /// then 127.0.0.1:3000.

@@ -43,7 +43,13 @@ pub struct AppState {
 /// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
 /// (so the binary and the tests also run without cargo-leptos).
 pub fn leptos_options() -> LeptosOptions {
-    let defaults = || LeptosOptions::builder().output_name("palaver").site_root("target/site").site_pkg_dir("pkg").build();
+    let defaults = || {
+        LeptosOptions::builder()
+            .output_name("palaver")
+            .site_root("target/site")
+            .site_pkg_dir("pkg")
+            .build()
+    };
     match leptos::config::get_configuration(None) {
         // Without cargo-leptos (plain `cargo test`) the output name is empty: use ours.
         Ok(conf) if conf.leptos_options.output_name.is_empty() => {
@@ -79,18 +85,35 @@ impl Server {
     pub async fn start(config: &Config, addr: SocketAddr) -> std::io::Result<Self> {
         let store: Arc<dyn RoomStore> = Arc::new(MemoryStore::default());
         let shutdown = CancellationToken::new();
-        let rooms = Rooms::new(store, RoomSettings { idle_timeout: config.room_idle_timeout() }, shutdown.clone());
-        let state = AppState { leptos_options: leptos_options(), rooms, shutdown: shutdown.clone() };
+        let rooms = Rooms::new(
+            store,
+            RoomSettings {
+                idle_timeout: config.room_idle_timeout(),
+            },
+            shutdown.clone(),
+        );
+        let state = AppState {
+            leptos_options: leptos_options(),
+            rooms,
+            shutdown: shutdown.clone(),
+        };
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let app = router(state);
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
         });
-        Ok(Self { addr, shutdown, task: Some(task) })
+        Ok(Self {
+            addr,
+            shutdown,
+            task: Some(task),
+        })
     }
 
     /// Stops accepting, tells every session to reconnect, and waits for the listener to close.

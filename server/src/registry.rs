@@ -24,8 +24,19 @@ struct Inner {
 }
 
 impl Rooms {
-    pub fn new(store: Arc<dyn RoomStore>, settings: RoomSettings, shutdown: CancellationToken) -> Self {
-        Self { inner: Arc::new(Inner { running: Mutex::new(HashMap::new()), store, settings, shutdown }) }
+    pub fn new(
+        store: Arc<dyn RoomStore>,
+        settings: RoomSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                running: Mutex::new(HashMap::new()),
+                store,
+                settings,
+                shutdown,
+            }),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn RoomStore> {
@@ -34,7 +45,11 @@ impl Rooms {
 
     /// The room's running task, started if needed.
     pub fn get(&self, name: &RoomName) -> RoomHandle {
-        let mut running = self.inner.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut running = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(handle) = running.get(name).filter(|h| !h.is_closed()) {
             return handle.clone();
         }
@@ -61,6 +76,12 @@ impl Rooms {
 
     /// Rooms with a task in memory right now.
     pub fn active_count(&self) -> usize {
-        self.inner.running.lock().unwrap_or_else(PoisonError::into_inner).values().filter(|h| !h.is_closed()).count()
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .filter(|h| !h.is_closed())
+            .count()
     }
 }

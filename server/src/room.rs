@@ -68,8 +68,15 @@ pub struct Joined {
 }
 
 enum Command {
-    Join { reply: oneshot::Sender<Joined> },
-    Send { sender: String, client_id: String, text: String, reply: oneshot::Sender<Result<Seq, RoomError>> },
+    Join {
+        reply: oneshot::Sender<Joined>,
+    },
+    Send {
+        sender: String,
+        client_id: String,
+        text: String,
+        reply: oneshot::Sender<Result<Seq, RoomError>>,
+    },
 }
 
 /// A cheap, cloneable address of a running room task.
@@ -82,7 +89,10 @@ impl RoomHandle {
     /// Subscribes to the room's live messages.
     pub async fn join(&self) -> Result<Joined, RoomError> {
         let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Join { reply }).await.map_err(|_| RoomError::Closed)?;
+        self.commands
+            .send(Command::Join { reply })
+            .await
+            .map_err(|_| RoomError::Closed)?;
         rx.await.map_err(|_| RoomError::Closed)
     }
 
@@ -96,7 +106,12 @@ impl RoomHandle {
     ) -> Result<oneshot::Receiver<Result<Seq, RoomError>>, RoomError> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Send { sender, client_id, text, reply })
+            .send(Command::Send {
+                sender,
+                client_id,
+                text,
+                reply,
+            })
             .await
             .map_err(|_| RoomError::Closed)?;
         Ok(rx)
@@ -120,7 +135,9 @@ pub struct RoomSettings {
 
 impl Default for RoomSettings {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(60) }
+        Self {
+            idle_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -172,7 +189,15 @@ struct PendingSend {
 impl Room {
     fn new(name: RoomName, store: Arc<dyn RoomStore>, settings: RoomSettings) -> Self {
         let (live, _) = broadcast::channel(FANOUT_CAPACITY);
-        Self { name, store, settings, head: None, live, recent: HashMap::new(), recent_order: VecDeque::new() }
+        Self {
+            name,
+            store,
+            settings,
+            head: None,
+            live,
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+        }
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
@@ -243,9 +268,17 @@ impl Room {
                     // committed so far: the joiner reads up to `head` from the store and gets the
                     // rest live, so it sees each message exactly once.
                     let committed = self.head.map_or(0, |(seq, _)| seq);
-                    let _ = reply.send(Joined { head: committed, live: self.live.subscribe() });
+                    let _ = reply.send(Joined {
+                        head: committed,
+                        live: self.live.subscribe(),
+                    });
                 }
-                Command::Send { sender, client_id, text, reply } => {
+                Command::Send {
+                    sender,
+                    client_id,
+                    text,
+                    reply,
+                } => {
                     let Ok((head_seq, head_ts)) = head else {
                         let _ = reply.send(Err(RoomError::Unavailable));
                         continue;
@@ -263,7 +296,11 @@ impl Room {
                     }
                     if let Some(&seq) = batch_ids.get(&client_id) {
                         // Same id twice in one batch: the second gets the first's number.
-                        sends.push(PendingSend { message: None, seq, reply });
+                        sends.push(PendingSend {
+                            message: None,
+                            seq,
+                            reply,
+                        });
                         continue;
                     }
                     let (prev_seq, prev_ts) = sends
@@ -281,7 +318,11 @@ impl Room {
                         client_id: client_id.clone(),
                     };
                     batch_ids.insert(client_id, message.seq);
-                    sends.push(PendingSend { seq: message.seq, message: Some(message), reply });
+                    sends.push(PendingSend {
+                        seq: message.seq,
+                        message: Some(message),
+                        reply,
+                    });
                 }
             }
         }
@@ -294,10 +335,13 @@ impl Room {
         if let Some(&seq) = self.recent.get(client_id) {
             return Ok(Some(seq));
         }
-        self.store.find_client_id(&self.name, client_id).await.map_err(|e| {
-            error!(room = %self.name, error = %e, "cannot look up client id");
-            RoomError::Unavailable
-        })
+        self.store
+            .find_client_id(&self.name, client_id)
+            .await
+            .map_err(|e| {
+                error!(room = %self.name, error = %e, "cannot look up client id");
+                RoomError::Unavailable
+            })
     }
 
     async fn commit(&mut self, sends: Vec<PendingSend>) {
@@ -336,7 +380,9 @@ impl Room {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
@@ -354,7 +400,13 @@ mod tests {
     }
 
     fn start(store: Arc<dyn RoomStore>) -> RoomHandle {
-        spawn_room(room("test"), store, RoomSettings::default(), CancellationToken::new(), |_| {})
+        spawn_room(
+            room("test"),
+            store,
+            RoomSettings::default(),
+            CancellationToken::new(),
+            |_| {},
+        )
     }
 
     #[tokio::test]
@@ -364,30 +416,52 @@ mod tests {
         let mut live = handle.join().await.unwrap().live;
         let mut acks = Vec::new();
         for i in 0..300 {
-            acks.push(handle.send("a".into(), format!("c{i}"), format!("t{i}")).await.unwrap());
+            acks.push(
+                handle
+                    .send("a".into(), format!("c{i}"), format!("t{i}"))
+                    .await
+                    .unwrap(),
+            );
         }
         let mut seqs = Vec::new();
         for ack in acks {
             seqs.push(ack.await.unwrap().unwrap());
         }
-        assert!(seqs.iter().copied().eq(1..=300), "acks in send order with contiguous numbers");
+        assert!(
+            seqs.iter().copied().eq(1..=300),
+            "acks in send order with contiguous numbers"
+        );
         for expected in 1..=300 {
             assert_eq!(live.recv().await.unwrap().seq, expected);
         }
         let stored = store.after(&room("test"), 0, 1000).await.unwrap();
         assert!(stored.iter().map(|m| m.seq).eq(1..=300));
-        assert!(stored.windows(2).all(|w| w[0].sent_at_ms <= w[1].sent_at_ms), "timestamps never go back");
+        assert!(
+            stored
+                .windows(2)
+                .all(|w| w[0].sent_at_ms <= w[1].sent_at_ms),
+            "timestamps never go back"
+        );
     }
 
     #[tokio::test]
     async fn duplicate_client_ids_store_once_even_in_one_batch() {
         let store = Arc::new(MemoryStore::default());
         let handle = start(store.clone());
-        let a = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
-        let b = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
+        let a = handle
+            .send("a".into(), "dup".into(), "x".into())
+            .await
+            .unwrap();
+        let b = handle
+            .send("a".into(), "dup".into(), "x".into())
+            .await
+            .unwrap();
         assert_eq!(a.await.unwrap().unwrap(), 1);
         assert_eq!(b.await.unwrap().unwrap(), 1);
-        let c = handle.send("a".into(), "dup".into(), "x".into()).await.unwrap();
+        let c = handle
+            .send("a".into(), "dup".into(), "x".into())
+            .await
+            .unwrap();
         assert_eq!(c.await.unwrap().unwrap(), 1);
         assert_eq!(store.head(&room("test")).await.unwrap().0, 1);
     }
@@ -400,7 +474,11 @@ mod tests {
     }
 
     impl RoomStore for FlakyStore {
-        fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>> {
+        fn append<'a>(
+            &'a self,
+            room: &'a RoomName,
+            batch: &'a [ChatMessage],
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
             if self.down.load(Ordering::SeqCst) {
                 return Box::pin(async { Err(StoreError::Unavailable("switched off".into())) });
             }
@@ -409,10 +487,19 @@ mod tests {
         fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
             self.inner.head(room)
         }
-        fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        fn after<'a>(
+            &'a self,
+            room: &'a RoomName,
+            after: Seq,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
             self.inner.after(room, after, limit)
         }
-        fn find_client_id<'a>(&'a self, room: &'a RoomName, id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+        fn find_client_id<'a>(
+            &'a self,
+            room: &'a RoomName,
+            id: &'a str,
+        ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
             self.inner.find_client_id(room, id)
         }
     }
@@ -423,13 +510,25 @@ mod tests {
         let handle = start(store.clone());
         let mut live = handle.join().await.unwrap().live;
         store.down.store(true, Ordering::SeqCst);
-        let refused = handle.send("a".into(), "c1".into(), "lost?".into()).await.unwrap();
-        assert!(matches!(refused.await.unwrap(), Err(RoomError::Unavailable)));
-        assert!(live.try_recv().is_err(), "nothing is broadcast that was not stored");
+        let refused = handle
+            .send("a".into(), "c1".into(), "lost?".into())
+            .await
+            .unwrap();
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(RoomError::Unavailable)
+        ));
+        assert!(
+            live.try_recv().is_err(),
+            "nothing is broadcast that was not stored"
+        );
 
         store.down.store(false, Ordering::SeqCst);
         // The same client id can be retried and gets number 1: no hole, no duplicate.
-        let retried = handle.send("a".into(), "c1".into(), "lost?".into()).await.unwrap();
+        let retried = handle
+            .send("a".into(), "c1".into(), "lost?".into())
+            .await
+            .unwrap();
         assert_eq!(retried.await.unwrap().unwrap(), 1);
         assert_eq!(live.recv().await.unwrap().seq, 1);
     }
@@ -437,10 +536,19 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
         let store: Arc<dyn RoomStore> = Arc::new(MemoryStore::default());
-        let rooms = Rooms::new(store, RoomSettings { idle_timeout: Duration::from_secs(10) }, CancellationToken::new());
+        let rooms = Rooms::new(
+            store,
+            RoomSettings {
+                idle_timeout: Duration::from_secs(10),
+            },
+            CancellationToken::new(),
+        );
         let handle = rooms.get(&room("quiet"));
         let joined = handle.join().await.unwrap();
-        let ack = handle.send("a".into(), "c1".into(), "hi".into()).await.unwrap();
+        let ack = handle
+            .send("a".into(), "c1".into(), "hi".into())
+            .await
+            .unwrap();
         assert_eq!(ack.await.unwrap().unwrap(), 1);
         assert_eq!(rooms.active_count(), 1);
 
@@ -456,9 +564,19 @@ mod tests {
         let handle = rooms.get(&room("quiet"));
         let joined = handle.join().await.unwrap();
         assert_eq!(joined.head, 1, "history survives unloading");
-        let ack = handle.send("a".into(), "c2".into(), "again".into()).await.unwrap();
+        let ack = handle
+            .send("a".into(), "c2".into(), "again".into())
+            .await
+            .unwrap();
         assert_eq!(ack.await.unwrap().unwrap(), 2);
-        let dup = handle.send("a".into(), "c1".into(), "hi".into()).await.unwrap();
-        assert_eq!(dup.await.unwrap().unwrap(), 1, "idempotency survives unloading");
+        let dup = handle
+            .send("a".into(), "c1".into(), "hi".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            dup.await.unwrap().unwrap(),
+            1,
+            "idempotency survives unloading"
+        );
     }
 }

@@ -37,7 +37,11 @@ const MAX_IN_FLIGHT: usize = 32;
 const CATCH_UP_PAGE: usize = 500;
 
 /// `GET /api/rooms/{room}/ws`
-pub async fn upgrade(ws: WebSocketUpgrade, Path(room): Path<String>, State(state): State<AppState>) -> Response {
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    Path(room): Path<String>,
+    State(state): State<AppState>,
+) -> Response {
     let room = match RoomName::parse(&room) {
         Ok(room) => room,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
@@ -64,7 +68,10 @@ async fn run(mut socket: WebSocket, room: RoomName, state: AppState) {
         Ok(end) | Err(end) => end,
     };
     if let End::Close(code, reason) = end {
-        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
         let _ = timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
     }
     debug!("session ended");
@@ -84,12 +91,25 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
         Ok(j) => j,
         Err(RoomError::Closed) => {
             handle = state.rooms.get(room);
-            handle.join().await.map_err(|_| End::Close(close_code::SERVICE_RESTART, "room unavailable"))?
+            handle
+                .join()
+                .await
+                .map_err(|_| End::Close(close_code::SERVICE_RESTART, "room unavailable"))?
         }
-        Err(RoomError::Unavailable) => return Err(End::Close(close_code::SERVICE_RESTART, "room unavailable")),
+        Err(RoomError::Unavailable) => {
+            return Err(End::Close(close_code::SERVICE_RESTART, "room unavailable"))
+        }
     };
     let mut live = joined.live;
-    send(socket, &ServerMsg::Welcome { room: room.to_string(), name: name.clone(), last_seq: joined.head }).await?;
+    send(
+        socket,
+        &ServerMsg::Welcome {
+            room: room.to_string(),
+            name: name.clone(),
+            last_seq: joined.head,
+        },
+    )
+    .await?;
 
     // 3. Catch up from the store to the head, then follow live.
     let mut sent_seq: Seq = match after_seq {
@@ -160,7 +180,8 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
     }
 }
 
-type AckFuture = std::pin::Pin<Box<dyn std::future::Future<Output = (String, Result<Seq, RoomError>)> + Send>>;
+type AckFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (String, Result<Seq, RoomError>)> + Send>>;
 
 fn ack_future(client_id: String, rx: oneshot::Receiver<Result<Seq, RoomError>>) -> AckFuture {
     Box::pin(async move { (client_id, rx.await.unwrap_or(Err(RoomError::Closed))) })
@@ -169,13 +190,21 @@ fn ack_future(client_id: String, rx: oneshot::Receiver<Result<Seq, RoomError>>) 
 /// Reads frames until a valid `join`; anything else closes the socket with a reason.
 async fn read_join(socket: &mut WebSocket) -> Result<(String, Option<Seq>), End> {
     loop {
-        let Some(Ok(frame)) = socket.recv().await else { return Err(End::Gone) };
+        let Some(Ok(frame)) = socket.recv().await else {
+            return Err(End::Gone);
+        };
         let text = match frame {
             Message::Text(text) => text,
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Close(_) => return Err(End::Gone),
             Message::Binary(_) => {
-                send_error(socket, ErrorCode::BadFrame, "Frames must be JSON text.".into(), None).await?;
+                send_error(
+                    socket,
+                    ErrorCode::BadFrame,
+                    "Frames must be JSON text.".into(),
+                    None,
+                )
+                .await?;
                 return Err(End::Close(close_code::BAD_JOIN, "expected join"));
             }
         };
@@ -188,7 +217,13 @@ async fn read_join(socket: &mut WebSocket) -> Result<(String, Option<Seq>), End>
                 }
             },
             Ok(_) => {
-                send_error(socket, ErrorCode::BadSequence, "The first frame must be a join.".into(), None).await?;
+                send_error(
+                    socket,
+                    ErrorCode::BadSequence,
+                    "The first frame must be a join.".into(),
+                    None,
+                )
+                .await?;
                 Err(End::Close(close_code::BAD_JOIN, "expected join"))
             }
             Err(e) => {
@@ -200,11 +235,22 @@ async fn read_join(socket: &mut WebSocket) -> Result<(String, Option<Seq>), End>
 }
 
 /// Handles one text frame after the join. Returns the acknowledgement to wait for, if any.
-async fn on_frame(socket: &mut WebSocket, room: &RoomHandle, name: &str, text: &str) -> Result<Option<AckFuture>, End> {
+async fn on_frame(
+    socket: &mut WebSocket,
+    room: &RoomHandle,
+    name: &str,
+    text: &str,
+) -> Result<Option<AckFuture>, End> {
     let (client_id, text) = match ClientMsg::decode(text) {
         Ok(ClientMsg::Send { client_id, text }) => (client_id, text),
         Ok(ClientMsg::Join { .. }) => {
-            send_error(socket, ErrorCode::BadSequence, "Already joined.".into(), None).await?;
+            send_error(
+                socket,
+                ErrorCode::BadSequence,
+                "Already joined.".into(),
+                None,
+            )
+            .await?;
             return Ok(None);
         }
         Err(e) => {
@@ -219,7 +265,13 @@ async fn on_frame(socket: &mut WebSocket, room: &RoomHandle, name: &str, text: &
     let text = match validate_message_text(&text) {
         Ok(t) => t,
         Err(e) => {
-            send_error(socket, ErrorCode::InvalidMessage, e.to_string(), Some(client_id)).await?;
+            send_error(
+                socket,
+                ErrorCode::InvalidMessage,
+                e.to_string(),
+                Some(client_id),
+            )
+            .await?;
             return Ok(None);
         }
     };
@@ -242,10 +294,13 @@ async fn catch_up(
         if until.is_some_and(|u| *sent_seq >= u) {
             return Ok(());
         }
-        let page = store.after(room, *sent_seq, CATCH_UP_PAGE).await.map_err(|e| {
-            warn!(error = %e, "catch-up read failed");
-            End::Close(close_code::SERVICE_RESTART, "storage unavailable")
-        })?;
+        let page = store
+            .after(room, *sent_seq, CATCH_UP_PAGE)
+            .await
+            .map_err(|e| {
+                warn!(error = %e, "catch-up read failed");
+                End::Close(close_code::SERVICE_RESTART, "storage unavailable")
+            })?;
         if page.is_empty() {
             return Ok(());
         }
@@ -261,8 +316,21 @@ async fn catch_up(
     }
 }
 
-async fn send_error(socket: &mut WebSocket, code: ErrorCode, message: String, client_id: Option<String>) -> Result<(), End> {
-    send(socket, &ServerMsg::Error { code, message, client_id }).await
+async fn send_error(
+    socket: &mut WebSocket,
+    code: ErrorCode,
+    message: String,
+    client_id: Option<String>,
+) -> Result<(), End> {
+    send(
+        socket,
+        &ServerMsg::Error {
+            code,
+            message,
+            client_id,
+        },
+    )
+    .await
 }
 
 async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), End> {

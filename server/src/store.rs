@@ -25,16 +25,29 @@ pub enum StoreError {
 /// message returned by any read has been committed.
 pub trait RoomStore: Send + Sync + 'static {
     /// Commits a batch of messages to a room, all or nothing.
-    fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The room's last committed sequence number and that message's timestamp (0, 0 when empty).
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>>;
 
     /// Up to `limit` messages with sequence numbers above `after`, in order.
-    fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
 
     /// The sequence number of the message the client sent as `client_id`, if it was stored.
-    fn find_client_id<'a>(&'a self, room: &'a RoomName, client_id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
+    fn find_client_id<'a>(
+        &'a self,
+        room: &'a RoomName,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
 }
 
 /// Keeps every room's history in memory for the life of the process.
@@ -59,11 +72,17 @@ impl MemoryStore {
 }
 
 impl RoomStore for MemoryStore {
-    fn append<'a>(&'a self, room: &'a RoomName, batch: &'a [ChatMessage]) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         let result = self.with_room(room, |r| {
             let expected = r.messages.last().map_or(0, |m| m.seq) + 1;
             if batch.first().is_some_and(|m| m.seq != expected) {
-                return Err(StoreError::Unavailable(format!("batch does not start at seq {expected}")));
+                return Err(StoreError::Unavailable(format!(
+                    "batch does not start at seq {expected}"
+                )));
             }
             for m in batch {
                 r.by_client_id.insert(m.client_id.clone(), m.seq);
@@ -75,20 +94,33 @@ impl RoomStore for MemoryStore {
     }
 
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
-        let head = self.with_room(room, |r| r.messages.last().map_or((0, 0), |m| (m.seq, m.sent_at_ms)));
+        let head = self.with_room(room, |r| {
+            r.messages.last().map_or((0, 0), |m| (m.seq, m.sent_at_ms))
+        });
         Box::pin(future::ready(Ok(head)))
     }
 
-    fn after<'a>(&'a self, room: &'a RoomName, after: Seq, limit: usize) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
         // Sequence numbers start at 1 and have no holes, so seq n is at index n - 1.
         let page = self.with_room(room, |r| {
-            let start = usize::try_from(after).unwrap_or(usize::MAX).min(r.messages.len());
+            let start = usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(r.messages.len());
             r.messages[start..].iter().take(limit).cloned().collect()
         });
         Box::pin(future::ready(Ok(page)))
     }
 
-    fn find_client_id<'a>(&'a self, room: &'a RoomName, client_id: &'a str) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+    fn find_client_id<'a>(
+        &'a self,
+        room: &'a RoomName,
+        client_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
         let seq = self.with_room(room, |r| r.by_client_id.get(client_id).copied());
         Box::pin(future::ready(Ok(seq)))
     }

@@ -17,7 +17,12 @@ async fn two_clients_in_a_room_see_the_same_messages_in_order_and_another_room_s
     let mut carol = server.join("room-b", "Carol", None).await;
 
     for i in 1..=3 {
-        alice.send(&ClientMsg::Send { client_id: format!("a-{i}"), text: format!("hello {i}") }).await;
+        alice
+            .send(&ClientMsg::Send {
+                client_id: format!("a-{i}"),
+                text: format!("hello {i}"),
+            })
+            .await;
     }
     let seen_by_alice = alice.messages(3).await;
     let seen_by_bob = bob.messages(3).await;
@@ -36,10 +41,15 @@ async fn two_clients_in_a_room_see_the_same_messages_in_order_and_another_room_s
         frames.push(carol.recv().await);
     }
     match &frames[0] {
-        ServerMsg::Message(m) => assert_eq!((m.text.as_str(), m.sender.as_str()), ("only in b", "Carol")),
+        ServerMsg::Message(m) => {
+            assert_eq!((m.text.as_str(), m.sender.as_str()), ("only in b", "Carol"))
+        }
         other => panic!("room B got something else first: {other:?}"),
     }
-    assert!(matches!(carol.next_frame(Duration::from_millis(300)).await, None), "nothing else arrives in room B");
+    assert!(
+        carol.next_frame(Duration::from_millis(300)).await.is_none(),
+        "nothing else arrives in room B"
+    );
 }
 
 #[tokio::test]
@@ -48,7 +58,10 @@ async fn a_resent_client_id_yields_one_message() {
     let mut alice = server.join("dedupe", "Alice", None).await;
     let (first, _) = alice.send_and_ack("same-id", "once").await;
     let (second, _) = alice.send_and_ack("same-id", "once").await;
-    assert_eq!(first, second, "the resend is acknowledged with the original number");
+    assert_eq!(
+        first, second,
+        "the resend is acknowledged with the original number"
+    );
 
     // A new connection (as after a reconnect) resending the same id is also deduplicated.
     alice.close().await;
@@ -66,7 +79,12 @@ async fn joining_gets_recent_history_and_resume_gets_exactly_what_was_missed() {
     let server = TestServer::start().await;
     let mut writer = server.join("history", "Writer", None).await;
     for i in 1..=150 {
-        writer.send(&ClientMsg::Send { client_id: format!("w-{i}"), text: format!("m{i}") }).await;
+        writer
+            .send(&ClientMsg::Send {
+                client_id: format!("w-{i}"),
+                text: format!("m{i}"),
+            })
+            .await;
     }
     writer.messages(150).await;
 
@@ -80,7 +98,12 @@ async fn joining_gets_recent_history_and_resume_gets_exactly_what_was_missed() {
     let mut resumed = server.join("history", "Resumed", Some(20)).await;
     let missed = resumed.messages(130).await;
     assert!(missed.iter().map(|m| m.seq).eq(21..=150));
-    writer.send(&ClientMsg::Send { client_id: "w-151".into(), text: "live".into() }).await;
+    writer
+        .send(&ClientMsg::Send {
+            client_id: "w-151".into(),
+            text: "live".into(),
+        })
+        .await;
     let live = resumed.messages(1).await;
     assert_eq!(live[0].seq, 151);
 }
@@ -91,25 +114,81 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() {
     let mut c = server.join("errors", "Eve", None).await;
 
     c.send_text("not json").await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadFrame,
+            ..
+        }
+    ));
     c.send_text(r#"{"type":"shout"}"#).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadFrame,
+            ..
+        }
+    ));
     c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadFrame, .. }));
-    c.send(&ClientMsg::Send { client_id: "x1".into(), text: "   ".into() }).await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadFrame,
+            ..
+        }
+    ));
+    c.send(&ClientMsg::Send {
+        client_id: "x1".into(),
+        text: "   ".into(),
+    })
+    .await;
     match c.recv().await {
-        ServerMsg::Error { code: ErrorCode::InvalidMessage, client_id, message } => {
+        ServerMsg::Error {
+            code: ErrorCode::InvalidMessage,
+            client_id,
+            message,
+        } => {
             assert_eq!(client_id.as_deref(), Some("x1"));
             assert!(message.contains("Type a message"), "{message}");
         }
         other => panic!("{other:?}"),
     }
-    c.send(&ClientMsg::Send { client_id: "x2".into(), text: "a".repeat(2001) }).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidMessage, .. }));
-    c.send(&ClientMsg::Send { client_id: "bad id!".into(), text: "hi".into() }).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidClientId, .. }));
-    c.send(&ClientMsg::Join { name: "Eve".into(), after_seq: None }).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadSequence, .. }));
+    c.send(&ClientMsg::Send {
+        client_id: "x2".into(),
+        text: "a".repeat(2001),
+    })
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::InvalidMessage,
+            ..
+        }
+    ));
+    c.send(&ClientMsg::Send {
+        client_id: "bad id!".into(),
+        text: "hi".into(),
+    })
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::InvalidClientId,
+            ..
+        }
+    ));
+    c.send(&ClientMsg::Join {
+        name: "Eve".into(),
+        after_seq: None,
+    })
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadSequence,
+            ..
+        }
+    ));
 
     // Still connected and nothing bad was stored: the next good message is number 1.
     let (seq, _) = c.send_and_ack("ok-1", "fine").await;
@@ -121,13 +200,36 @@ async fn an_invalid_join_is_refused_with_a_close_code() {
     let server = TestServer::start().await;
 
     let mut c = common::Client::connect(&server.ws_url("ok")).await;
-    c.send(&ClientMsg::Join { name: " ".into(), after_seq: None }).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::InvalidName, .. }));
-    assert!(matches!(c.next_frame(Duration::from_secs(2)).await, Some(Frame::Closed(Some(close_code::BAD_JOIN)))));
+    c.send(&ClientMsg::Join {
+        name: " ".into(),
+        after_seq: None,
+    })
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::InvalidName,
+            ..
+        }
+    ));
+    assert!(matches!(
+        c.next_frame(Duration::from_secs(2)).await,
+        Some(Frame::Closed(Some(close_code::BAD_JOIN)))
+    ));
 
     let mut c = common::Client::connect(&server.ws_url("ok")).await;
-    c.send(&ClientMsg::Send { client_id: "a".into(), text: "hi".into() }).await;
-    assert!(matches!(c.recv().await, ServerMsg::Error { code: ErrorCode::BadSequence, .. }));
+    c.send(&ClientMsg::Send {
+        client_id: "a".into(),
+        text: "hi".into(),
+    })
+    .await;
+    assert!(matches!(
+        c.recv().await,
+        ServerMsg::Error {
+            code: ErrorCode::BadSequence,
+            ..
+        }
+    ));
 
     // An invalid room name in the URL is refused before the upgrade.
     let err = tokio_tungstenite::connect_async(server.ws_url("no%20such%20room%21")).await;
@@ -138,10 +240,15 @@ async fn an_invalid_join_is_refused_with_a_close_code() {
 async fn an_oversized_frame_closes_the_connection() {
     let server = TestServer::start().await;
     let mut c = server.join("big", "Mallory", None).await;
-    let huge = format!(r#"{{"type":"send","client_id":"x","text":"{}"}}"#, "a".repeat(64 * 1024));
+    let huge = format!(
+        r#"{{"type":"send","client_id":"x","text":"{}"}}"#,
+        "a".repeat(64 * 1024)
+    );
     c.send_text(&huge).await;
     match c.next_frame(Duration::from_secs(3)).await {
-        Some(Frame::Closed(code)) => assert_ne!(code, Some(1000), "closed as an error, not normally"),
+        Some(Frame::Closed(code)) => {
+            assert_ne!(code, Some(1000), "closed as an error, not normally")
+        }
         other => panic!("expected the server to close, got {other:?}"),
     }
 }
@@ -150,7 +257,10 @@ async fn an_oversized_frame_closes_the_connection() {
 async fn room_pages_are_served_with_the_leptos_shell() {
     let server = TestServer::start().await;
     let body = reqwest_lite(&server.http_url("/r/general")).await;
-    assert!(body.contains("#general"), "room title is rendered on the server");
+    assert!(
+        body.contains("#general"),
+        "room title is rendered on the server"
+    );
     assert!(body.contains("No messages yet"));
     let home = reqwest_lite(&server.http_url("/")).await;
     assert!(home.contains("Create a private room"));
@@ -160,7 +270,10 @@ async fn room_pages_are_served_with_the_leptos_shell() {
 async fn reqwest_lite(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
     let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.expect("write");

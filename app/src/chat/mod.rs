@@ -70,7 +70,8 @@ impl RoomState {
 
     /// The sequence number of the last delivered message (0 when there is none).
     pub fn last_seq(&self) -> Seq {
-        self.messages.with_untracked(|m| m.last().map_or(0, |m| m.seq))
+        self.messages
+            .with_untracked(|m| m.last().map_or(0, |m| m.seq))
     }
 
     /// Adds a message from the room, keeping sequence order and dropping anything already shown.
@@ -82,7 +83,8 @@ impl RoomState {
         let client_id = msg.client_id.clone();
         self.messages.update(|m| m.push(msg));
         // The room's copy replaces the pending one.
-        self.outbox.update(|o| o.retain(|e| e.client_id != client_id));
+        self.outbox
+            .update(|o| o.retain(|e| e.client_id != client_id));
         true
     }
 
@@ -126,12 +128,20 @@ impl RoomConnection {
     /// Queues a message and sends it as soon as the room is reachable.
     pub fn send(&self, state: &RoomState, text: String) -> Result<(), String> {
         if state.outbox.with_untracked(Vec::len) >= MAX_OUTBOX {
-            return Err(format!("{MAX_OUTBOX} messages are already waiting to be sent."));
+            return Err(format!(
+                "{MAX_OUTBOX} messages are already waiting to be sent."
+            ));
         }
         #[cfg(feature = "hydrate")]
         {
             let client_id = crate::browser::random_uuid();
-            state.outbox.update(|o| o.push(OutboxEntry { client_id, text, delivery: Delivery::Queued }));
+            state.outbox.update(|o| {
+                o.push(OutboxEntry {
+                    client_id,
+                    text,
+                    delivery: Delivery::Queued,
+                })
+            });
             self.inner.flush();
         }
         #[cfg(not(feature = "hydrate"))]
@@ -166,7 +176,11 @@ mod tests {
         let owner = Owner::new();
         owner.with(|| {
             let state = RoomState::new(vec![msg(1, "x")]);
-            state.outbox.set(vec![OutboxEntry { client_id: "c2".into(), text: "t".into(), delivery: Delivery::Sending }]);
+            state.outbox.set(vec![OutboxEntry {
+                client_id: "c2".into(),
+                text: "t".into(),
+                delivery: Delivery::Sending,
+            }]);
             assert!(!state.deliver(msg(1, "x")));
             state.acknowledge("c2");
             assert_eq!(state.outbox.get_untracked()[0].delivery, Delivery::Sent);
@@ -182,8 +196,16 @@ mod tests {
         owner.with(|| {
             let state = RoomState::new(vec![]);
             state.outbox.set(vec![
-                OutboxEntry { client_id: "a".into(), text: "t".into(), delivery: Delivery::Sending },
-                OutboxEntry { client_id: "b".into(), text: "t".into(), delivery: Delivery::Sent },
+                OutboxEntry {
+                    client_id: "a".into(),
+                    text: "t".into(),
+                    delivery: Delivery::Sending,
+                },
+                OutboxEntry {
+                    client_id: "b".into(),
+                    text: "t".into(),
+                    delivery: Delivery::Sent,
+                },
             ]);
             state.requeue_unacknowledged();
             let o = state.outbox.get_untracked();

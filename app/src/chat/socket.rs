@@ -74,7 +74,9 @@ async fn run(state: RoomState, room: String, name: String, mut kick: mpsc::Unbou
         }
         state.requeue_unacknowledged();
         failures = failures.saturating_add(1);
-        state.conn.set(ConnState::Reconnecting { attempt: failures });
+        state
+            .conn
+            .set(ConnState::Reconnecting { attempt: failures });
         TimeoutFuture::new(backoff_ms(failures)).await;
     }
 }
@@ -109,7 +111,10 @@ async fn connect_once(
     };
     let (mut sink, stream) = socket.split();
     let mut stream = stream.fuse();
-    let join = ClientMsg::Join { name: name.to_owned(), after_seq: resume.then(|| state.last_seq()) };
+    let join = ClientMsg::Join {
+        name: name.to_owned(),
+        after_seq: resume.then(|| state.last_seq()),
+    };
     if sink.send(Message::Text(join.encode())).await.is_err() {
         return Session::Ended { joined: false };
     }
@@ -155,7 +160,11 @@ fn handle(state: &RoomState, msg: ServerMsg) {
             state.deliver(m);
         }
         ServerMsg::Ack { client_id, .. } => state.acknowledge(&client_id),
-        ServerMsg::Error { code, message, client_id } => {
+        ServerMsg::Error {
+            code,
+            message,
+            client_id,
+        } => {
             if let Some(id) = client_id {
                 state.outbox.update(|o| {
                     if code == ErrorCode::Unavailable {
@@ -187,10 +196,17 @@ where
             .collect()
     });
     for (client_id, text) in queued {
-        let frame = ClientMsg::Send { client_id: client_id.clone(), text }.encode();
+        let frame = ClientMsg::Send {
+            client_id: client_id.clone(),
+            text,
+        }
+        .encode();
         sink.send(Message::Text(frame)).await.map_err(|_| ())?;
         state.outbox.update(|o| {
-            if let Some(e) = o.iter_mut().find(|e| e.client_id == client_id && e.delivery == Delivery::Queued) {
+            if let Some(e) = o
+                .iter_mut()
+                .find(|e| e.client_id == client_id && e.delivery == Delivery::Queued)
+            {
                 e.delivery = Delivery::Sending;
             }
         });

@@ -30,7 +30,9 @@ impl TestServer {
     /// Starts with extra command-line settings, e.g. `["--room-idle-secs", "1"]`.
     pub async fn start_with(args: &[&str]) -> Self {
         let config = Config::parse_from(std::iter::once("palaver").chain(args.iter().copied()));
-        let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("server starts");
+        let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("server starts");
         Self { server }
     }
 
@@ -45,7 +47,12 @@ impl TestServer {
     /// Connects and joins `room` as `name`, returning the client after the welcome.
     pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
         let mut client = Client::connect(&self.ws_url(room)).await;
-        client.send(&ClientMsg::Join { name: name.into(), after_seq }).await;
+        client
+            .send(&ClientMsg::Join {
+                name: name.into(),
+                after_seq,
+            })
+            .await;
         match client.recv().await {
             ServerMsg::Welcome { .. } => client,
             other => panic!("expected welcome, got {other:?}"),
@@ -59,7 +66,9 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("websocket connects");
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("websocket connects");
         Self { ws }
     }
 
@@ -87,12 +96,18 @@ impl Client {
     pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let msg = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match msg {
                 Some(Ok(Message::Text(t))) => {
-                    return Some(Frame::Msg(serde_json::from_str(t.as_str()).expect("server frames are valid JSON")))
+                    return Some(Frame::Msg(
+                        serde_json::from_str(t.as_str()).expect("server frames are valid JSON"),
+                    ))
                 }
-                Some(Ok(Message::Close(c))) => return Some(Frame::Closed(c.map(|c| u16::from(c.code)))),
+                Some(Ok(Message::Close(c))) => {
+                    return Some(Frame::Closed(c.map(|c| u16::from(c.code))))
+                }
                 Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                 Some(Ok(Message::Binary(_))) => panic!("server sent binary"),
                 Some(Err(_)) | None => return Some(Frame::Closed(None)),
@@ -103,7 +118,11 @@ impl Client {
     /// Sends `text` with `client_id` and waits for its acknowledgement, returning its seq. Other
     /// frames that arrive first are returned too, in order.
     pub async fn send_and_ack(&mut self, client_id: &str, text: &str) -> (u64, Vec<ServerMsg>) {
-        self.send(&ClientMsg::Send { client_id: client_id.into(), text: text.into() }).await;
+        self.send(&ClientMsg::Send {
+            client_id: client_id.into(),
+            text: text.into(),
+        })
+        .await;
         let mut others = Vec::new();
         loop {
             match self.recv().await {
