@@ -1,6 +1,7 @@
 //! Start-up settings: every one is a flag and an environment variable (`server --help`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -16,6 +17,11 @@ pub struct Config {
     /// then 127.0.0.1:3000.
     #[arg(long, env = "PALAVER_BIND")]
     pub bind: Option<SocketAddr>,
+
+    /// Directory for Palaver's data (the SQLite database `palaver.db` and its WAL files). Created if
+    /// missing.
+    #[arg(long, env = "PALAVER_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
 
     /// Seconds a room with nobody connected stays in memory before it is unloaded.
     #[arg(long, env = "PALAVER_ROOM_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]

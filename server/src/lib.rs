@@ -11,6 +11,7 @@ pub mod config;
 pub mod registry;
 pub mod room;
 pub mod session;
+pub mod sqlite;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -29,7 +30,20 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::registry::Rooms;
 use crate::room::RoomSettings;
-use crate::store::{MemoryStore, RoomStore};
+use crate::sqlite::{OpenError, SqliteStore};
+use crate::store::RoomStore;
+
+/// Why the server could not start. Each names the setting or resource at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("storage (--data-dir): {0}")]
+    Storage(#[from] OpenError),
+}
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -82,8 +96,16 @@ pub struct Server {
 
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves in a background task.
-    pub async fn start(config: &Config, addr: SocketAddr) -> std::io::Result<Self> {
-        let store: Arc<dyn RoomStore> = Arc::new(MemoryStore::default());
+    pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
+        let data_dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
+            .await
+            .map_err(|e| StartError::Listen {
+                addr,
+                source: std::io::Error::other(e),
+            })??;
+        tracing::info!(path = %store.path().display(), "history database open");
+        let store: Arc<dyn RoomStore> = Arc::new(store);
         let shutdown = CancellationToken::new();
         let rooms = Rooms::new(
             store,
@@ -97,8 +119,9 @@ impl Server {
             rooms,
             shutdown: shutdown.clone(),
         };
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+        let listen_err = |source| StartError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?;
         let app = router(state);
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {

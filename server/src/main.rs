@@ -27,8 +27,8 @@ async fn main() -> ExitCode {
     let server = match Server::start(&config, addr).await {
         Ok(s) => s,
         Err(e) => {
-            error!(%addr, error = %e, "cannot listen");
-            eprintln!("palaver: cannot listen on {addr}: {e}");
+            error!(error = %e, "cannot start");
+            eprintln!("palaver: {e}");
             return ExitCode::FAILURE;
         }
     };

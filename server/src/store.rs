@@ -1,15 +1,20 @@
-//! Where rooms keep their messages: the [`RoomStore`] interface and its in-memory implementation.
+//! Where rooms keep their messages: the [`RoomStore`] interface (the SQLite implementation is in
+//! `sqlite.rs`; an in-memory one here serves the room logic's tests).
 //!
 //! The room task is the only writer of a room; it assigns sequence numbers and hands the store
 //! complete batches. Readers (sessions catching up) read committed messages directly, without going
 //! through the room task, so a big catch-up never slows a room down.
 
+#[cfg(test)]
 use std::collections::HashMap;
+#[cfg(test)]
 use std::sync::{Mutex, PoisonError};
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
-use futures::future::{self, BoxFuture};
+#[cfg(test)]
+use futures::future;
+use futures::future::BoxFuture;
 
 /// A storage failure. Details go to the log; clients only learn the message was not accepted.
 #[derive(Debug, thiserror::Error)]
@@ -50,18 +55,22 @@ pub trait RoomStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
 }
 
-/// Keeps every room's history in memory for the life of the process.
+/// Keeps every room's history in memory for the life of the process: the room logic's tests use
+/// it to run without a file. The server itself always uses [`crate::sqlite::SqliteStore`].
+#[cfg(test)]
 #[derive(Default)]
 pub struct MemoryStore {
     rooms: Mutex<HashMap<RoomName, MemoryRoom>>,
 }
 
+#[cfg(test)]
 #[derive(Default)]
 struct MemoryRoom {
     messages: Vec<ChatMessage>,
     by_client_id: HashMap<String, Seq>,
 }
 
+#[cfg(test)]
 impl MemoryStore {
     fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut MemoryRoom) -> T) -> T {
         // A panic while holding the lock cannot leave a room half-written (every mutation is a
@@ -71,6 +80,7 @@ impl MemoryStore {
     }
 }
 
+#[cfg(test)]
 impl RoomStore for MemoryStore {
     fn append<'a>(
         &'a self,

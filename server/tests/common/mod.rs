@@ -20,6 +20,8 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// A server on a free port; shut down when dropped.
 pub struct TestServer {
     pub server: Server,
+    /// The data directory; deleted when the test ends.
+    pub data_dir: tempfile::TempDir,
 }
 
 impl TestServer {
@@ -29,11 +31,20 @@ impl TestServer {
 
     /// Starts with extra command-line settings, e.g. `["--room-idle-secs", "1"]`.
     pub async fn start_with(args: &[&str]) -> Self {
-        let config = Config::parse_from(std::iter::once("palaver").chain(args.iter().copied()));
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let dir = data_dir
+            .path()
+            .to_str()
+            .expect("utf-8 temp path")
+            .to_owned();
+        let argv = ["palaver", "--data-dir", dir.as_str()]
+            .into_iter()
+            .chain(args.iter().copied());
+        let config = Config::parse_from(argv);
         let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("server starts");
-        Self { server }
+        Self { server, data_dir }
     }
 
     pub fn ws_url(&self, room: &str) -> String {

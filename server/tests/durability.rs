@@ -1,0 +1,281 @@
+//! Durability against the real binary: SIGKILL while clients send, restart, and check that every
+//! acknowledged message is stored exactly once, in sequence order with no holes, and that clients
+//! resume without duplicates. Also: resuming after missing more than 1,000 messages.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use app::protocol::{ChatMessage, ClientMsg, ServerMsg};
+use common::{Client, Frame, TestServer};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The real `server` binary, running on a free port with the given data directory.
+struct Process {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Process {
+    async fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("server binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read log") {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return rest
+                        .split_whitespace()
+                        .next()
+                        .expect("address")
+                        .parse()
+                        .expect("socket address");
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server listens within 30 s");
+        // Keep draining the log so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self { child, addr }
+    }
+
+    fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws", self.addr)
+    }
+
+    async fn sigkill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("reaped");
+    }
+}
+
+/// What one writer knows when its connection dies.
+#[derive(Default, Debug)]
+struct WriterLog {
+    /// client_id -> seq for every acknowledged message.
+    acked: HashMap<String, u64>,
+    /// Sent but not acknowledged (at most one: writers wait for each ack).
+    unacked: Vec<(String, String)>,
+    /// Last sequence number this writer received.
+    last_seen: u64,
+    /// Every seq received, in order.
+    seen: Vec<u64>,
+}
+
+async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Client {
+    let mut c = Client::connect(url).await;
+    c.send(&ClientMsg::Join {
+        name: name.into(),
+        after_seq,
+    })
+    .await;
+    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+    c
+}
+
+/// Sends messages one after another until the connection breaks.
+async fn write_until_killed(
+    url: String,
+    writer: usize,
+    log: Arc<Mutex<WriterLog>>,
+    total_acks: Arc<Mutex<usize>>,
+) {
+    let mut c = join(&url, &format!("Writer {writer}"), Some(0)).await;
+    for i in 0.. {
+        let client_id = format!("w{writer}-{i}");
+        let text = format!("message {i} from writer {writer}");
+        log.lock()
+            .unwrap()
+            .unacked
+            .push((client_id.clone(), text.clone()));
+        c.send(&ClientMsg::Send {
+            client_id: client_id.clone(),
+            text,
+        })
+        .await;
+        loop {
+            match c.next_frame(Duration::from_secs(10)).await {
+                Some(Frame::Msg(ServerMsg::Ack { client_id: id, seq })) if id == client_id => {
+                    let mut l = log.lock().unwrap();
+                    l.unacked.retain(|(u, _)| u != &id);
+                    l.acked.insert(id, seq);
+                    *total_acks.lock().unwrap() += 1;
+                    break;
+                }
+                Some(Frame::Msg(ServerMsg::Message(m))) => {
+                    let mut l = log.lock().unwrap();
+                    l.last_seen = m.seq;
+                    l.seen.push(m.seq);
+                }
+                Some(Frame::Msg(other)) => panic!("unexpected {other:?}"),
+                Some(Frame::Closed(_)) | None => return,
+            }
+        }
+    }
+}
+
+/// Reads the whole history of a room through the protocol (join with after_seq 0).
+async fn full_history(url: &str) -> Vec<ChatMessage> {
+    let mut c = Client::connect(url).await;
+    c.send(&ClientMsg::Join {
+        name: "Auditor".into(),
+        after_seq: Some(0),
+    })
+    .await;
+    let ServerMsg::Welcome { last_seq, .. } = c.recv().await else {
+        panic!("welcome")
+    };
+    c.messages(last_seq as usize).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplicates() {
+    let data = tempfile::tempdir().unwrap();
+    let server = Process::start(data.path()).await;
+    let url = server.ws_url("crash");
+
+    const WRITERS: usize = 4;
+    let total = Arc::new(Mutex::new(0usize));
+    let logs: Vec<_> = (0..WRITERS)
+        .map(|_| Arc::new(Mutex::new(WriterLog::default())))
+        .collect();
+    let tasks: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(w, log)| {
+            tokio::spawn(write_until_killed(
+                url.clone(),
+                w,
+                log.clone(),
+                total.clone(),
+            ))
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while *total.lock().unwrap() < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("200 acknowledgements within 60 s");
+    server.sigkill().await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let server = Process::start(data.path()).await;
+    let url = server.ws_url("crash");
+    let history = full_history(&url).await;
+
+    // Contiguous, no holes, no duplicates.
+    assert!(
+        history.iter().map(|m| m.seq).eq(1..=history.len() as u64),
+        "sequence has no holes"
+    );
+    let ids: HashSet<_> = history.iter().map(|m| m.client_id.as_str()).collect();
+    assert_eq!(ids.len(), history.len(), "each client id stored once");
+    let stored: HashMap<_, _> = history
+        .iter()
+        .map(|m| (m.client_id.clone(), m.seq))
+        .collect();
+    let mut acked_total = 0;
+    for log in &logs {
+        for (id, seq) in &log.lock().unwrap().acked {
+            acked_total += 1;
+            assert_eq!(
+                stored.get(id),
+                Some(seq),
+                "acknowledged {id} is stored as {seq}"
+            );
+        }
+    }
+    assert!(acked_total >= 200);
+
+    // Each writer resumes after its last seen message and resends its unacknowledged message.
+    for (w, log) in logs.iter().enumerate() {
+        let (last_seen, unacked) = {
+            let l = log.lock().unwrap();
+            assert!(
+                l.seen.windows(2).all(|p| p[1] == p[0] + 1),
+                "live stream before the crash had no gap"
+            );
+            (l.last_seen, l.unacked.clone())
+        };
+        let mut c = join(&url, &format!("Writer {w}"), Some(last_seen)).await;
+        let mut expected_next = last_seen + 1;
+        for (id, text) in unacked {
+            let (seq, before) = c.send_and_ack(&id, &text).await;
+            if let Some(&original) = stored.get(&id) {
+                assert_eq!(
+                    seq, original,
+                    "a resend of a stored message gets its original number"
+                );
+            }
+            for f in before {
+                if let ServerMsg::Message(m) = f {
+                    assert_eq!(
+                        m.seq, expected_next,
+                        "resume delivers every message once, in order"
+                    );
+                    expected_next += 1;
+                }
+            }
+        }
+    }
+    let after = full_history(&url).await;
+    let ids: HashSet<_> = after.iter().map(|m| m.client_id.as_str()).collect();
+    assert_eq!(ids.len(), after.len(), "resends created no duplicates");
+    assert!(after.iter().map(|m| m.seq).eq(1..=after.len() as u64));
+    server.sigkill().await;
+}
+
+#[tokio::test]
+async fn resume_after_missing_more_than_a_thousand_messages_gets_all_of_them_in_order() {
+    let server = TestServer::start().await;
+    let mut away = server.join("busy", "Away", None).await;
+    let (first, _) = away.send_and_ack("away-1", "see you").await;
+    away.close().await;
+
+    let mut writer = server.join("busy", "Writer", Some(first)).await;
+    for i in 0..1500 {
+        writer
+            .send(&ClientMsg::Send {
+                client_id: format!("w-{i}"),
+                text: format!("m{i}"),
+            })
+            .await;
+    }
+    let written = writer.messages(1500).await;
+    assert_eq!(written.last().map(|m| m.seq), Some(1501));
+
+    let mut back = server.join("busy", "Away", Some(first)).await;
+    let missed = back.messages(1500).await;
+    assert!(
+        missed.iter().map(|m| m.seq).eq(2..=1501),
+        "all 1500 missed messages, in order"
+    );
+    let texts: BTreeMap<u64, &str> = missed.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(texts[&2], "m0");
+    assert_eq!(texts[&1501], "m1499");
+    assert!(
+        back.next_frame(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
+}
