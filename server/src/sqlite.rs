@@ -217,14 +217,13 @@ fn insert_batch(conn: &Connection, room: &str, batch: &[ChatMessage]) -> Result<
             |r| r.get(0),
         )
         .map_err(unavailable)?;
-    let mut expected = head + 1;
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO messages (room, seq, id, sender, text, sent_at_ms, client_id)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(unavailable)?;
-    for m in batch {
+    for (expected, m) in (head + 1..).zip(batch) {
         if m.seq != expected {
             return Err(StoreError::Unavailable(format!(
                 "room {room}: expected seq {expected}, got {}",
@@ -242,7 +241,6 @@ fn insert_batch(conn: &Connection, room: &str, batch: &[ChatMessage]) -> Result<
                 m.client_id
             ])
             .map_err(unavailable)?;
-        expected += 1;
     }
     Ok(())
 }
