@@ -4,8 +4,10 @@
 //! - [`limits`]: the rules for room names, display names and message text.
 //! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the browser.
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
+//! - [`history`]: the server function pages load history with, and the server's side of it.
 
 pub mod chat;
+pub mod history;
 pub mod limits;
 mod pages;
 pub mod protocol;
@@ -17,7 +19,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Meta, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 /// The HTML document around the app; the server renders it for every page.
@@ -47,7 +49,10 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     // Effects run only in the browser, after hydration: mark the page as interactive (tests and
     // CSS can wait for it).
-    Effect::new(|_| {
+    let hydrated = RwSignal::new(false);
+    provide_context(pages::Hydrated(hydrated));
+    Effect::new(move |_| {
+        hydrated.set(true);
         #[cfg(feature = "hydrate")]
         browser::mark_hydrated();
     });
@@ -58,7 +63,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=pages::NotFound>
                 <Route path=path!("/") view=pages::HomePage/>
-                <Route path=path!("/r/:room") view=pages::RoomPage/>
+                // Async: the whole page, history included, is rendered before it is sent, so it
+                // reads fine without JavaScript.
+                <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async/>
             </Routes>
         </Router>
     }

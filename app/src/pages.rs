@@ -5,10 +5,11 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ConnState, Delivery, OutboxEntry, RoomConnection, RoomState};
+use crate::history::{load_history, HistoryPage};
 use crate::limits::{
     validate_display_name, validate_message_text, RoomName, MAX_DISPLAY_NAME_CHARS,
 };
-use crate::protocol::ChatMessage;
+use crate::protocol::{ChatMessage, Seq};
 
 /// The display name this browser remembered, read after hydration (the server cannot know it).
 /// `None` while unknown, `Some(None)` when there is none.
@@ -118,11 +119,41 @@ pub fn RoomPage() -> impl IntoView {
     }
 }
 
-/// The chat view for one (valid) room.
+/// One (valid) room: loads its latest history (on the server, into the first HTML), then shows it.
 #[component]
 fn Room(room: RoomName) -> impl IntoView {
+    let key = room.to_string();
+    let history = Resource::new_blocking(move || key.clone(), |room| load_history(room, None));
+    view! {
+        <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the room…"</p> }>
+            {move || {
+                let room = room.clone();
+                Suspend::new(async move {
+                    match history.await {
+                        Ok(page) => view! { <RoomView room page/> }.into_any(),
+                        Err(_) => view! {
+                            <Title text="Room unavailable"/>
+                            <main class="home">
+                                <section class="card" role="alert">
+                                    <h1>"This room is unavailable right now"</h1>
+                                    <p>"Its history could not be read. Reload the page in a moment."</p>
+                                    <a class="button primary" href="">"Reload"</a>
+                                </section>
+                            </main>
+                        }
+                        .into_any(),
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
+/// The chat view for one room, starting from a page of its latest history.
+#[component]
+fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
     let saved = use_saved_name();
-    let state = RoomState::new(Vec::new());
+    let state = RoomState::new(page.messages, page.upto);
     let title = if room.is_private() {
         "Private room".to_owned()
     } else {
@@ -132,12 +163,17 @@ fn Room(room: RoomName) -> impl IntoView {
     // Connect once the name is known; reconnect under a new name if it changes.
     let connection = StoredValue::new(None::<RoomConnection>);
     let room_id = room.to_string();
+    let connect_room = room_id.clone();
     Effect::new(move |_| {
         if let Some(Some(name)) = saved.get() {
             if let Some(old) = connection.get_value() {
                 old.close();
             }
-            connection.set_value(Some(RoomConnection::open(state, room_id.clone(), name)));
+            connection.set_value(Some(RoomConnection::open(
+                state,
+                connect_room.clone(),
+                name,
+            )));
         }
     });
     on_cleanup(move || {
@@ -149,6 +185,21 @@ fn Room(room: RoomName) -> impl IntoView {
     let list_ref = NodeRef::<html::Div>::new();
     let at_bottom = RwSignal::new(true);
     let unseen = RwSignal::new(0usize);
+    let scroll_to_bottom = move || {
+        if let Some(el) = list_ref.get_untracked() {
+            el.set_scroll_top(el.scroll_height());
+        }
+    };
+    // Start at the newest message once the page is interactive.
+    Effect::new(move |_| request_animation_frame(scroll_to_bottom));
+
+    // Older history, a page at a time, keeping what the reader sees in place.
+    let older = OlderHistory {
+        room: StoredValue::new(room_id),
+        state,
+        list_ref,
+        loading: RwSignal::new(false),
+    };
     let on_scroll = move |_| {
         if let Some(el) = list_ref.get_untracked() {
             let bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 48;
@@ -156,33 +207,35 @@ fn Room(room: RoomName) -> impl IntoView {
             if bottom {
                 unseen.set(0);
             }
-        }
-    };
-    let scroll_to_bottom = move || {
-        if let Some(el) = list_ref.get_untracked() {
-            el.set_scroll_top(el.scroll_height());
+            if el.scroll_top() < 160 {
+                older.load();
+            }
         }
     };
     // Follow new messages only when the reader is already at the bottom; otherwise count them.
-    Effect::new(move |prev: Option<usize>| {
-        let count = state.messages.with(Vec::len) + state.outbox.with(Vec::len);
-        if let Some(prev) = prev {
-            if count > prev {
+    // Keyed on the last sequence number, so older pages added at the top do not count.
+    Effect::new(move |prev: Option<(Seq, usize)>| {
+        let last = state.messages.with(|m| m.last().map_or(0, |m| m.seq));
+        let pending = state.outbox.with(Vec::len);
+        if let Some((prev_last, prev_pending)) = prev {
+            let arrived = usize::try_from(last.saturating_sub(prev_last)).unwrap_or(usize::MAX)
+                + pending.saturating_sub(prev_pending);
+            if arrived > 0 {
                 if at_bottom.get_untracked() {
                     request_animation_frame(scroll_to_bottom);
                 } else {
-                    unseen.update(|u| *u += count - prev);
+                    unseen.update(|u| *u += arrived);
                 }
             }
         }
-        count
+        (last, pending)
     });
 
     view! {
         <Title text=title.clone()/>
         <div class="room">
-            <RoomHeader title state/>
-            <MessageList state saved list_ref on_scroll/>
+            <RoomHeader title=title.clone() state/>
+            <MessageList state saved list_ref on_scroll older room_label=title/>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
@@ -228,10 +281,24 @@ fn MessageList(
     saved: RwSignal<Option<Option<String>>>,
     list_ref: NodeRef<html::Div>,
     on_scroll: impl FnMut(ev::Event) + 'static,
+    older: OlderHistory,
+    room_label: String,
 ) -> impl IntoView {
+    let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
     view! {
         <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
             role="log" aria-label="Messages" aria-live="polite" aria-relevant="additions">
+            {move || match first_seq() {
+                Some(seq) if seq > 1 => view! {
+                    <button type="button" class="load-older secondary" on:click=move |_| older.load()
+                        disabled=move || older.loading.get()>
+                        {move || if older.loading.get() { "Loading older messages…" } else { "Load older messages" }}
+                    </button>
+                }
+                .into_any(),
+                Some(_) => view! { <p class="beginning">"This is the beginning of " {room_label.clone()} "."</p> }.into_any(),
+                None => ().into_any(),
+            }}
             <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)>
                 <p class="empty">"No messages yet. Say hello!"</p>
             </Show>
@@ -248,13 +315,70 @@ fn MessageList(
     .into_any()
 }
 
+/// Loads the page of history before the first message shown, and keeps the reader's place.
+#[derive(Clone, Copy)]
+struct OlderHistory {
+    room: StoredValue<String>,
+    state: RoomState,
+    list_ref: NodeRef<html::Div>,
+    loading: RwSignal<bool>,
+}
+
+impl OlderHistory {
+    fn load(&self) {
+        let Some(first) = self
+            .state
+            .messages
+            .with_untracked(|m| m.first().map(|m| m.seq))
+        else {
+            return;
+        };
+        if first <= 1 || self.loading.get_untracked() {
+            return;
+        }
+        self.loading.set(true);
+        let this = *self;
+        leptos::task::spawn_local(async move {
+            match load_history(this.room.get_value(), Some(first)).await {
+                Ok(page) => {
+                    // Content added above the reader would push the view down: measure before,
+                    // and after the render move the scroll position by the added height.
+                    let before = this
+                        .list_ref
+                        .get_untracked()
+                        .map(|el| (el.scroll_height(), el.scroll_top()));
+                    this.state.prepend(page.messages);
+                    let list_ref = this.list_ref;
+                    request_animation_frame(move || {
+                        if let (Some(el), Some((height, top))) = (list_ref.get_untracked(), before)
+                        {
+                            el.set_scroll_top(top + el.scroll_height() - height);
+                        }
+                    });
+                }
+                Err(_) => this.state.notice.set(Some(
+                    "Older messages could not be loaded; try again.".into(),
+                )),
+            }
+            this.loading.set(false);
+        });
+    }
+}
+
 #[component]
 fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView {
     let is_mine = {
         let sender = msg.sender.clone();
         move || mine.get().as_deref() == Some(sender.as_str())
     };
-    let time = clock(msg.sent_at_ms);
+    let hydrated = use_context::<Hydrated>().map(|h| h.0);
+    let ms = msg.sent_at_ms;
+    // The server does not know the reader's time zone: it renders UTC, and the browser switches to
+    // local time once it has taken over (the same text at hydration, so nothing mismatches).
+    let time = move || match hydrated.map(|h| h.get()) {
+        Some(true) => clock(ms),
+        _ => format!("{} UTC", utc_clock(ms)),
+    };
     view! {
         <li class="msg" class:mine=is_mine data-seq=msg.seq>
             <div class="meta">
@@ -390,7 +514,11 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
-/// `HH:MM` of a timestamp: the reader's local time in the browser, UTC on the server.
+/// Set to true once the browser has taken over the page (provided by [`crate::App`]).
+#[derive(Clone, Copy)]
+pub struct Hydrated(pub RwSignal<bool>);
+
+/// `HH:MM` of a timestamp in the reader's local time (UTC where there is no browser).
 fn clock(ms: i64) -> String {
     #[cfg(feature = "hydrate")]
     {
@@ -398,9 +526,14 @@ fn clock(ms: i64) -> String {
     }
     #[cfg(not(feature = "hydrate"))]
     {
-        let minutes_of_day = ms.div_euclid(60_000).rem_euclid(24 * 60);
-        format!("{:02}:{:02}", minutes_of_day / 60, minutes_of_day % 60)
+        utc_clock(ms)
     }
+}
+
+/// `HH:MM` of a timestamp in UTC.
+fn utc_clock(ms: i64) -> String {
+    let minutes_of_day = ms.div_euclid(60_000).rem_euclid(24 * 60);
+    format!("{:02}:{:02}", minutes_of_day / 60, minutes_of_day % 60)
 }
 
 /// RFC 3339 UTC time for the `datetime` attribute.

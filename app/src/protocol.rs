@@ -68,6 +68,18 @@ pub enum ServerMsg {
     },
     /// A message of the room, in sequence order; each sequence number arrives at most once.
     Message(ChatMessage),
+    /// Who is in the room. Sent after `welcome`, then whenever the roster changes (changes within
+    /// half a second are merged, so many reconnects at once do not flood the room).
+    Presence {
+        /// Everyone connected, sorted, each name once (several tabs count once).
+        online: Vec<String>,
+        /// Names that arrived since the last presence frame (empty in the first one).
+        #[serde(default)]
+        joined: Vec<String>,
+        /// Names that left since the last presence frame.
+        #[serde(default)]
+        left: Vec<String>,
+    },
     /// The server has durably accepted the message sent with `client_id` as number `seq`.
     Ack { client_id: String, seq: Seq },
     /// Something the client sent was refused. The connection stays open unless a close follows.

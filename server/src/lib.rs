@@ -8,6 +8,7 @@
 //! - [`config`]: start-up settings.
 
 pub mod config;
+pub mod history;
 pub mod registry;
 pub mod room;
 pub mod session;
@@ -17,17 +18,20 @@ pub mod store;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use app::history::ssr::HistoryHandle;
 use app::{shell, App};
 use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::history::StoreHistory;
 use crate::registry::Rooms;
 use crate::room::RoomSettings;
 use crate::sqlite::{OpenError, SqliteStore};
@@ -80,9 +84,15 @@ pub fn leptos_options() -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let history = HistoryHandle(Arc::new(StoreHistory(state.rooms.store().clone())));
     Router::new()
         .route("/api/rooms/{room}/ws", get(session::upgrade))
-        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(history.clone()),
+            move || shell(options.clone()),
+        )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .with_state(state)
 }

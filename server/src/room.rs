@@ -12,13 +12,16 @@
 //! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] messages behind
 //! is told it lagged and catches up from the store by sequence number (see `session`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, ErrorCode, Seq, ServerMsg};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error};
 
@@ -33,12 +36,22 @@ pub const FANOUT_CAPACITY: usize = 512;
 /// Recent client ids kept in memory per room for idempotency; older ones are looked up in storage.
 const RECENT_CLIENT_IDS: usize = 4096;
 
-/// A message as it goes out to every session: the number, and the frame encoded once for all.
+/// Longest wait before joins and leaves are announced; changes within it are merged, so a crowd
+/// reconnecting at once (leave + join) announces nothing, and many joins make one frame.
+pub const PRESENCE_COALESCE: Duration = Duration::from_millis(500);
+
+/// What goes out to every session, encoded once for all.
 #[derive(Debug)]
 pub struct Delivery {
-    pub seq: Seq,
-    /// The encoded `ServerMsg::Message` frame.
+    /// The message's sequence number; `None` for presence, which is not part of history.
+    pub seq: Option<Seq>,
+    /// The encoded `ServerMsg::Message` or `ServerMsg::Presence` frame.
     pub frame: Arc<str>,
+}
+
+/// Held by a session for as long as its member is in the room; dropping it is the leave.
+pub struct Membership {
+    _left: oneshot::Sender<()>,
 }
 
 /// Why a room refused a command.
@@ -65,11 +78,17 @@ pub struct Joined {
     /// store, everything after it arrives on `live`.
     pub head: Seq,
     pub live: broadcast::Receiver<Arc<Delivery>>,
+    /// Who is in the room right now (the joiner included), sorted, each name once.
+    pub online: Vec<String>,
+    /// Keep for as long as the member is in the room.
+    pub membership: Membership,
 }
 
 enum Command {
     Join {
-        reply: oneshot::Sender<Joined>,
+        name: String,
+        left: oneshot::Receiver<()>,
+        reply: oneshot::Sender<(Seq, broadcast::Receiver<Arc<Delivery>>, Vec<String>)>,
     },
     Send {
         sender: String,
@@ -86,14 +105,21 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    /// Subscribes to the room's live messages.
-    pub async fn join(&self) -> Result<Joined, RoomError> {
+    /// Enters the room as `name` and subscribes to its live messages.
+    pub async fn join(&self, name: String) -> Result<Joined, RoomError> {
         let (reply, rx) = oneshot::channel();
+        let (left_tx, left) = oneshot::channel();
         self.commands
-            .send(Command::Join { reply })
+            .send(Command::Join { name, left, reply })
             .await
             .map_err(|_| RoomError::Closed)?;
-        rx.await.map_err(|_| RoomError::Closed)
+        let (head, live, online) = rx.await.map_err(|_| RoomError::Closed)?;
+        Ok(Joined {
+            head,
+            live,
+            online,
+            membership: Membership { _left: left_tx },
+        })
     }
 
     /// Queues a message for the room and returns a future of its sequence number, resolved once it
@@ -175,6 +201,17 @@ struct Room {
     /// client_id -> seq for recent messages, with insertion order for eviction.
     recent: HashMap<String, Seq>,
     recent_order: VecDeque<String>,
+    /// Member id -> display name, for everyone connected.
+    members: HashMap<u64, String>,
+    next_member: u64,
+    /// Display name -> number of connections (several tabs count once).
+    online: BTreeMap<String, usize>,
+    /// The roster as last announced, to compute net joins and leaves.
+    announced: BTreeSet<String>,
+    /// When the pending roster change is announced.
+    presence_due: Option<Instant>,
+    /// Resolves with a member id when that member's session ends.
+    departures: FuturesUnordered<BoxFuture<'static, u64>>,
 }
 
 /// A send waiting for its batch to commit.
@@ -197,7 +234,65 @@ impl Room {
             live,
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
+            members: HashMap::new(),
+            next_member: 0,
+            online: BTreeMap::new(),
+            announced: BTreeSet::new(),
+            presence_due: None,
+            departures: FuturesUnordered::new(),
         }
+    }
+
+    fn add_member(&mut self, name: String, left: oneshot::Receiver<()>) {
+        let id = self.next_member;
+        self.next_member += 1;
+        *self.online.entry(name.clone()).or_default() += 1;
+        self.members.insert(id, name);
+        self.departures.push(Box::pin(async move {
+            // Resolves (with an error) when the session drops its Membership.
+            let _ = left.await;
+            id
+        }));
+        self.schedule_presence();
+    }
+
+    fn remove_member(&mut self, id: u64) {
+        if let Some(name) = self.members.remove(&id) {
+            if let Some(count) = self.online.get_mut(&name) {
+                *count -= 1;
+                if *count == 0 {
+                    self.online.remove(&name);
+                }
+            }
+            self.schedule_presence();
+        }
+    }
+
+    fn schedule_presence(&mut self) {
+        if self.presence_due.is_none() {
+            self.presence_due = Some(Instant::now() + PRESENCE_COALESCE);
+        }
+    }
+
+    /// Broadcasts the net change of the roster since the last announcement, if any.
+    fn announce_presence(&mut self) {
+        self.presence_due = None;
+        let now: BTreeSet<String> = self.online.keys().cloned().collect();
+        let joined: Vec<String> = now.difference(&self.announced).cloned().collect();
+        let left: Vec<String> = self.announced.difference(&now).cloned().collect();
+        if joined.is_empty() && left.is_empty() {
+            return;
+        }
+        let frame = ServerMsg::Presence {
+            online: now.iter().cloned().collect(),
+            joined,
+            left,
+        };
+        let _ = self.live.send(Arc::new(Delivery {
+            seq: None,
+            frame: frame.encode().into(),
+        }));
+        self.announced = now;
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
@@ -205,7 +300,12 @@ impl Room {
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
         let mut idle_ticks = 0u32;
         loop {
+            let presence_due = self.presence_due;
             tokio::select! {
+                Some(member) = self.departures.next() => self.remove_member(member),
+                _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
+                    self.announce_presence();
+                }
                 n = rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
                         break;
@@ -263,15 +363,14 @@ impl Room {
         let head = self.load_head().await;
         for cmd in batch.drain(..) {
             match cmd {
-                Command::Join { reply } => {
+                Command::Join { name, left, reply } => {
                     // Subscribe before anything in this batch is broadcast, and report the head
                     // committed so far: the joiner reads up to `head` from the store and gets the
                     // rest live, so it sees each message exactly once.
                     let committed = self.head.map_or(0, |(seq, _)| seq);
-                    let _ = reply.send(Joined {
-                        head: committed,
-                        live: self.live.subscribe(),
-                    });
+                    self.add_member(name, left);
+                    let online = self.online.keys().cloned().collect();
+                    let _ = reply.send((committed, self.live.subscribe(), online));
                 }
                 Command::Send {
                     sender,
@@ -361,7 +460,10 @@ impl Room {
             self.remember_client_id(m.client_id.clone(), m.seq);
             let frame: Arc<str> = ServerMsg::Message(m.clone()).encode().into();
             // An error only means nobody is listening right now; the message is stored.
-            let _ = self.live.send(Arc::new(Delivery { seq: m.seq, frame }));
+            let _ = self.live.send(Arc::new(Delivery {
+                seq: Some(m.seq),
+                frame,
+            }));
         }
         for p in sends {
             let _ = p.reply.send(Ok(p.seq));
@@ -389,14 +491,82 @@ fn now_ms() -> i64 {
 mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use futures::future::BoxFuture;
-
     use super::*;
     use crate::registry::Rooms;
     use crate::store::{MemoryStore, StoreError};
 
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).unwrap()
+    }
+
+    /// The next message's sequence number, skipping presence frames.
+    async fn next_seq(live: &mut broadcast::Receiver<Arc<Delivery>>) -> Seq {
+        loop {
+            if let Some(seq) = live.recv().await.unwrap().seq {
+                return seq;
+            }
+        }
+    }
+
+    /// The next presence frame as (online, joined, left).
+    async fn next_presence(
+        live: &mut broadcast::Receiver<Arc<Delivery>>,
+    ) -> (Vec<String>, Vec<String>, Vec<String>) {
+        loop {
+            let d = live.recv().await.unwrap();
+            if d.seq.is_none() {
+                match serde_json::from_str(&d.frame).unwrap() {
+                    ServerMsg::Presence {
+                        online,
+                        joined,
+                        left,
+                    } => return (online, joined, left),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn presence_counts_tabs_once_and_merges_quick_reconnects() {
+        let handle = start(Arc::new(MemoryStore::default()));
+        let ada = handle.join("Ada".into()).await.unwrap();
+        let mut watch = ada.live.resubscribe();
+        assert_eq!(ada.online, ["Ada"]);
+        let ada_tab2 = handle.join("Ada".into()).await.unwrap();
+        let bob = handle.join("Bob".into()).await.unwrap();
+        assert_eq!(
+            bob.online,
+            ["Ada", "Bob"],
+            "the joiner sees the roster at once, each name once"
+        );
+        let (online, joined, left) = next_presence(&mut watch).await;
+        assert_eq!(
+            (online, joined, left),
+            (
+                vec!["Ada".into(), "Bob".into()],
+                vec!["Ada".into(), "Bob".into()],
+                vec![]
+            )
+        );
+
+        // Closing one of two tabs changes nothing; Bob reconnecting quickly announces nothing.
+        drop(ada_tab2);
+        drop(bob);
+        let bob_again = handle.join("Bob".into()).await.unwrap();
+        tokio::time::sleep(PRESENCE_COALESCE * 3).await;
+        assert!(
+            watch.try_recv().is_err(),
+            "no presence frame for a net change of nothing"
+        );
+
+        drop(bob_again);
+        let (online, joined, left) = next_presence(&mut watch).await;
+        assert_eq!(
+            (online, joined, left),
+            (vec!["Ada".to_owned()], vec![], vec!["Bob".to_owned()])
+        );
+        drop(ada);
     }
 
     fn start(store: Arc<dyn RoomStore>) -> RoomHandle {
@@ -413,7 +583,7 @@ mod tests {
     async fn concurrent_sends_get_contiguous_numbers_and_live_order_matches() {
         let store = Arc::new(MemoryStore::default());
         let handle = start(store.clone());
-        let mut live = handle.join().await.unwrap().live;
+        let mut live = handle.join("tester".into()).await.unwrap().live;
         let mut acks = Vec::new();
         for i in 0..300 {
             acks.push(
@@ -432,7 +602,7 @@ mod tests {
             "acks in send order with contiguous numbers"
         );
         for expected in 1..=300 {
-            assert_eq!(live.recv().await.unwrap().seq, expected);
+            assert_eq!(next_seq(&mut live).await, expected);
         }
         let stored = store.after(&room("test"), 0, 1000).await.unwrap();
         assert!(stored.iter().map(|m| m.seq).eq(1..=300));
@@ -495,6 +665,14 @@ mod tests {
         ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
             self.inner.after(room, after, limit)
         }
+        fn before<'a>(
+            &'a self,
+            room: &'a RoomName,
+            before: Option<Seq>,
+            limit: usize,
+        ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+            self.inner.before(room, before, limit)
+        }
         fn find_client_id<'a>(
             &'a self,
             room: &'a RoomName,
@@ -508,7 +686,7 @@ mod tests {
     async fn a_failed_commit_is_refused_not_broadcast_and_leaves_no_hole() {
         let store = Arc::new(FlakyStore::default());
         let handle = start(store.clone());
-        let mut live = handle.join().await.unwrap().live;
+        let mut live = handle.join("tester".into()).await.unwrap().live;
         store.down.store(true, Ordering::SeqCst);
         let refused = handle
             .send("a".into(), "c1".into(), "lost?".into())
@@ -530,7 +708,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(retried.await.unwrap().unwrap(), 1);
-        assert_eq!(live.recv().await.unwrap().seq, 1);
+        assert_eq!(next_seq(&mut live).await, 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -544,7 +722,7 @@ mod tests {
             CancellationToken::new(),
         );
         let handle = rooms.get(&room("quiet"));
-        let joined = handle.join().await.unwrap();
+        let joined = handle.join("tester".into()).await.unwrap();
         let ack = handle
             .send("a".into(), "c1".into(), "hi".into())
             .await
@@ -562,7 +740,7 @@ mod tests {
         assert_eq!(rooms.active_count(), 0, "idle room unloaded");
 
         let handle = rooms.get(&room("quiet"));
-        let joined = handle.join().await.unwrap();
+        let joined = handle.join("tester".into()).await.unwrap();
         assert_eq!(joined.head, 1, "history survives unloading");
         let ack = handle
             .send("a".into(), "c2".into(), "again".into())

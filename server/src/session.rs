@@ -87,12 +87,12 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
 
     // 2. Subscribe; retry once if an idle room task was exiting just then.
     let mut handle = state.rooms.get(room);
-    let joined = match handle.join().await {
+    let joined = match handle.join(name.clone()).await {
         Ok(j) => j,
         Err(RoomError::Closed) => {
             handle = state.rooms.get(room);
             handle
-                .join()
+                .join(name.clone())
                 .await
                 .map_err(|_| End::Close(close_code::SERVICE_RESTART, "room unavailable"))?
         }
@@ -101,12 +101,23 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
         }
     };
     let mut live = joined.live;
+    // Held until this function returns: dropping it tells the room this member left.
+    let _membership = joined.membership;
     send(
         socket,
         &ServerMsg::Welcome {
             room: room.to_string(),
             name: name.clone(),
             last_seq: joined.head,
+        },
+    )
+    .await?;
+    send(
+        socket,
+        &ServerMsg::Presence {
+            online: joined.online,
+            joined: Vec::new(),
+            left: Vec::new(),
         },
     )
     .await?;
@@ -152,16 +163,18 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
                 send(socket, &frame).await?;
             }
             delivery = live.recv() => match delivery {
-                Ok(d) => {
-                    if d.seq > sent_seq {
-                        if d.seq != sent_seq + 1 {
+                Ok(d) => match d.seq {
+                    None => send_raw(socket, &d.frame).await?,
+                    Some(seq) if seq > sent_seq => {
+                        if seq != sent_seq + 1 {
                             // Should not happen (the room commits in order), but never leave a hole.
-                            catch_up(socket, state, room, &mut sent_seq, Some(d.seq - 1)).await?;
+                            catch_up(socket, state, room, &mut sent_seq, Some(seq - 1)).await?;
                         }
                         send_raw(socket, &d.frame).await?;
-                        sent_seq = d.seq;
+                        sent_seq = seq;
                     }
-                }
+                    Some(_) => {}
+                },
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     debug!(skipped, "lagged behind the room; catching up from storage");
                     catch_up(socket, state, room, &mut sent_seq, None).await?;

@@ -308,6 +308,27 @@ impl RoomStore for SqliteStore {
         })
     }
 
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        let room = room.to_string();
+        let before = before.unwrap_or(i64::MAX as Seq);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
+                 WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let mut page = stmt
+                .query_map(params![room, before, limit], row_to_message)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            page.reverse();
+            Ok(page)
+        })
+    }
+
     fn find_client_id<'a>(
         &'a self,
         room: &'a RoomName,
@@ -369,6 +390,15 @@ mod tests {
             Some(4)
         );
         assert_eq!(store.find_client_id(&room("b"), "c4").await.unwrap(), None);
+        let latest = store.before(&room("a"), None, 2).await.unwrap();
+        assert_eq!(latest.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
+        let older = store.before(&room("a"), Some(4), 10).await.unwrap();
+        assert_eq!(older.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(store
+            .before(&room("a"), Some(1), 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 
     #[tokio::test]

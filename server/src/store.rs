@@ -47,6 +47,14 @@ pub trait RoomStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
 
+    /// Up to `limit` messages just before `before` (or the latest ones), in order.
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
+
     /// The sequence number of the message the client sent as `client_id`, if it was stored.
     fn find_client_id<'a>(
         &'a self,
@@ -122,6 +130,23 @@ impl RoomStore for MemoryStore {
                 .unwrap_or(usize::MAX)
                 .min(r.messages.len());
             r.messages[start..].iter().take(limit).cloned().collect()
+        });
+        Box::pin(future::ready(Ok(page)))
+    }
+
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        let page = self.with_room(room, |r| {
+            let end = before.map_or(r.messages.len(), |b| {
+                usize::try_from(b.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .min(r.messages.len())
+            });
+            r.messages[end.saturating_sub(limit)..end].to_vec()
         });
         Box::pin(future::ready(Ok(page)))
     }

@@ -47,8 +47,40 @@ async fn two_clients_in_a_room_see_the_same_messages_in_order_and_another_room_s
         other => panic!("room B got something else first: {other:?}"),
     }
     assert!(
-        carol.next_frame(Duration::from_millis(300)).await.is_none(),
+        carol.next_event(Duration::from_millis(300)).await.is_none(),
         "nothing else arrives in room B"
+    );
+}
+
+#[tokio::test]
+async fn the_roster_lists_everyone_once_and_announces_joins_and_leaves() {
+    let server = TestServer::start().await;
+    let mut ada = server.join("roster", "Ada", None).await;
+    assert_eq!(
+        ada.next_presence().await.0,
+        ["Ada"],
+        "the roster follows the welcome"
+    );
+
+    let mut bob = server.join("roster", "Bob", None).await;
+    let mut bob_tab = server.join("roster", "Bob", None).await;
+    assert_eq!(bob.next_presence().await.0, ["Ada", "Bob"]);
+    assert_eq!(
+        bob_tab.next_presence().await.0,
+        ["Ada", "Bob"],
+        "two tabs, one name"
+    );
+    let (online, joined, _) = ada.next_presence().await;
+    assert_eq!(online, ["Ada", "Bob"]);
+    // Joins within one coalescing window are announced together (Ada's own may be in it too).
+    assert!(joined.contains(&"Bob".to_owned()), "{joined:?}");
+
+    bob.close().await;
+    bob_tab.close().await;
+    let (online, _, left) = ada.next_presence().await;
+    assert_eq!(
+        (online, left),
+        (vec!["Ada".to_owned()], vec!["Bob".to_owned()])
     );
 }
 
@@ -213,7 +245,7 @@ async fn an_invalid_join_is_refused_with_a_close_code() {
         }
     ));
     assert!(matches!(
-        c.next_frame(Duration::from_secs(2)).await,
+        c.next_event(Duration::from_secs(2)).await,
         Some(Frame::Closed(Some(close_code::BAD_JOIN)))
     ));
 
@@ -245,7 +277,7 @@ async fn an_oversized_frame_closes_the_connection() {
         "a".repeat(64 * 1024)
     );
     c.send_text(&huge).await;
-    match c.next_frame(Duration::from_secs(3)).await {
+    match c.next_event(Duration::from_secs(3)).await {
         Some(Frame::Closed(code)) => {
             assert_ne!(code, Some(1000), "closed as an error, not normally")
         }
@@ -254,16 +286,45 @@ async fn an_oversized_frame_closes_the_connection() {
 }
 
 #[tokio::test]
-async fn room_pages_are_served_with_the_leptos_shell() {
+async fn room_pages_are_server_rendered_with_their_latest_history_as_text() {
     let server = TestServer::start().await;
-    let body = reqwest_lite(&server.http_url("/r/general")).await;
+    let empty = reqwest_lite(&server.http_url("/r/general")).await;
     assert!(
-        body.contains("#general"),
+        empty.contains("#general"),
         "room title is rendered on the server"
     );
-    assert!(body.contains("No messages yet"));
+    assert!(empty.contains("No messages yet"));
     let home = reqwest_lite(&server.http_url("/")).await;
     assert!(home.contains("Create a private room"));
+
+    let mut writer = server.join("rendered", "Writer", None).await;
+    for i in 1..=120 {
+        writer
+            .send(&ClientMsg::Send {
+                client_id: format!("r-{i}"),
+                text: format!("line {i:03}"),
+            })
+            .await;
+    }
+    writer
+        .send(&ClientMsg::Send {
+            client_id: "html".into(),
+            text: "<script>alert(1)</script>".into(),
+        })
+        .await;
+    writer.messages(121).await;
+
+    let page = reqwest_lite(&server.http_url("/r/rendered")).await;
+    assert!(
+        page.contains("line 120") && page.contains("line 022"),
+        "the latest 100 are in the HTML"
+    );
+    assert!(!page.contains("line 021<"), "older ones are not");
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "message text is escaped"
+    );
+    assert!(!page.contains("<script>alert(1)"), "never raw HTML");
 }
 
 /// A minimal HTTP GET over a raw TCP stream, so tests need no HTTP client crate.

@@ -111,7 +111,7 @@ async fn write_until_killed(
         })
         .await;
         loop {
-            match c.next_frame(Duration::from_secs(10)).await {
+            match c.next_event(Duration::from_secs(10)).await {
                 Some(Frame::Msg(ServerMsg::Ack { client_id: id, seq })) if id == client_id => {
                     let mut l = log.lock().unwrap();
                     l.unacked.retain(|(u, _)| u != &id);
@@ -275,7 +275,7 @@ async fn resume_after_missing_more_than_a_thousand_messages_gets_all_of_them_in_
     assert_eq!(texts[&2], "m0");
     assert_eq!(texts[&1501], "m1499");
     assert!(
-        back.next_frame(Duration::from_millis(300)).await.is_none(),
+        back.next_event(Duration::from_millis(300)).await.is_none(),
         "nothing twice"
     );
 }

@@ -56,22 +56,40 @@ pub struct RoomState {
     pub conn: RwSignal<ConnState>,
     /// The last problem worth telling the user about (a refused message, for example).
     pub notice: RwSignal<Option<String>>,
+    /// The sequence number the page's history was complete up to when it was loaded: where the
+    /// connection resumes when no message has arrived since.
+    loaded_upto: Seq,
 }
 
 impl RoomState {
-    pub fn new(initial: Vec<ChatMessage>) -> Self {
+    /// State for a page that loaded `initial` (consecutive messages) and is complete up to
+    /// `loaded_upto`.
+    pub fn new(initial: Vec<ChatMessage>, loaded_upto: Seq) -> Self {
         Self {
             messages: RwSignal::new(initial),
             outbox: RwSignal::new(Vec::new()),
             conn: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
+            loaded_upto,
         }
     }
 
-    /// The sequence number of the last delivered message (0 when there is none).
+    /// The sequence number everything up to which this page has shown: the resume point.
     pub fn last_seq(&self) -> Seq {
         self.messages
             .with_untracked(|m| m.last().map_or(0, |m| m.seq))
+            .max(self.loaded_upto)
+    }
+
+    /// Adds an older page of history before the first message shown.
+    pub fn prepend(&self, older: Vec<ChatMessage>) {
+        self.messages.update(|m| {
+            let first = m.first().map_or(Seq::MAX, |f| f.seq);
+            let mut merged: Vec<ChatMessage> =
+                older.into_iter().filter(|o| o.seq < first).collect();
+            merged.append(m);
+            *m = merged;
+        });
     }
 
     /// Adds a message from the room, keeping sequence order and dropping anything already shown.
@@ -175,7 +193,7 @@ mod tests {
     fn deliver_drops_duplicates_and_clears_outbox() {
         let owner = Owner::new();
         owner.with(|| {
-            let state = RoomState::new(vec![msg(1, "x")]);
+            let state = RoomState::new(vec![msg(1, "x")], 1);
             state.outbox.set(vec![OutboxEntry {
                 client_id: "c2".into(),
                 text: "t".into(),
@@ -194,7 +212,7 @@ mod tests {
     fn requeue_only_touches_unacknowledged() {
         let owner = Owner::new();
         owner.with(|| {
-            let state = RoomState::new(vec![]);
+            let state = RoomState::new(vec![], 0);
             state.outbox.set(vec![
                 OutboxEntry {
                     client_id: "a".into(),

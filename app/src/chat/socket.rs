@@ -54,23 +54,16 @@ pub fn spawn(state: RoomState, room: String, name: String) -> Handle {
 
 async fn run(state: RoomState, room: String, name: String, mut kick: mpsc::UnboundedReceiver<()>) {
     let path = format!("/api/rooms/{room}/ws");
-    // Resume point: None until we have seen the room once, so a first visit gets the recent
-    // backlog instead of the whole history.
-    let mut has_joined = !state.messages.with_untracked(Vec::is_empty);
     let mut failures: u32 = 0;
     loop {
         while !browser::is_online() {
             state.conn.set(ConnState::Offline);
             TimeoutFuture::new(OFFLINE_POLL_MS).await;
         }
-        match connect_once(&state, &path, &name, has_joined, &mut kick).await {
+        match connect_once(&state, &path, &name, &mut kick).await {
             Session::PageGone => return,
-            Session::Ended { joined } => {
-                has_joined |= joined;
-                if joined {
-                    failures = 0;
-                }
-            }
+            Session::Ended { joined: true } => failures = 0,
+            Session::Ended { joined: false } => {}
         }
         state.requeue_unacknowledged();
         failures = failures.saturating_add(1);
@@ -100,7 +93,6 @@ async fn connect_once(
     state: &RoomState,
     path: &str,
     name: &str,
-    resume: bool,
     kick: &mut mpsc::UnboundedReceiver<()>,
 ) -> Session {
     let Some(url) = browser::websocket_url(path) else {
@@ -113,7 +105,9 @@ async fn connect_once(
     let mut stream = stream.fuse();
     let join = ClientMsg::Join {
         name: name.to_owned(),
-        after_seq: resume.then(|| state.last_seq()),
+        // The page shows everything up to last_seq (server-rendered history, then live
+        // messages): resume right after it, so nothing is missed and nothing arrives twice.
+        after_seq: Some(state.last_seq()),
     };
     if sink.send(Message::Text(join.encode())).await.is_err() {
         return Session::Ended { joined: false };

@@ -73,6 +73,8 @@ impl TestServer {
 
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Presence frames set aside by [`Client::recv`], oldest first, as (online, joined, left).
+    pub presence: std::collections::VecDeque<(Vec<String>, Vec<String>, Vec<String>)>,
 }
 
 impl Client {
@@ -80,7 +82,10 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
-        Self { ws }
+        Self {
+            ws,
+            presence: Default::default(),
+        }
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
@@ -95,11 +100,54 @@ impl Client {
         self.ws.send(msg).await.expect("send");
     }
 
-    /// The next protocol frame (pings are skipped). Panics on timeout or close.
+    /// The next protocol frame other than presence (pings are skipped, presence frames are kept
+    /// in [`Client::presence`]). Panics on timeout or close.
     pub async fn recv(&mut self) -> ServerMsg {
-        match self.next_frame(FRAME_TIMEOUT).await {
-            Some(Frame::Msg(m)) => m,
-            other => panic!("expected a frame, got {other:?}"),
+        loop {
+            match self.next_frame(FRAME_TIMEOUT).await {
+                Some(Frame::Msg(ServerMsg::Presence {
+                    online,
+                    joined,
+                    left,
+                })) => self.presence.push_back((online, joined, left)),
+                Some(Frame::Msg(m)) => return m,
+                other => panic!("expected a frame, got {other:?}"),
+            }
+        }
+    }
+
+    /// The next presence frame (one set aside earlier, or the next to arrive; other frames that
+    /// arrive first are dropped). Panics on timeout.
+    pub async fn next_presence(&mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
+        if let Some(p) = self.presence.pop_front() {
+            return p;
+        }
+        loop {
+            match self.next_frame(FRAME_TIMEOUT).await {
+                Some(Frame::Msg(ServerMsg::Presence {
+                    online,
+                    joined,
+                    left,
+                })) => return (online, joined, left),
+                Some(Frame::Msg(_)) => {}
+                other => panic!("expected presence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Like [`Client::next_frame`], but presence frames are set aside instead of returned.
+    pub async fn next_event(&mut self, wait: Duration) -> Option<Frame> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_frame(left).await {
+                Some(Frame::Msg(ServerMsg::Presence {
+                    online,
+                    joined,
+                    left,
+                })) => self.presence.push_back((online, joined, left)),
+                other => return other,
+            }
         }
     }
 

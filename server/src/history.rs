@@ -1,0 +1,38 @@
+//! The server's side of the app's history server function: pages of stored messages.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use app::history::ssr::HistorySource;
+use app::history::HistoryPage;
+use app::limits::RoomName;
+use app::protocol::Seq;
+use tracing::warn;
+
+use crate::store::RoomStore;
+
+/// Answers history requests straight from the store (committed messages only).
+pub struct StoreHistory(pub Arc<dyn RoomStore>);
+
+impl HistorySource for StoreHistory {
+    fn page<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<HistoryPage, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let messages = self.0.before(room, before, limit).await.map_err(|e| {
+                warn!(room = %room, error = %e, "history read failed");
+                e.to_string()
+            })?;
+            // The latest page is complete up to its last message; live updates resume there.
+            let upto = match before {
+                None => messages.last().map_or(0, |m| m.seq),
+                Some(b) => b.saturating_sub(1),
+            };
+            Ok(HistoryPage { messages, upto })
+        })
+    }
+}
