@@ -4,7 +4,7 @@ use leptos::{ev, html, prelude::*};
 use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
-use crate::chat::{ConnState, Delivery, OutboxEntry, RoomConnection, RoomState};
+use crate::chat::{ConnState, Delivery, OutboxEntry, RoomConnection, RoomState, TimelineItem};
 use crate::history::{load_history, HistoryPage};
 use crate::limits::{
     validate_display_name, validate_message_text, RoomName, MAX_DISPLAY_NAME_CHARS,
@@ -266,11 +266,32 @@ fn RoomHeader(title: String, state: RoomState) -> impl IntoView {
         <header class="room-header">
             <a class="brand small" href="/" aria-label="Palaver home">"Palaver"</a>
             <h1 class="room-title">{title}</h1>
+            <Roster online=state.online/>
             <p class="status" data-state=move || status().0 role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
                 <span class="status-text">{move || status().1}</span>
             </p>
         </header>
+    }
+    .into_any()
+}
+
+/// Who is online: a disclosure in the header ("3 online"), a list when opened.
+#[component]
+fn Roster(online: RwSignal<Vec<String>>) -> impl IntoView {
+    view! {
+        <Show when=move || online.with(|o| !o.is_empty())>
+            <details class="roster">
+                <summary aria-label=move || format!("{} online; show who", online.with(Vec::len))>
+                    {move || format!("{} online", online.with(Vec::len))}
+                </summary>
+                <ul aria-label="Online now">
+                    <For each=move || online.get() key=|n| n.clone() let:name>
+                        <li>{name}</li>
+                    </For>
+                </ul>
+            </details>
+        </Show>
     }
     .into_any()
 }
@@ -303,8 +324,14 @@ fn MessageList(
                 <p class="empty">"No messages yet. Say hello!"</p>
             </Show>
             <ol class="message-list">
-                <For each=move || state.messages.get() key=|m| m.seq let:msg>
-                    <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
+                <For each=move || state.timeline() key=TimelineItem::key let:item>
+                    {match item {
+                        TimelineItem::Message(msg) => view! {
+                            <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
+                        }
+                        .into_any(),
+                        TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
+                    }}
                 </For>
                 <For each=move || state.outbox.get() key=|e| (e.client_id.clone(), e.delivery) let:entry>
                     <PendingItem entry name=Signal::derive(move || saved.get().flatten().unwrap_or_default())/>

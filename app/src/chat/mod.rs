@@ -43,6 +43,36 @@ pub struct OutboxEntry {
     pub delivery: Delivery,
 }
 
+/// A line in the stream that is not a message ("Ada joined").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Unique within the page.
+    pub key: u64,
+    /// Shown after the message with this sequence number.
+    pub after_seq: Seq,
+    pub text: String,
+}
+
+/// Notices kept on a page; older ones are dropped.
+const MAX_NOTICES: usize = 50;
+
+/// One row of the stream: a message or a notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimelineItem {
+    Message(ChatMessage),
+    Notice(Notice),
+}
+
+impl TimelineItem {
+    /// A key that is unique across both kinds, for keyed rendering.
+    pub fn key(&self) -> (u8, u64) {
+        match self {
+            TimelineItem::Message(m) => (0, m.seq),
+            TimelineItem::Notice(n) => (1, n.key),
+        }
+    }
+}
+
 /// Most messages a person may have waiting in the outbox; the composer refuses more.
 pub const MAX_OUTBOX: usize = 50;
 
@@ -56,6 +86,10 @@ pub struct RoomState {
     pub conn: RwSignal<ConnState>,
     /// The last problem worth telling the user about (a refused message, for example).
     pub notice: RwSignal<Option<String>>,
+    /// Who is in the room (empty until the server says).
+    pub online: RwSignal<Vec<String>>,
+    /// Join and leave lines, in arrival order.
+    pub notices: RwSignal<Vec<Notice>>,
     /// The sequence number the page's history was complete up to when it was loaded: where the
     /// connection resumes when no message has arrived since.
     loaded_upto: Seq,
@@ -70,6 +104,8 @@ impl RoomState {
             outbox: RwSignal::new(Vec::new()),
             conn: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
+            online: RwSignal::new(Vec::new()),
+            notices: RwSignal::new(Vec::new()),
             loaded_upto,
         }
     }
@@ -79,6 +115,46 @@ impl RoomState {
         self.messages
             .with_untracked(|m| m.last().map_or(0, |m| m.seq))
             .max(self.loaded_upto)
+    }
+
+    /// Applies a presence frame: the roster, and a line in the stream for arrivals and departures.
+    pub fn presence(&self, online: Vec<String>, joined: &[String], left: &[String]) {
+        self.online.set(online);
+        let after_seq = self.last_seq();
+        let lines = [describe(joined, "joined"), describe(left, "left")];
+        self.notices.update(|n| {
+            for text in lines.into_iter().flatten() {
+                let key = n.last().map_or(0, |l| l.key + 1);
+                n.push(Notice {
+                    key,
+                    after_seq,
+                    text,
+                });
+            }
+            if n.len() > MAX_NOTICES {
+                n.drain(..n.len() - MAX_NOTICES);
+            }
+        });
+    }
+
+    /// Messages and notices interleaved in the order to show them.
+    pub fn timeline(&self) -> Vec<TimelineItem> {
+        let notices = self.notices.get();
+        self.messages.with(|messages| {
+            let mut out = Vec::with_capacity(messages.len() + notices.len());
+            let mut pending = notices.into_iter().peekable();
+            for m in messages {
+                while let Some(n) = pending.next_if(|n| n.after_seq < m.seq) {
+                    // Notices from before the first message shown belong to older history.
+                    if messages.first().is_some_and(|f| n.after_seq >= f.seq) {
+                        out.push(TimelineItem::Notice(n));
+                    }
+                }
+                out.push(TimelineItem::Message(m.clone()));
+            }
+            out.extend(pending.map(TimelineItem::Notice));
+            out
+        })
     }
 
     /// Adds an older page of history before the first message shown.
@@ -174,9 +250,46 @@ impl RoomConnection {
     }
 }
 
+/// "Ada joined", "Ada and Bob left", "Ada, Bob and 3 others joined".
+fn describe(names: &[String], verb: &str) -> Option<String> {
+    let who = match names {
+        [] => return None,
+        [one] => one.clone(),
+        [a, b] => format!("{a} and {b}"),
+        [a, b, c] => format!("{a}, {b} and {c}"),
+        [a, b, rest @ ..] => format!("{a}, {b} and {} others", rest.len()),
+    };
+    Some(format!("{who} {verb}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn presence_lines_are_short_and_placed_after_the_last_message() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+            let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            state.presence(
+                names(&["Ada"]),
+                &names(&["Ada", "Bob", "Cy", "Di"]),
+                &names(&["Ed"]),
+            );
+            state.deliver(msg(3, "c"));
+            let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+            assert_eq!(keys, [(0, 1), (0, 2), (1, 0), (1, 1), (0, 3)]);
+            let texts: Vec<_> = state
+                .notices
+                .get_untracked()
+                .into_iter()
+                .map(|n| n.text)
+                .collect();
+            assert_eq!(texts, ["Ada, Bob and 2 others joined", "Ed left"]);
+            assert_eq!(state.online.get_untracked(), ["Ada"]);
+        });
+    }
 
     fn msg(seq: Seq, client_id: &str) -> ChatMessage {
         ChatMessage {

@@ -8,7 +8,7 @@
 use futures::{
     channel::mpsc,
     future::{AbortHandle, Abortable},
-    select, SinkExt, StreamExt,
+    select, FutureExt, SinkExt, StreamExt,
 };
 use gloo_net::websocket::{futures::WebSocket, Message};
 use gloo_timers::future::TimeoutFuture;
@@ -45,32 +45,63 @@ impl Handle {
 
 pub fn spawn(state: RoomState, room: String, name: String) -> Handle {
     let (kick, kick_rx) = mpsc::unbounded();
+    // The browser's offline/online events: drop the socket at once when the network goes (rather
+    // than wait for it to time out), and reconnect at once when it comes back.
+    let (network, network_rx) = mpsc::unbounded();
+    let on_offline = network.clone();
+    let offline = window_event_listener(leptos::ev::offline, move |_| {
+        let _ = on_offline.unbounded_send(false);
+    });
+    let online = window_event_listener(leptos::ev::online, move |_| {
+        let _ = network.unbounded_send(true);
+    });
+    on_cleanup(move || {
+        offline.remove();
+        online.remove();
+    });
     let (abort, registration) = AbortHandle::new_pair();
     leptos::task::spawn_local(async move {
-        let _ = Abortable::new(run(state, room, name, kick_rx), registration).await;
+        let _ = Abortable::new(run(state, room, name, kick_rx, network_rx), registration).await;
     });
     Handle { kick, abort }
 }
 
-async fn run(state: RoomState, room: String, name: String, mut kick: mpsc::UnboundedReceiver<()>) {
+async fn run(
+    state: RoomState,
+    room: String,
+    name: String,
+    mut kick: mpsc::UnboundedReceiver<()>,
+    mut network: mpsc::UnboundedReceiver<bool>,
+) {
     let path = format!("/api/rooms/{room}/ws");
     let mut failures: u32 = 0;
     loop {
         while !browser::is_online() {
             state.conn.set(ConnState::Offline);
-            TimeoutFuture::new(OFFLINE_POLL_MS).await;
+            select! {
+                _ = TimeoutFuture::new(OFFLINE_POLL_MS).fuse() => {}
+                _ = network.next() => {}
+            }
         }
-        match connect_once(&state, &path, &name, &mut kick).await {
+        match connect_once(&state, &path, &name, &mut kick, &mut network).await {
             Session::PageGone => return,
             Session::Ended { joined: true } => failures = 0,
             Session::Ended { joined: false } => {}
         }
         state.requeue_unacknowledged();
+        if !browser::is_online() {
+            // Straight to waiting for the network; no backoff needed.
+            continue;
+        }
         failures = failures.saturating_add(1);
         state
             .conn
             .set(ConnState::Reconnecting { attempt: failures });
-        TimeoutFuture::new(backoff_ms(failures)).await;
+        select! {
+            _ = TimeoutFuture::new(backoff_ms(failures)).fuse() => {}
+            // Back online: try now.
+            _ = network.next() => {}
+        }
     }
 }
 
@@ -94,6 +125,7 @@ async fn connect_once(
     path: &str,
     name: &str,
     kick: &mut mpsc::UnboundedReceiver<()>,
+    network: &mut mpsc::UnboundedReceiver<bool>,
 ) -> Session {
     let Some(url) = browser::websocket_url(path) else {
         return Session::Ended { joined: false };
@@ -135,6 +167,12 @@ async fn connect_once(
                 Some(Ok(Message::Bytes(_))) => {}
                 Some(Err(_)) | None => return Session::Ended { joined },
             },
+            change = network.next() => {
+                if change == Some(false) {
+                    state.conn.set(ConnState::Offline);
+                    return Session::Ended { joined };
+                }
+            }
             kicked = kick.next() => {
                 if kicked.is_none() {
                     return Session::PageGone;
@@ -154,6 +192,11 @@ fn handle(state: &RoomState, msg: ServerMsg) {
             state.deliver(m);
         }
         ServerMsg::Ack { client_id, .. } => state.acknowledge(&client_id),
+        ServerMsg::Presence {
+            online,
+            joined,
+            left,
+        } => state.presence(online, &joined, &left),
         ServerMsg::Error {
             code,
             message,

@@ -1,0 +1,114 @@
+import { test, expect, Page } from "@playwright/test";
+import { hydrated, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
+
+/** Texts of the delivered messages on a page, in display order. */
+const texts = (p: Page) => p.locator("li.msg:not(.pending) .text").allTextContents();
+
+test("history is in the server-rendered page and readable without JavaScript", async ({ browser }) => {
+  const room = uniqueRoom("nojs");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  await say(ada.page, "Rendered on the server");
+  await say(ada.page, "<b>and still text</b>");
+  await expect(messageWith(ada.page, "and still text")).toHaveCount(1);
+
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  const page = await noJs.newPage();
+  await page.goto(`/r/${room}`);
+  await expect(page.getByRole("heading", { name: `#${room}` })).toBeVisible();
+  await expect(messageWith(page, "Rendered on the server").locator(".sender")).toHaveText("Ada");
+  await expect(messageWith(page, "<b>and still text</b>")).toHaveCount(1);
+  await expect(page.locator("b", { hasText: "and still text" })).toHaveCount(0);
+
+  await ada.context.close();
+  await noJs.close();
+});
+
+test("someone offline misses messages, comes back, and sees each once in order; their offline message is sent once", async ({ browser }) => {
+  const room = uniqueRoom("offline");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  const bob = await joinThroughHome(browser, "Bob", room);
+  await say(ada.page, "before");
+  await expect(messageWith(bob.page, "before")).toHaveCount(1);
+
+  await bob.context.setOffline(true);
+  await expect(bob.page.getByRole("status")).toHaveText(/Offline/);
+  for (const t of ["missed 1", "missed 2", "missed 3"]) await say(ada.page, t);
+  await say(bob.page, "typed while offline");
+  await expect(bob.page.locator("li.msg.pending", { hasText: "typed while offline" })).toContainText("Waiting for connection");
+
+  await bob.context.setOffline(false);
+  await expect(bob.page.getByRole("status")).toHaveText(/Connected/);
+  const expected = ["before", "missed 1", "missed 2", "missed 3", "typed while offline"];
+  await expect.poll(() => texts(bob.page)).toEqual(expected);
+  await expect.poll(() => texts(ada.page)).toEqual(expected);
+  await expect(bob.page.locator("li.msg.pending")).toHaveCount(0);
+
+  // A reload resumes from the rendered history: still each message once.
+  await bob.page.reload();
+  await hydrated(bob.page);
+  await expect(bob.page.getByRole("status")).toHaveText(/Connected/);
+  await expect.poll(() => texts(bob.page)).toEqual(expected);
+
+  await ada.context.close();
+  await bob.context.close();
+});
+
+test("the roster shows who is online and removes people who leave", async ({ browser }) => {
+  const room = uniqueRoom("roster");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  const bob = await joinThroughHome(browser, "Bob", room);
+
+  const roster = ada.page.locator("details.roster");
+  await expect(roster.locator("summary")).toHaveText("2 online");
+  await roster.locator("summary").click();
+  await expect(roster.getByRole("listitem")).toHaveText(["Ada", "Bob"]);
+  await expect(ada.page.locator("li.notice", { hasText: "Bob joined" })).toHaveCount(1);
+
+  await bob.context.close();
+  await expect(roster.locator("summary")).toHaveText("1 online");
+  await expect(roster.getByRole("listitem")).toHaveText(["Ada"]);
+  await expect(ada.page.locator("li.notice", { hasText: "Bob left" })).toHaveCount(1);
+  await ada.context.close();
+});
+
+test("scrolling up loads older history page by page, down to the first message, without jumping", async ({ browser }) => {
+  const room = uniqueRoom("scroll");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  // 230 messages straight over a WebSocket from the page, faster than typing them.
+  await ada.page.evaluate(async (room) => {
+    const ws = new WebSocket(`ws://${location.host}/api/rooms/${room}/ws`);
+    await new Promise((ok) => (ws.onopen = ok));
+    ws.send(JSON.stringify({ type: "join", name: "Bulk" }));
+    let acked = 0;
+    const done = new Promise<void>((ok) => {
+      ws.onmessage = (e) => {
+        if (JSON.parse(e.data).type === "ack" && ++acked === 230) ok();
+      };
+    });
+    for (let i = 1; i <= 230; i++) ws.send(JSON.stringify({ type: "send", client_id: `bulk-${i}`, text: `bulk ${i}` }));
+    await done;
+    ws.close();
+  }, room);
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`/r/${room}`);
+  await hydrated(page);
+  await expect(page.locator("li.msg")).toHaveCount(100);
+  await expect(page.locator("li.msg").first()).toContainText("bulk 131");
+  await expect(page.locator("li.msg").last()).toContainText("bulk 230");
+
+  // Scroll to the top: the previous 100 load above, and the message that was first stays in view.
+  const anchor = messageWith(page, "bulk 131");
+  await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+  await expect(page.locator("li.msg")).toHaveCount(200);
+  await expect(anchor).toBeInViewport();
+
+  await page.locator(".messages").evaluate((el) => (el.scrollTop = 0));
+  await expect(page.locator("li.msg")).toHaveCount(230);
+  await expect(page.locator("li.msg").first()).toContainText("bulk 1");
+  await expect(page.getByText(`This is the beginning of #${room}.`)).toBeVisible();
+
+  await ada.context.close();
+  await context.close();
+});
