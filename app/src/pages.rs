@@ -235,6 +235,11 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
         <Title text=title.clone()/>
         <div class="room">
             <RoomHeader title=title.clone() state/>
+            <noscript>
+                <p class="noscript" role="note">
+                    "JavaScript is off: you can read this room's recent history. Turn it on to chat live."
+                </p>
+            </noscript>
             <MessageList state saved list_ref on_scroll older room_label=title/>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>

@@ -79,6 +79,10 @@ pub enum ServerMsg {
         /// Names that left since the last presence frame.
         #[serde(default)]
         left: Vec<String>,
+        /// The room's last sequence number when the first of these changes happened: where the
+        /// "joined"/"left" line belongs in the stream.
+        #[serde(default)]
+        at_seq: Seq,
     },
     /// The server has durably accepted the message sent with `client_id` as number `seq`.
     Ack { client_id: String, seq: Seq },

@@ -208,8 +208,8 @@ struct Room {
     online: BTreeMap<String, usize>,
     /// The roster as last announced, to compute net joins and leaves.
     announced: BTreeSet<String>,
-    /// When the pending roster change is announced.
-    presence_due: Option<Instant>,
+    /// When the pending roster change is announced, and the room's head when it began.
+    presence_due: Option<(Instant, Seq)>,
     /// Resolves with a member id when that member's session ends.
     departures: FuturesUnordered<BoxFuture<'static, u64>>,
 }
@@ -270,13 +270,14 @@ impl Room {
 
     fn schedule_presence(&mut self) {
         if self.presence_due.is_none() {
-            self.presence_due = Some(Instant::now() + PRESENCE_COALESCE);
+            let head = self.head.map_or(0, |(seq, _)| seq);
+            self.presence_due = Some((Instant::now() + PRESENCE_COALESCE, head));
         }
     }
 
     /// Broadcasts the net change of the roster since the last announcement, if any.
     fn announce_presence(&mut self) {
-        self.presence_due = None;
+        let at_seq = self.presence_due.take().map_or(0, |(_, seq)| seq);
         let now: BTreeSet<String> = self.online.keys().cloned().collect();
         let joined: Vec<String> = now.difference(&self.announced).cloned().collect();
         let left: Vec<String> = self.announced.difference(&now).cloned().collect();
@@ -287,6 +288,7 @@ impl Room {
             online: now.iter().cloned().collect(),
             joined,
             left,
+            at_seq,
         };
         let _ = self.live.send(Arc::new(Delivery {
             seq: None,
@@ -300,7 +302,7 @@ impl Room {
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
         let mut idle_ticks = 0u32;
         loop {
-            let presence_due = self.presence_due;
+            let presence_due = self.presence_due.map(|(due, _)| due);
             tokio::select! {
                 Some(member) = self.departures.next() => self.remove_member(member),
                 _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
@@ -520,6 +522,7 @@ mod tests {
                         online,
                         joined,
                         left,
+                        ..
                     } => return (online, joined, left),
                     other => panic!("{other:?}"),
                 }

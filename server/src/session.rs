@@ -118,6 +118,7 @@ async fn session(socket: &mut WebSocket, room: &RoomName, state: &AppState) -> R
             online: joined.online,
             joined: Vec::new(),
             left: Vec::new(),
+            at_seq: joined.head,
         },
     )
     .await?;

@@ -118,9 +118,9 @@ impl RoomState {
     }
 
     /// Applies a presence frame: the roster, and a line in the stream for arrivals and departures.
-    pub fn presence(&self, online: Vec<String>, joined: &[String], left: &[String]) {
+    pub fn presence(&self, online: Vec<String>, joined: &[String], left: &[String], at_seq: Seq) {
         self.online.set(online);
-        let after_seq = self.last_seq();
+        let after_seq = at_seq.min(self.last_seq());
         let lines = [describe(joined, "joined"), describe(left, "left")];
         self.notices.update(|n| {
             for text in lines.into_iter().flatten() {
@@ -276,6 +276,7 @@ mod tests {
                 names(&["Ada"]),
                 &names(&["Ada", "Bob", "Cy", "Di"]),
                 &names(&["Ed"]),
+                9,
             );
             state.deliver(msg(3, "c"));
             let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();

@@ -196,7 +196,8 @@ fn handle(state: &RoomState, msg: ServerMsg) {
             online,
             joined,
             left,
-        } => state.presence(online, &joined, &left),
+            at_seq,
+        } => state.presence(online, &joined, &left, at_seq),
         ServerMsg::Error {
             code,
             message,

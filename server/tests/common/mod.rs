@@ -109,6 +109,7 @@ impl Client {
                     online,
                     joined,
                     left,
+                    ..
                 })) => self.presence.push_back((online, joined, left)),
                 Some(Frame::Msg(m)) => return m,
                 other => panic!("expected a frame, got {other:?}"),
@@ -128,6 +129,7 @@ impl Client {
                     online,
                     joined,
                     left,
+                    ..
                 })) => return (online, joined, left),
                 Some(Frame::Msg(_)) => {}
                 other => panic!("expected presence, got {other:?}"),
@@ -145,6 +147,7 @@ impl Client {
                     online,
                     joined,
                     left,
+                    ..
                 })) => self.presence.push_back((online, joined, left)),
                 other => return other,
             }
