@@ -21,7 +21,7 @@ use std::sync::Arc;
 use app::history::ssr::HistoryHandle;
 use app::{shell, App};
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -86,7 +86,13 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let history = HistoryHandle(Arc::new(StoreHistory(state.rooms.store().clone())));
     Router::new()
-        .route("/api/rooms/{room}/ws", get(session::upgrade))
+        .route("/api/rooms/{room}/ws", get(session::palaver::upgrade))
+        // The edge-chat demo's protocol, on the same rooms.
+        .route(
+            "/api/room/{room}/websocket",
+            get(session::edge_chat::upgrade),
+        )
+        .route("/api/room", post(session::edge_chat::new_private_room))
         .leptos_routes_with_context(
             &state,
             routes,

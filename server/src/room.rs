@@ -45,6 +45,8 @@ pub const PRESENCE_COALESCE: Duration = Duration::from_millis(500);
 pub struct Delivery {
     /// The message's sequence number; `None` for presence, which is not part of history.
     pub seq: Option<Seq>,
+    /// What is delivered, for dialects other than Palaver's own.
+    pub msg: ServerMsg,
     /// The encoded `ServerMsg::Message` or `ServerMsg::Presence` frame.
     pub frame: Arc<str>,
 }
@@ -290,9 +292,11 @@ impl Room {
             left,
             at_seq,
         };
+        let encoded = frame.encode().into();
         let _ = self.live.send(Arc::new(Delivery {
             seq: None,
-            frame: frame.encode().into(),
+            msg: frame,
+            frame: encoded,
         }));
         self.announced = now;
     }
@@ -460,10 +464,13 @@ impl Room {
         }
         for m in unique {
             self.remember_client_id(m.client_id.clone(), m.seq);
-            let frame: Arc<str> = ServerMsg::Message(m.clone()).encode().into();
+            let seq = m.seq;
+            let msg = ServerMsg::Message(m);
+            let frame: Arc<str> = msg.encode().into();
             // An error only means nobody is listening right now; the message is stored.
             let _ = self.live.send(Arc::new(Delivery {
-                seq: Some(m.seq),
+                seq: Some(seq),
+                msg,
                 frame,
             }));
         }

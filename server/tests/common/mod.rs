@@ -154,6 +154,23 @@ impl Client {
         }
     }
 
+    /// The next text frame as raw JSON (for other dialects), or the close code. Panics on timeout.
+    pub async fn recv_json(&mut self) -> Result<serde_json::Value, Option<u16>> {
+        loop {
+            let msg = tokio::time::timeout(FRAME_TIMEOUT, self.ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    return Ok(serde_json::from_str(t.as_str()).expect("JSON"))
+                }
+                Some(Ok(Message::Close(c))) => return Err(c.map(|c| u16::from(c.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
     /// The next frame or close within `wait`, or `None` if nothing came.
     pub async fn next_frame(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;

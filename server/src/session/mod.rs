@@ -1,0 +1,322 @@
+//! One WebSocket connection to one room: the per-socket `select!` loop, shared by every wire
+//! dialect ([`palaver`], the native protocol, and [`edge_chat`], the edge-chat demo's).
+//!
+//! A session reads frames (a join, then messages to post), forwards posts to the room task, writes
+//! acknowledgements and the room's live messages, and catches up from the store whenever it is
+//! behind (on join, and after lagging behind the room's live buffer). `sent_seq` is the last
+//! sequence number written to this socket; nothing at or below it is ever written again, and
+//! nothing above it is skipped.
+
+pub mod edge_chat;
+pub mod palaver;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::limits::RoomName;
+use app::protocol::{close_code, ChatMessage, Seq, JOIN_BACKLOG};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
+use tokio::sync::{broadcast, oneshot};
+use tokio::time::{timeout, Instant};
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::room::{Delivery, RoomError};
+use crate::AppState;
+
+/// Largest frame or message a client may send. A maximal message (4000 bytes, JSON-escaped) fits.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024;
+/// How long a new socket may take to send its join.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one write may block before the client counts as not reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Ping interval; a client silent for three of them is dropped.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// Posts awaiting their commit per socket; beyond this the session stops reading (backpressure).
+const MAX_IN_FLIGHT: usize = 32;
+/// Messages read from the store per catch-up page.
+const CATCH_UP_PAGE: usize = 500;
+
+/// What a client's join asks for.
+pub struct JoinRequest {
+    /// Validated, normalised display name.
+    pub name: String,
+    /// Resume after this sequence number; `None` for the latest [`JOIN_BACKLOG`] messages.
+    pub after_seq: Option<Seq>,
+}
+
+/// A message a client wants to post (already validated).
+pub struct PostRequest {
+    pub client_id: String,
+    pub text: String,
+}
+
+/// A refused join: frames to send, then the close.
+pub struct Refusal {
+    pub frames: Vec<String>,
+    pub close: (u16, &'static str),
+}
+
+/// How one kind of client speaks. Implementations validate input with `app::limits` and never put
+/// internal details in what they send.
+pub trait Dialect: Send + 'static {
+    /// Decodes the first text frame.
+    fn join(&mut self, text: &str) -> Result<JoinRequest, Refusal>;
+    /// Decodes a later text frame: something to post, or frames that answer it (errors).
+    fn frame(&mut self, text: &str) -> Result<PostRequest, Vec<String>>;
+    /// The answer to a binary frame.
+    fn binary(&mut self) -> Vec<String>;
+    /// Frames right after joining, before the catch-up messages.
+    fn welcome(&mut self, room: &RoomName, name: &str, head: Seq, online: &[String])
+        -> Vec<String>;
+    /// Frames after the join's catch-up messages.
+    fn caught_up(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+    /// One stored message, during catch-up.
+    fn history(&mut self, message: &ChatMessage) -> Option<Arc<str>>;
+    /// One live delivery (a message or a presence change).
+    fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>>;
+    /// The outcome of a post.
+    fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String>;
+}
+
+/// Upgrades with the limits every session shares, then runs `dialect` on the socket.
+pub fn upgrade(
+    ws: WebSocketUpgrade,
+    room: RoomName,
+    state: AppState,
+    dialect: impl Dialect,
+) -> Response {
+    ws.max_frame_size(MAX_FRAME_BYTES)
+        .max_message_size(MAX_FRAME_BYTES)
+        .write_buffer_size(32 * 1024)
+        .max_write_buffer_size(256 * 1024)
+        .on_upgrade(move |socket| {
+            let span = info_span!("session", room = %room);
+            run(socket, room, state, dialect).instrument(span)
+        })
+}
+
+/// Why a session ended; decides the close frame.
+enum End {
+    /// The client closed or the connection broke: nothing more to send.
+    Gone,
+    Close(u16, &'static str),
+}
+
+async fn run(mut socket: WebSocket, room: RoomName, state: AppState, mut dialect: impl Dialect) {
+    let end = match session(&mut socket, &room, &state, &mut dialect).await {
+        Ok(end) | Err(end) => end,
+    };
+    if let End::Close(code, reason) = end {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+    }
+    debug!("session ended");
+}
+
+const RESTARTING: End = End::Close(close_code::SERVICE_RESTART, "server restarting");
+const ROOM_UNAVAILABLE: End = End::Close(close_code::SERVICE_RESTART, "room unavailable");
+
+async fn session(
+    socket: &mut WebSocket,
+    room: &RoomName,
+    state: &AppState,
+    dialect: &mut impl Dialect,
+) -> Result<End, End> {
+    let shutdown = state.shutdown.clone();
+    // 1. The join frame.
+    let join = tokio::select! {
+        join = timeout(JOIN_TIMEOUT, read_join(socket, dialect)) => {
+            join.map_err(|_| End::Close(close_code::JOIN_TIMEOUT, "join timeout"))??
+        }
+        _ = shutdown.cancelled() => return Ok(RESTARTING),
+    };
+
+    // 2. Enter the room; retry once if an idle room task was exiting just then.
+    let mut handle = state.rooms.get(room);
+    let joined = match handle.join(join.name.clone()).await {
+        Ok(j) => j,
+        Err(RoomError::Closed) => {
+            handle = state.rooms.get(room);
+            handle
+                .join(join.name.clone())
+                .await
+                .map_err(|_| ROOM_UNAVAILABLE)?
+        }
+        Err(RoomError::Unavailable) => return Err(ROOM_UNAVAILABLE),
+    };
+    let mut live = joined.live;
+    // Held until this function returns: dropping it tells the room this member left.
+    let _membership = joined.membership;
+    for frame in dialect.welcome(room, &join.name, joined.head, &joined.online) {
+        write_text(socket, frame.into()).await?;
+    }
+
+    // 3. Catch up from the store to the head, then follow live.
+    let mut sent_seq: Seq = match join.after_seq {
+        Some(seq) => seq.min(joined.head),
+        None => joined.head.saturating_sub(JOIN_BACKLOG as Seq),
+    };
+    catch_up(
+        socket,
+        state,
+        room,
+        dialect,
+        &mut sent_seq,
+        Some(joined.head),
+    )
+    .await?;
+    for frame in dialect.caught_up() {
+        write_text(socket, frame.into()).await?;
+    }
+
+    let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    let mut last_heard = Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(RESTARTING),
+            frame = socket.recv(), if acks.len() < MAX_IN_FLIGHT => {
+                last_heard = Instant::now();
+                let Some(Ok(frame)) = frame else { return Ok(End::Gone) };
+                let answers = match frame {
+                    Message::Text(text) => match dialect.frame(text.as_str()) {
+                        Ok(post) => {
+                            let rx = handle.send(join.name.clone(), post.client_id.clone(), post.text).await.map_err(|_| ROOM_UNAVAILABLE)?;
+                            acks.push_back(ack_future(post.client_id, rx));
+                            Vec::new()
+                        }
+                        Err(answers) => answers,
+                    },
+                    Message::Binary(_) => dialect.binary(),
+                    Message::Close(_) => return Ok(End::Gone),
+                    Message::Ping(_) | Message::Pong(_) => Vec::new(),
+                };
+                for frame in answers {
+                    write_text(socket, frame.into()).await?;
+                }
+            }
+            Some((client_id, result)) = acks.next() => {
+                if let Some(frame) = dialect.ack(client_id, result) {
+                    write_text(socket, frame.into()).await?;
+                }
+            }
+            delivery = live.recv() => match delivery {
+                Ok(d) => {
+                    if let Some(seq) = d.seq {
+                        if seq <= sent_seq {
+                            continue;
+                        }
+                        if seq != sent_seq + 1 {
+                            // Should not happen (the room commits in order), but never leave a hole.
+                            catch_up(socket, state, room, dialect, &mut sent_seq, Some(seq - 1)).await?;
+                        }
+                        sent_seq = seq;
+                    }
+                    for frame in dialect.live(&d) {
+                        write_text(socket, Utf8Bytes::from(&*frame)).await?;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    debug!(skipped, "lagged behind the room; catching up from storage");
+                    catch_up(socket, state, room, dialect, &mut sent_seq, None).await?;
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(RESTARTING),
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > PING_INTERVAL * 3 {
+                    return Ok(End::Close(close_code::TOO_SLOW, "no response"));
+                }
+                write(socket, Message::Ping(Default::default())).await?;
+            }
+        }
+    }
+}
+
+type AckFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (String, Result<Seq, RoomError>)> + Send>>;
+
+fn ack_future(client_id: String, rx: oneshot::Receiver<Result<Seq, RoomError>>) -> AckFuture {
+    Box::pin(async move { (client_id, rx.await.unwrap_or(Err(RoomError::Closed))) })
+}
+
+/// Reads frames until the join; a refused join closes the socket.
+async fn read_join(socket: &mut WebSocket, dialect: &mut impl Dialect) -> Result<JoinRequest, End> {
+    loop {
+        let Some(Ok(frame)) = socket.recv().await else {
+            return Err(End::Gone);
+        };
+        let refusal = match frame {
+            Message::Text(text) => match dialect.join(text.as_str()) {
+                Ok(join) => return Ok(join),
+                Err(refusal) => refusal,
+            },
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return Err(End::Gone),
+            Message::Binary(_) => Refusal {
+                frames: dialect.binary(),
+                close: (close_code::BAD_JOIN, "expected join"),
+            },
+        };
+        for frame in refusal.frames {
+            write_text(socket, frame.into()).await?;
+        }
+        return Err(End::Close(refusal.close.0, refusal.close.1));
+    }
+}
+
+/// Sends stored messages after `sent_seq`, up to `until` (or until the store has no more).
+async fn catch_up(
+    socket: &mut WebSocket,
+    state: &AppState,
+    room: &RoomName,
+    dialect: &mut impl Dialect,
+    sent_seq: &mut Seq,
+    until: Option<Seq>,
+) -> Result<(), End> {
+    let store = state.rooms.store();
+    loop {
+        if until.is_some_and(|u| *sent_seq >= u) {
+            return Ok(());
+        }
+        let page = store
+            .after(room, *sent_seq, CATCH_UP_PAGE)
+            .await
+            .map_err(|e| {
+                warn!(error = %e, "catch-up read failed");
+                End::Close(close_code::SERVICE_RESTART, "storage unavailable")
+            })?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        for m in page {
+            if until.is_some_and(|u| m.seq > u) {
+                return Ok(());
+            }
+            if let Some(frame) = dialect.history(&m) {
+                write_text(socket, Utf8Bytes::from(&*frame)).await?;
+            }
+            *sent_seq = m.seq;
+        }
+    }
+}
+
+async fn write_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), End> {
+    write(socket, Message::Text(text)).await
+}
+
+/// Writes one frame; a client that does not take it within [`WRITE_TIMEOUT`] is dropped.
+async fn write(socket: &mut WebSocket, msg: Message) -> Result<(), End> {
+    match timeout(WRITE_TIMEOUT, socket.send(msg)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),
+    }
+}

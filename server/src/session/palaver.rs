@@ -1,0 +1,138 @@
+//! Palaver's own wire protocol (`app::protocol`, `docs/PROTOCOL.md`) at `/api/rooms/{room}/ws`.
+
+use std::sync::Arc;
+
+use app::limits::{validate_client_id, validate_display_name, validate_message_text, RoomName};
+use app::protocol::{close_code, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::{Dialect, JoinRequest, PostRequest, Refusal};
+use crate::room::{Delivery, RoomError};
+use crate::AppState;
+
+/// `GET /api/rooms/{room}/ws`
+pub async fn upgrade(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Path(room): Path<String>,
+    State(state): State<AppState>,
+) -> Response {
+    match RoomName::parse(&room) {
+        Ok(room) => match ws {
+            Ok(ws) => super::upgrade(ws, room, state, Palaver),
+            Err(rejection) => rejection.into_response(),
+        },
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+pub struct Palaver;
+
+fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> String {
+    ServerMsg::Error {
+        code,
+        message: message.into(),
+        client_id,
+    }
+    .encode()
+}
+
+impl Dialect for Palaver {
+    fn join(&mut self, text: &str) -> Result<JoinRequest, Refusal> {
+        let refuse = |frame| Refusal {
+            frames: vec![frame],
+            close: (close_code::BAD_JOIN, "expected join"),
+        };
+        match ClientMsg::decode(text) {
+            Ok(ClientMsg::Join { name, after_seq }) => match validate_display_name(&name) {
+                Ok(name) => Ok(JoinRequest { name, after_seq }),
+                Err(e) => Err(Refusal {
+                    frames: vec![error(ErrorCode::InvalidName, e.to_string(), None)],
+                    close: (close_code::BAD_JOIN, "invalid name"),
+                }),
+            },
+            Ok(_) => Err(refuse(error(
+                ErrorCode::BadSequence,
+                "The first frame must be a join.",
+                None,
+            ))),
+            Err(e) => Err(refuse(error(ErrorCode::BadFrame, e, None))),
+        }
+    }
+
+    fn frame(&mut self, text: &str) -> Result<PostRequest, Vec<String>> {
+        let (client_id, text) = match ClientMsg::decode(text) {
+            Ok(ClientMsg::Send { client_id, text }) => (client_id, text),
+            Ok(ClientMsg::Join { .. }) => {
+                return Err(vec![error(ErrorCode::BadSequence, "Already joined.", None)])
+            }
+            Err(e) => return Err(vec![error(ErrorCode::BadFrame, e, None)]),
+        };
+        if let Err(e) = validate_client_id(&client_id) {
+            return Err(vec![error(ErrorCode::InvalidClientId, e.to_string(), None)]);
+        }
+        match validate_message_text(&text) {
+            Ok(text) => Ok(PostRequest { client_id, text }),
+            Err(e) => Err(vec![error(
+                ErrorCode::InvalidMessage,
+                e.to_string(),
+                Some(client_id),
+            )]),
+        }
+    }
+
+    fn binary(&mut self) -> Vec<String> {
+        vec![error(
+            ErrorCode::BadFrame,
+            "Frames must be JSON text.",
+            None,
+        )]
+    }
+
+    fn welcome(
+        &mut self,
+        room: &RoomName,
+        name: &str,
+        head: Seq,
+        online: &[String],
+    ) -> Vec<String> {
+        vec![
+            ServerMsg::Welcome {
+                room: room.to_string(),
+                name: name.to_owned(),
+                last_seq: head,
+            }
+            .encode(),
+            ServerMsg::Presence {
+                online: online.to_vec(),
+                joined: Vec::new(),
+                left: Vec::new(),
+                at_seq: head,
+            }
+            .encode(),
+        ]
+    }
+
+    fn history(&mut self, message: &ChatMessage) -> Option<Arc<str>> {
+        Some(ServerMsg::Message(message.clone()).encode().into())
+    }
+
+    fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>> {
+        // Encoded once by the room for every Palaver client.
+        vec![delivery.frame.clone()]
+    }
+
+    fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String> {
+        Some(match result {
+            Ok(seq) => ServerMsg::Ack { client_id, seq }.encode(),
+            Err(e) => error(
+                e.code(),
+                "The message could not be stored; it was not sent. Try again.",
+                Some(client_id),
+            ),
+        })
+    }
+}
