@@ -25,9 +25,14 @@ struct Outcome {
 
 async fn client(addr: SocketAddr, room: String, id: usize, count: usize, window: usize) -> Outcome {
     let url = format!("ws://{addr}/api/rooms/{room}/ws");
-    let (ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("connect");
     let (mut tx, mut rx) = ws.split();
-    let join = ClientMsg::Join { name: format!("bench-{id}"), after_seq: None };
+    let join = ClientMsg::Join {
+        name: format!("bench-{id}"),
+        after_seq: None,
+    };
     tx.send(Message::text(join.encode())).await.expect("join");
     let mut sent_at = std::collections::HashMap::new();
     let mut latencies = Vec::with_capacity(count);
@@ -35,7 +40,10 @@ async fn client(addr: SocketAddr, room: String, id: usize, count: usize, window:
     while acked < count {
         while sent < count && sent - acked < window {
             let client_id = format!("c{id}-{sent}");
-            let frame = ClientMsg::Send { client_id: client_id.clone(), text: format!("benchmark message {sent}") };
+            let frame = ClientMsg::Send {
+                client_id: client_id.clone(),
+                text: format!("benchmark message {sent}"),
+            };
             sent_at.insert(client_id, Instant::now());
             tx.send(Message::text(frame.encode())).await.expect("send");
             sent += 1;
@@ -56,16 +64,34 @@ async fn client(addr: SocketAddr, room: String, id: usize, count: usize, window:
     Outcome { acked, latencies }
 }
 
-async fn scenario(label: &str, rooms: usize, clients_per_room: usize, per_client: usize, window: usize) {
+async fn scenario(
+    label: &str,
+    rooms: usize,
+    clients_per_room: usize,
+    per_client: usize,
+    window: usize,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config::parse_from(["palaver", "--data-dir", dir.path().to_str().expect("utf-8 path")]);
-    let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("server");
+    let config = Config::parse_from([
+        "palaver",
+        "--data-dir",
+        dir.path().to_str().expect("utf-8 path"),
+    ]);
+    let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("server");
     let start = Instant::now();
     let mut tasks = Vec::new();
     for r in 0..rooms {
         for c in 0..clients_per_room {
             let id = r * clients_per_room + c;
-            tasks.push(tokio::spawn(client(server.addr, format!("bench-{r}"), id, per_client, window)));
+            tasks.push(tokio::spawn(client(
+                server.addr,
+                format!("bench-{r}"),
+                id,
+                per_client,
+                window,
+            )));
         }
     }
     let mut acked = 0;
@@ -92,7 +118,14 @@ async fn scenario(label: &str, rooms: usize, clients_per_room: usize, per_client
 async fn main() {
     println!("| scenario | rooms | clients | messages | acked msg/s | p50 ack ms | p99 ack ms |");
     println!("| --- | --- | --- | --- | --- | --- | --- |");
-    scenario("one client, one at a time (a commit per message)", 1, 1, 500, 1).await;
+    scenario(
+        "one client, one at a time (a commit per message)",
+        1,
+        1,
+        500,
+        1,
+    )
+    .await;
     scenario("one busy room", 1, 50, 400, WINDOW).await;
     scenario("many rooms", 20, 5, 200, WINDOW).await;
 }

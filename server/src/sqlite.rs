@@ -38,6 +38,8 @@ pub enum OpenError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("data directory {path} is in use by another Palaver process")]
+    InUse { path: PathBuf },
     #[error("cannot open database {path}: {source}")]
     Open {
         path: PathBuf,
@@ -53,6 +55,9 @@ pub enum OpenError {
 
 pub struct SqliteStore {
     path: PathBuf,
+    /// An exclusive lock on `<data-dir>/palaver.lock`, held for the life of the store: one server
+    /// per data directory. The OS releases it when the process dies, however it dies.
+    _lock: std::fs::File,
     writes: mpsc::Sender<WriteJob>,
     readers: Arc<Mutex<Vec<Connection>>>,
 }
@@ -71,6 +76,22 @@ impl SqliteStore {
             path: data_dir.to_owned(),
             source,
         })?;
+        let lock_path = data_dir.join("palaver.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|source| OpenError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => OpenError::InUse {
+                    path: data_dir.to_owned(),
+                },
+                std::fs::TryLockError::Error(source) => OpenError::DataDir {
+                    path: lock_path,
+                    source,
+                },
+            });
+        }
         let path = data_dir.join("palaver.db");
         let open_err = |source| OpenError::Open {
             path: path.clone(),
@@ -104,6 +125,7 @@ impl SqliteStore {
             })?;
         Ok(Self {
             path,
+            _lock: lock,
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
         })
@@ -475,6 +497,22 @@ mod tests {
             err.to_string().contains("newer than this Palaver knows"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_data_dir_in_use_is_refused_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SqliteStore::open(dir.path()).unwrap();
+        let err = SqliteStore::open(dir.path())
+            .err()
+            .expect("second open refused");
+        assert!(
+            err.to_string().contains("in use by another Palaver"),
+            "{err}"
+        );
+        drop(first);
+        // The writer thread holds no lock; the file lock goes with the store.
+        assert!(SqliteStore::open(dir.path()).is_ok());
     }
 
     #[test]
