@@ -19,6 +19,9 @@ pub struct HistoryPage {
     /// client resumes its live connection (`after_seq`). For older pages: the first seq asked about
     /// minus one (unused by clients).
     pub upto: Seq,
+    /// The server's message limits, so the page checks the same rule before sending.
+    #[serde(default)]
+    pub limits: crate::limits::MessageLimits,
 }
 
 /// Reads a page of a room's history: the latest messages, or those just before `before`.

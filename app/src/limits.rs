@@ -12,10 +12,60 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
 pub const MAX_ROOM_NAME_CHARS: usize = 32;
 /// Length of a private room id: 64 lowercase hex digits, i.e. 256 random bits.
 pub const PRIVATE_ROOM_ID_LEN: usize = 64;
-/// Longest message, in characters.
+/// Default longest message, in characters (configurable on the server).
 pub const MAX_MESSAGE_CHARS: usize = 2000;
-/// Longest message, in UTF-8 bytes (so 2000 four-byte emoji do not make a 8 KiB message).
+/// Default longest message, in UTF-8 bytes (so 2000 four-byte emoji do not make an 8 KiB message).
 pub const MAX_MESSAGE_BYTES: usize = 4000;
+/// The most a server may allow per message, in bytes, whatever it is configured with.
+pub const MESSAGE_BYTES_CEILING: usize = 16_000;
+
+/// How long a message may be. The server's settings decide; browsers learn them with the room's
+/// history page, so they check the same rule before sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MessageLimits {
+    pub max_chars: usize,
+    pub max_bytes: usize,
+}
+
+impl Default for MessageLimits {
+    fn default() -> Self {
+        Self {
+            max_chars: MAX_MESSAGE_CHARS,
+            max_bytes: MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+impl MessageLimits {
+    /// Validates message text. Leading and trailing whitespace is trimmed; the rest is kept
+    /// exactly. At least one character, at most `max_chars` characters and `max_bytes` UTF-8 bytes;
+    /// no control characters but `\n` and `\t`.
+    pub fn validate(&self, input: &str) -> Result<String, InputError> {
+        let text = input.trim();
+        if text.is_empty() {
+            return Err(InputError::MessageEmpty);
+        }
+        if text.len() > self.max_bytes || text.chars().count() > self.max_chars {
+            return Err(InputError::MessageTooLong {
+                max_chars: self.max_chars,
+                max_bytes: self.max_bytes,
+            });
+        }
+        if text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(InputError::MessageCharacters);
+        }
+        Ok(text.to_owned())
+    }
+
+    /// The largest WebSocket frame a client needs to send a maximal message: JSON escaping at
+    /// most doubles the text (`"` and `\` and line breaks), plus room for the envelope.
+    pub fn max_frame_bytes(&self) -> usize {
+        self.max_bytes * 2 + 1024
+    }
+}
 /// Longest client id, in bytes (a UUID is 36).
 pub const MAX_CLIENT_ID_BYTES: usize = 64;
 
@@ -36,8 +86,8 @@ pub enum InputError {
     DisplayNameCharacters,
     #[error("Type a message first.")]
     MessageEmpty,
-    #[error("Messages are at most {MAX_MESSAGE_CHARS} characters and {MAX_MESSAGE_BYTES} bytes.")]
-    MessageTooLong,
+    #[error("Messages are at most {max_chars} characters and {max_bytes} bytes.")]
+    MessageTooLong { max_chars: usize, max_bytes: usize },
     #[error("Messages cannot contain control characters other than line breaks and tabs.")]
     MessageCharacters,
     #[error("client_id must be 1 to {MAX_CLIENT_ID_BYTES} characters of [A-Za-z0-9-_].")]
@@ -119,23 +169,9 @@ pub fn validate_display_name(input: &str) -> Result<String, InputError> {
     Ok(name)
 }
 
-/// Validates message text. Leading and trailing whitespace is trimmed; the rest is kept exactly.
-/// 1 to 2000 characters and at most 4000 UTF-8 bytes; no control characters but `\n` and `\t`.
+/// Validates message text against the default limits; see [`MessageLimits::validate`].
 pub fn validate_message_text(input: &str) -> Result<String, InputError> {
-    let text = input.trim();
-    if text.is_empty() {
-        return Err(InputError::MessageEmpty);
-    }
-    if text.len() > MAX_MESSAGE_BYTES || text.chars().count() > MAX_MESSAGE_CHARS {
-        return Err(InputError::MessageTooLong);
-    }
-    if text
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
-        return Err(InputError::MessageCharacters);
-    }
-    Ok(text.to_owned())
+    MessageLimits::default().validate(input)
 }
 
 /// Validates a client-chosen message id: 1 to 64 bytes of `[A-Za-z0-9-_]`.
@@ -226,18 +262,35 @@ mod tests {
         assert!(validate_message_text(&"a".repeat(2000)).is_ok());
         assert_eq!(
             validate_message_text(&"a".repeat(2001)),
-            Err(InputError::MessageTooLong)
+            Err(InputError::MessageTooLong {
+                max_chars: 2000,
+                max_bytes: 4000
+            })
         );
         // 1001 four-byte characters: under the character cap, over the byte cap.
         assert_eq!(
             validate_message_text(&"🦀".repeat(1001)),
-            Err(InputError::MessageTooLong)
+            Err(InputError::MessageTooLong {
+                max_chars: 2000,
+                max_bytes: 4000
+            })
         );
         assert_eq!(
             validate_message_text("bell\u{7}"),
             Err(InputError::MessageCharacters)
         );
         assert!(validate_message_text("<b>not html</b>").is_ok());
+        let small = MessageLimits {
+            max_chars: 5,
+            max_bytes: 8,
+        };
+        assert!(small.validate("héllo").is_ok());
+        assert!(small.validate("hello!").is_err(), "6 characters");
+        assert!(small.validate("ééééé").is_err(), "10 bytes");
+        assert_eq!(
+            small.validate("hello!").unwrap_err().to_string(),
+            "Messages are at most 5 characters and 8 bytes."
+        );
     }
 
     #[test]

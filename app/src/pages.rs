@@ -6,9 +6,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ConnState, Delivery, OutboxEntry, RoomConnection, RoomState, TimelineItem};
 use crate::history::{load_history, HistoryPage};
-use crate::limits::{
-    validate_display_name, validate_message_text, RoomName, MAX_DISPLAY_NAME_CHARS,
-};
+use crate::limits::{validate_display_name, RoomName, MAX_DISPLAY_NAME_CHARS};
 use crate::protocol::{ChatMessage, Seq};
 
 /// The display name this browser remembered, read after hydration (the server cannot know it).
@@ -153,7 +151,8 @@ fn Room(room: RoomName) -> impl IntoView {
 #[component]
 fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
     let saved = use_saved_name();
-    let state = RoomState::new(page.messages, page.upto);
+    let mut state = RoomState::new(page.messages, page.upto);
+    state.limits = page.limits;
     let title = if room.is_private() {
         "Private room".to_owned()
     } else {
@@ -401,7 +400,7 @@ impl OlderHistory {
 fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView {
     let is_mine = {
         let sender = msg.sender.clone();
-        move || mine.get().as_deref() == Some(sender.as_str())
+        Memo::new(move |_| mine.get().as_deref() == Some(sender.as_str()))
     };
     let hydrated = use_context::<Hydrated>().map(|h| h.0);
     let ms = msg.sent_at_ms;
@@ -416,6 +415,10 @@ fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView 
             <div class="meta">
                 <span class="sender">{msg.sender}</span>
                 <time datetime=iso_time(msg.sent_at_ms)>{time}</time>
+                // Everything in the list is stored; on one's own messages, say so.
+                <Show when=move || is_mine.get()>
+                    <span class="delivery sent">"✓ Sent"</span>
+                </Show>
             </div>
             <p class="text">{msg.text}</p>
         </li>
@@ -482,7 +485,7 @@ fn Composer(
     let error = RwSignal::new(None::<String>);
     let submit = move || {
         let draft = text.get_untracked();
-        let valid = match validate_message_text(&draft) {
+        let valid = match state.limits.validate(&draft) {
             Ok(t) => t,
             Err(e) => return error.set(Some(e.to_string())),
         };

@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use app::history::ssr::HistorySource;
 use app::history::HistoryPage;
-use app::limits::RoomName;
+use app::limits::{MessageLimits, RoomName};
 use app::protocol::Seq;
 use tracing::warn;
 
 use crate::store::RoomStore;
 
 /// Answers history requests straight from the store (committed messages only).
-pub struct StoreHistory(pub Arc<dyn RoomStore>);
+pub struct StoreHistory {
+    pub store: Arc<dyn RoomStore>,
+    /// Sent along so browsers check the server's own message limits.
+    pub limits: MessageLimits,
+}
 
 impl HistorySource for StoreHistory {
     fn page<'a>(
@@ -23,7 +27,7 @@ impl HistorySource for StoreHistory {
         limit: usize,
     ) -> Pin<Box<dyn Future<Output = Result<HistoryPage, String>> + Send + 'a>> {
         Box::pin(async move {
-            let messages = self.0.before(room, before, limit).await.map_err(|e| {
+            let messages = self.store.before(room, before, limit).await.map_err(|e| {
                 warn!(room = %room, error = %e, "history read failed");
                 e.to_string()
             })?;
@@ -32,7 +36,11 @@ impl HistorySource for StoreHistory {
                 None => messages.last().map_or(0, |m| m.seq),
                 Some(b) => b.saturating_sub(1),
             };
-            Ok(HistoryPage { messages, upto })
+            Ok(HistoryPage {
+                messages,
+                upto,
+                limits: self.limits,
+            })
         })
     }
 }

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::history::ssr::HistoryHandle;
+use app::limits::MessageLimits;
 use app::{shell, App};
 use axum::extract::FromRef;
 use axum::routing::{get, post};
@@ -56,6 +57,8 @@ pub struct AppState {
     pub rooms: Rooms,
     /// Cancelled when the server shuts down; every session and room task watches it.
     pub shutdown: CancellationToken,
+    /// How long messages may be (`--max-message-chars`, `--max-message-bytes`).
+    pub limits: MessageLimits,
 }
 
 /// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
@@ -84,7 +87,10 @@ pub fn leptos_options() -> LeptosOptions {
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
-    let history = HistoryHandle(Arc::new(StoreHistory(state.rooms.store().clone())));
+    let history = HistoryHandle(Arc::new(StoreHistory {
+        store: state.rooms.store().clone(),
+        limits: state.limits,
+    }));
     Router::new()
         .route("/api/rooms/{room}/ws", get(session::palaver::upgrade))
         // The edge-chat demo's protocol, on the same rooms.
@@ -134,6 +140,7 @@ impl Server {
             leptos_options: leptos_options(),
             rooms,
             shutdown: shutdown.clone(),
+            limits: config.message_limits(),
         };
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;

@@ -342,3 +342,49 @@ async fn reqwest_lite(url: &str) -> String {
     stream.read_to_end(&mut buf).await.expect("read");
     String::from_utf8_lossy(&buf).into_owned()
 }
+
+#[tokio::test]
+async fn message_limits_are_configurable_and_told_to_browsers() {
+    let server =
+        TestServer::start_with(&["--max-message-chars", "10", "--max-message-bytes", "12"]).await;
+    let mut c = server.join("small", "Ada", None).await;
+    c.send(&ClientMsg::Send {
+        client_id: "long".into(),
+        text: "eleven char".into(),
+    })
+    .await;
+    match c.recv().await {
+        ServerMsg::Error {
+            code: ErrorCode::InvalidMessage,
+            message,
+            ..
+        } => {
+            assert_eq!(message, "Messages are at most 10 characters and 12 bytes.")
+        }
+        other => panic!("{other:?}"),
+    }
+    c.send(&ClientMsg::Send {
+        client_id: "bytes".into(),
+        text: "éééééé12".into(),
+    })
+    .await;
+    assert!(
+        matches!(
+            c.recv().await,
+            ServerMsg::Error {
+                code: ErrorCode::InvalidMessage,
+                ..
+            }
+        ),
+        "14 bytes"
+    );
+    let (seq, _) = c.send_and_ack("ok", "ten chars!").await;
+    assert_eq!(seq, 1);
+
+    // The room page carries the limits for the browser's own check.
+    let page = reqwest_lite(&server.http_url("/r/small")).await;
+    assert!(
+        page.contains(r#"max_chars\":10"#) && page.contains(r#"max_bytes\":12"#),
+        "limits in the page data"
+    );
+}

@@ -9,6 +9,7 @@ mod socket;
 
 use leptos::prelude::*;
 
+use crate::limits::MessageLimits;
 use crate::protocol::{ChatMessage, Seq};
 
 /// How the page's connection to its room is doing, as shown in the header.
@@ -90,6 +91,8 @@ pub struct RoomState {
     pub online: RwSignal<Vec<String>>,
     /// Join and leave lines, in arrival order.
     pub notices: RwSignal<Vec<Notice>>,
+    /// The server's message limits, checked before sending.
+    pub limits: MessageLimits,
     /// The sequence number the page's history was complete up to when it was loaded: where the
     /// connection resumes when no message has arrived since.
     loaded_upto: Seq,
@@ -106,6 +109,7 @@ impl RoomState {
             notice: RwSignal::new(None),
             online: RwSignal::new(Vec::new()),
             notices: RwSignal::new(Vec::new()),
+            limits: MessageLimits::default(),
             loaded_upto,
         }
     }

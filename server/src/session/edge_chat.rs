@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use app::limits::{validate_display_name, validate_message_text, InputError, RoomName};
+use app::limits::{validate_display_name, InputError, MessageLimits, RoomName};
 use app::protocol::{close_code, ChatMessage, Seq, ServerMsg};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -34,7 +34,13 @@ pub async fn upgrade(
 ) -> Response {
     match RoomName::parse(&room) {
         Ok(room) => match ws {
-            Ok(ws) => super::upgrade(ws, room, state, EdgeChat::default()),
+            Ok(ws) => {
+                let dialect = EdgeChat {
+                    limits: state.limits,
+                    ..EdgeChat::default()
+                };
+                super::upgrade(ws, room, state, dialect)
+            }
             Err(rejection) => rejection.into_response(),
         },
         Err(InputError::RoomNameTooLong) => {
@@ -65,6 +71,8 @@ pub struct EdgeChat {
     /// roster is compared with this, which stays right even when the room merges a quick join and
     /// leave into no change at all.
     told: BTreeSet<String>,
+    /// The server's message limits.
+    limits: MessageLimits,
 }
 
 #[derive(Deserialize)]
@@ -137,13 +145,13 @@ impl Dialect for EdgeChat {
         let Ok(MessageFrame { message }) = serde_json::from_str(text) else {
             return Err(vec![error("Expected {\"message\": ...}.")]);
         };
-        match validate_message_text(&message) {
+        match self.limits.validate(&message) {
             // The demo has no client ids; each frame is a new message.
             Ok(text) => Ok(PostRequest {
                 client_id: uuid::Uuid::new_v4().to_string(),
                 text,
             }),
-            Err(InputError::MessageTooLong) => Err(vec![error("Message too long.")]),
+            Err(InputError::MessageTooLong { .. }) => Err(vec![error("Message too long.")]),
             Err(e) => Err(vec![error(e)]),
         }
     }

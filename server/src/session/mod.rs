@@ -26,8 +26,6 @@ use tracing::{debug, info_span, warn, Instrument};
 use crate::room::{Delivery, RoomError};
 use crate::AppState;
 
-/// Largest frame or message a client may send. A maximal message (4000 bytes, JSON-escaped) fits.
-pub const MAX_FRAME_BYTES: usize = 16 * 1024;
 /// How long a new socket may take to send its join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one write may block before the client counts as not reading.
@@ -90,8 +88,10 @@ pub fn upgrade(
     state: AppState,
     dialect: impl Dialect,
 ) -> Response {
-    ws.max_frame_size(MAX_FRAME_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
+    // A maximal message, JSON-escaped, fits; nothing much larger does.
+    let max_frame = state.limits.max_frame_bytes();
+    ws.max_frame_size(max_frame)
+        .max_message_size(max_frame)
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {

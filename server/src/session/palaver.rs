@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use app::limits::{validate_client_id, validate_display_name, validate_message_text, RoomName};
+use app::limits::{validate_client_id, validate_display_name, MessageLimits, RoomName};
 use app::protocol::{close_code, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -22,14 +22,20 @@ pub async fn upgrade(
 ) -> Response {
     match RoomName::parse(&room) {
         Ok(room) => match ws {
-            Ok(ws) => super::upgrade(ws, room, state, Palaver),
+            Ok(ws) => {
+                let limits = state.limits;
+                super::upgrade(ws, room, state, Palaver { limits })
+            }
             Err(rejection) => rejection.into_response(),
         },
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 
-pub struct Palaver;
+/// Palaver's own protocol.
+pub struct Palaver {
+    limits: MessageLimits,
+}
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> String {
     ServerMsg::Error {
@@ -74,7 +80,7 @@ impl Dialect for Palaver {
         if let Err(e) = validate_client_id(&client_id) {
             return Err(vec![error(ErrorCode::InvalidClientId, e.to_string(), None)]);
         }
-        match validate_message_text(&text) {
+        match self.limits.validate(&text) {
             Ok(text) => Ok(PostRequest { client_id, text }),
             Err(e) => Err(vec![error(
                 ErrorCode::InvalidMessage,
