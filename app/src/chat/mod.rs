@@ -149,8 +149,9 @@ impl RoomState {
             let mut pending = notices.into_iter().peekable();
             for m in messages {
                 while let Some(n) = pending.next_if(|n| n.after_seq < m.seq) {
-                    // Notices from before the first message shown belong to older history.
-                    if messages.first().is_some_and(|f| n.after_seq >= f.seq) {
+                    // A notice placed before the message just above the first one shown belongs to
+                    // older history (not loaded); one right before the first shown is kept.
+                    if messages.first().is_some_and(|f| n.after_seq + 1 >= f.seq) {
                         out.push(TimelineItem::Notice(n));
                     }
                 }
@@ -269,6 +270,22 @@ fn describe(names: &[String], verb: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+            state.presence(vec!["Ada".into()], &["Ada".into()], &[], 0);
+            let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+            assert_eq!(keys, [(1, 0), (0, 1), (0, 2)]);
+
+            // Before older history that is not loaded: left out.
+            let later = RoomState::new(vec![msg(50, "x")], 50);
+            later.presence(vec!["Ada".into()], &["Ada".into()], &[], 10);
+            assert_eq!(later.timeline().len(), 1);
+        });
+    }
 
     #[test]
     fn presence_lines_are_short_and_placed_after_the_last_message() {
