@@ -429,7 +429,7 @@ fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView 
 #[component]
 fn PendingItem(entry: OutboxEntry, name: Signal<String>) -> impl IntoView {
     let (class, label) = match entry.delivery {
-        Delivery::Queued => ("queued", "Waiting for connection"),
+        Delivery::Queued => ("queued", "Waiting to send"),
         Delivery::Sending => ("sending", "Sending…"),
         Delivery::Sent => ("sent", "Sent"),
     };

@@ -94,6 +94,9 @@ pub enum ServerMsg {
         /// For `send` errors: the `client_id` of the refused message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// For `rate_limited`: how long to wait before sending again, in milliseconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -113,6 +116,8 @@ pub enum ErrorCode {
     InvalidClientId,
     /// The server could not store the message; it was not accepted. Retry later.
     Unavailable,
+    /// Too many messages from this address; not accepted. Send again after `retry_after_ms`.
+    RateLimited,
     /// Anything else. Details are in the server log, never in the frame.
     #[serde(other)]
     Internal,

@@ -34,7 +34,7 @@ test("someone offline misses messages, comes back, and sees each once in order; 
   await expect(bob.page.getByRole("status")).toHaveText(/Offline/);
   for (const t of ["missed 1", "missed 2", "missed 3"]) await say(ada.page, t);
   await say(bob.page, "typed while offline");
-  await expect(bob.page.locator("li.msg.pending", { hasText: "typed while offline" })).toContainText("Waiting for connection");
+  await expect(bob.page.locator("li.msg.pending", { hasText: "typed while offline" })).toContainText("Waiting to send");
 
   await bob.context.setOffline(false);
   await expect(bob.page.getByRole("status")).toHaveText(/Connected/);

@@ -37,6 +37,26 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=app::limits::MESSAGE_BYTES_CEILING as u64))]
     pub max_message_bytes: usize,
 
+    /// Messages one IP address may send at once (across all rooms) before the rate applies.
+    #[arg(long, env = "PALAVER_RATE_LIMIT_BURST", default_value_t = 10,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=1_000_000))]
+    pub rate_limit_burst: u32,
+
+    /// Sustained rate per IP address: one message per this many milliseconds.
+    #[arg(long, env = "PALAVER_RATE_LIMIT_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
+    pub rate_limit_interval_ms: u64,
+
+    /// Reverse proxies whose X-Forwarded-For / Forwarded headers are trusted (comma-separated IPs).
+    /// From anyone else these headers are ignored.
+    #[arg(long, env = "PALAVER_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// Origins allowed to open WebSockets besides the site's own, e.g. https://chat.example.org
+    /// (comma-separated). Other origins get 403.
+    #[arg(long, env = "PALAVER_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, env = "PALAVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -53,6 +73,16 @@ impl Config {
         app::limits::MessageLimits {
             max_chars: self.max_message_chars,
             max_bytes: self.max_message_bytes,
+        }
+    }
+
+    pub fn guard_settings(&self) -> crate::guard::GuardSettings {
+        crate::guard::GuardSettings {
+            burst: std::num::NonZeroU32::new(self.rate_limit_burst)
+                .unwrap_or(std::num::NonZeroU32::MIN),
+            interval: Duration::from_millis(self.rate_limit_interval_ms),
+            trusted_proxies: self.trusted_proxies.clone(),
+            allowed_origins: self.allowed_origins.clone(),
         }
     }
 

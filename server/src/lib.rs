@@ -8,6 +8,7 @@
 //! - [`config`]: start-up settings.
 
 pub mod config;
+pub mod guard;
 pub mod history;
 pub mod registry;
 pub mod room;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// How long messages may be (`--max-message-chars`, `--max-message-bytes`).
     pub limits: MessageLimits,
+    /// Client addresses, Origin checks and the per-IP rate limit.
+    pub guard: guard::Guard,
 }
 
 /// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
@@ -141,6 +144,7 @@ impl Server {
             rooms,
             shutdown: shutdown.clone(),
             limits: config.message_limits(),
+            guard: guard::Guard::new(config.guard_settings(), shutdown.clone()),
         };
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;

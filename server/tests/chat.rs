@@ -179,6 +179,7 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() {
             code: ErrorCode::InvalidMessage,
             client_id,
             message,
+            ..
         } => {
             assert_eq!(client_id.as_deref(), Some("x1"));
             assert!(message.contains("Type a message"), "{message}");

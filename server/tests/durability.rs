@@ -25,7 +25,9 @@ struct Process {
 impl Process {
     async fn start(data_dir: &Path) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--bind", "127.0.0.1:0", "--data-dir"])
+            .args(["--bind", "127.0.0.1:0"])
+            .args(common::RELAXED_RATE_LIMIT)
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

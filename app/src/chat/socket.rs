@@ -22,6 +22,8 @@ use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 const BACKOFF_BASE_MS: f64 = 500.0;
 /// Longest delay between attempts.
 const BACKOFF_MAX_MS: f64 = 15_000.0;
+/// How long to wait before resending after the server could not store a message.
+const UNAVAILABLE_RETRY_MS: u64 = 2_000;
 /// How often to look whether the browser is back online.
 const OFFLINE_POLL_MS: u32 = 1_000;
 
@@ -145,8 +147,15 @@ async fn connect_once(
         return Session::Ended { joined: false };
     }
     let mut joined = false;
+    // Armed when the server asks us to hold back (rate limit, storage briefly unavailable).
+    let mut retry = futures::future::Fuse::terminated();
     loop {
         select! {
+            _ = retry => {
+                if joined && send_queued(state, &mut sink).await.is_err() {
+                    return Session::Ended { joined };
+                }
+            }
             frame = stream.next() => match frame {
                 Some(Ok(Message::Text(text))) => {
                     let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
@@ -160,8 +169,9 @@ async fn connect_once(
                         if send_queued(state, &mut sink).await.is_err() {
                             return Session::Ended { joined };
                         }
-                    } else {
-                        handle(state, msg);
+                    } else if let Some(wait) = handle(state, msg) {
+                        // Hold the queue; the next sends go out when the wait is over.
+                        retry = TimeoutFuture::new(wait).fuse();
                     }
                 }
                 Some(Ok(Message::Bytes(_))) => {}
@@ -185,39 +195,55 @@ async fn connect_once(
     }
 }
 
-fn handle(state: &RoomState, msg: ServerMsg) {
+/// Applies one frame from the server. Returns how long to wait before sending the queue again
+/// when the server asked the client to hold back.
+fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
     match msg {
-        ServerMsg::Welcome { .. } => {}
+        ServerMsg::Welcome { .. } => None,
         ServerMsg::Message(m) => {
             state.deliver(m);
+            None
         }
-        ServerMsg::Ack { client_id, .. } => state.acknowledge(&client_id),
+        ServerMsg::Ack { client_id, .. } => {
+            state.acknowledge(&client_id);
+            // Things are going through again: an earlier "too fast" or "unavailable" is over.
+            state.notice.set(None);
+            None
+        }
         ServerMsg::Presence {
             online,
             joined,
             left,
             at_seq,
-        } => state.presence(online, &joined, &left, at_seq),
+        } => {
+            state.presence(online, &joined, &left, at_seq);
+            None
+        }
         ServerMsg::Error {
             code,
             message,
             client_id,
+            retry_after_ms,
         } => {
-            if let Some(id) = client_id {
-                state.outbox.update(|o| {
-                    if code == ErrorCode::Unavailable {
-                        // Not stored: keep it and try again on the next connection.
-                        if let Some(e) = o.iter_mut().find(|e| e.client_id == id) {
-                            e.delivery = Delivery::Queued;
-                        }
-                    } else {
-                        // Refused for good (it breaks a rule): take it out so it does not block
-                        // the queue; the notice says why.
-                        o.retain(|e| e.client_id != id);
-                    }
-                });
-            }
             state.notice.set(Some(message));
+            let id = client_id?;
+            let retry = match code {
+                // Not accepted, but nothing wrong with it: keep it, in order, and send it again.
+                ErrorCode::RateLimited => Some(retry_after_ms.unwrap_or(1000)),
+                ErrorCode::Unavailable => Some(UNAVAILABLE_RETRY_MS),
+                _ => None,
+            };
+            state.outbox.update(|o| match retry {
+                Some(_) => {
+                    if let Some(e) = o.iter_mut().find(|e| e.client_id == id) {
+                        e.delivery = Delivery::Queued;
+                    }
+                }
+                // Refused for good (it breaks a rule): take it out so it does not block the
+                // queue; the notice says why.
+                None => o.retain(|e| e.client_id != id),
+            });
+            retry.map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
         }
     }
 }

@@ -7,14 +7,16 @@
 //! rules for names and text apply (they are counted in characters, not UTF-16 units).
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::limits::{validate_display_name, InputError, MessageLimits, RoomName};
 use app::protocol::{close_code, ChatMessage, Seq, ServerMsg};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -30,6 +32,8 @@ const NAME_TOO_LONG_CLOSE: u16 = 1009;
 pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     match RoomName::parse(&room) {
@@ -39,7 +43,7 @@ pub async fn upgrade(
                     limits: state.limits,
                     ..EdgeChat::default()
                 };
-                super::upgrade(ws, room, state, dialect)
+                super::admit(ws, peer, &headers, room, state, dialect)
             }
             Err(rejection) => rejection.into_response(),
         },
@@ -187,6 +191,13 @@ impl Dialect for EdgeChat {
             ServerMsg::Presence { online, .. } => self.roster_changes(online),
             _ => Vec::new(),
         }
+    }
+
+    fn rate_limited(&mut self, _client_id: String, _retry_after: Duration) -> Vec<String> {
+        // The demo's own wording, which its clients show as is.
+        vec![error(
+            "Your IP is being rate-limited, please try again later.",
+        )]
     }
 
     fn ack(&mut self, _client_id: String, result: Result<Seq, RoomError>) -> Option<String> {

@@ -10,13 +10,15 @@
 pub mod edge_chat;
 pub mod palaver;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::RoomName;
 use app::protocol::{close_code, ChatMessage, Seq, JOIN_BACKLOG};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::{broadcast, oneshot};
@@ -79,12 +81,37 @@ pub trait Dialect: Send + 'static {
     fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>>;
     /// The outcome of a post.
     fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String>;
+    /// A post refused by the per-IP rate limit; it may be sent again after `retry_after`.
+    fn rate_limited(&mut self, client_id: String, retry_after: Duration) -> Vec<String>;
+}
+
+/// The checks every upgrade passes before a dialect runs: the Origin must be allowed (else 403),
+/// and the client's address is worked out for the rate limit.
+pub fn admit(
+    ws: WebSocketUpgrade,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    room: RoomName,
+    state: AppState,
+    dialect: impl Dialect,
+) -> Response {
+    if !state.guard.origin_allowed(headers) {
+        debug!(origin = ?headers.get(axum::http::header::ORIGIN), "cross-origin upgrade refused");
+        return (
+            StatusCode::FORBIDDEN,
+            "This origin may not open a connection here.",
+        )
+            .into_response();
+    }
+    let ip = state.guard.client_ip(peer, headers);
+    upgrade(ws, room, ip, state, dialect)
 }
 
 /// Upgrades with the limits every session shares, then runs `dialect` on the socket.
-pub fn upgrade(
+fn upgrade(
     ws: WebSocketUpgrade,
     room: RoomName,
+    ip: IpAddr,
     state: AppState,
     dialect: impl Dialect,
 ) -> Response {
@@ -95,8 +122,8 @@ pub fn upgrade(
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
-            let span = info_span!("session", room = %room);
-            run(socket, room, state, dialect).instrument(span)
+            let span = info_span!("session", room = %room, client = %ip);
+            run(socket, room, ip, state, dialect).instrument(span)
         })
 }
 
@@ -107,8 +134,14 @@ enum End {
     Close(u16, &'static str),
 }
 
-async fn run(mut socket: WebSocket, room: RoomName, state: AppState, mut dialect: impl Dialect) {
-    let end = match session(&mut socket, &room, &state, &mut dialect).await {
+async fn run(
+    mut socket: WebSocket,
+    room: RoomName,
+    ip: IpAddr,
+    state: AppState,
+    mut dialect: impl Dialect,
+) {
+    let end = match session(&mut socket, &room, ip, &state, &mut dialect).await {
         Ok(end) | Err(end) => end,
     };
     if let End::Close(code, reason) = end {
@@ -127,6 +160,7 @@ const ROOM_UNAVAILABLE: End = End::Close(close_code::SERVICE_RESTART, "room unav
 async fn session(
     socket: &mut WebSocket,
     room: &RoomName,
+    ip: IpAddr,
     state: &AppState,
     dialect: &mut impl Dialect,
 ) -> Result<End, End> {
@@ -189,6 +223,12 @@ async fn session(
                 let answers = match frame {
                     Message::Text(text) => match dialect.frame(text.as_str()) {
                         Ok(post) => {
+                            if let Err(wait) = state.guard.check_post(ip) {
+                                for frame in dialect.rate_limited(post.client_id, wait) {
+                                    write_text(socket, frame.into()).await?;
+                                }
+                                continue;
+                            }
                             let rx = handle.send(join.name.clone(), post.client_id.clone(), post.text).await.map_err(|_| ROOM_UNAVAILABLE)?;
                             acks.push_back(ack_future(post.client_id, rx));
                             Vec::new()

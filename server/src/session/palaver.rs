@@ -1,13 +1,15 @@
 //! Palaver's own wire protocol (`app::protocol`, `docs/PROTOCOL.md`) at `/api/rooms/{room}/ws`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::limits::{validate_client_id, validate_display_name, MessageLimits, RoomName};
 use app::protocol::{close_code, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{Dialect, JoinRequest, PostRequest, Refusal};
@@ -18,13 +20,15 @@ use crate::AppState;
 pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
     Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
     match RoomName::parse(&room) {
         Ok(room) => match ws {
             Ok(ws) => {
                 let limits = state.limits;
-                super::upgrade(ws, room, state, Palaver { limits })
+                super::admit(ws, peer, &headers, room, state, Palaver { limits })
             }
             Err(rejection) => rejection.into_response(),
         },
@@ -42,6 +46,7 @@ fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>)
         code,
         message: message.into(),
         client_id,
+        retry_after_ms: None,
     }
     .encode()
 }
@@ -129,6 +134,21 @@ impl Dialect for Palaver {
     fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>> {
         // Encoded once by the room for every Palaver client.
         vec![delivery.frame.clone()]
+    }
+
+    fn rate_limited(&mut self, client_id: String, retry_after: Duration) -> Vec<String> {
+        let secs = retry_after.as_secs_f64().ceil().max(1.0);
+        vec![ServerMsg::Error {
+            code: ErrorCode::RateLimited,
+            message: format!("You are sending too fast. You can send again in {secs:.0} s."),
+            client_id: Some(client_id),
+            retry_after_ms: Some(
+                u64::try_from(retry_after.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            ),
+        }
+        .encode()]
     }
 
     fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String> {

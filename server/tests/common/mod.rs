@@ -14,6 +14,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+/// Settings for tests that send in bulk and are not about the per-IP rate limit.
+pub const RELAXED_RATE_LIMIT: &[&str] = &["--rate-limit-burst", "1000000"];
+
 /// How long a test waits for a frame that must arrive.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -37,8 +40,15 @@ impl TestServer {
             .to_str()
             .expect("utf-8 temp path")
             .to_owned();
+        // Tests that are not about the rate limit send far faster than people do: lift it for them.
+        let relaxed: &[&str] = if args.contains(&"--rate-limit-burst") {
+            &[]
+        } else {
+            RELAXED_RATE_LIMIT
+        };
         let argv = ["palaver", "--data-dir", dir.as_str()]
             .into_iter()
+            .chain(relaxed.iter().copied())
             .chain(args.iter().copied());
         let config = Config::parse_from(argv);
         let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -78,6 +88,14 @@ pub struct Client {
 }
 
 impl Client {
+    /// Wraps a socket connected by the test itself (for custom headers).
+    pub fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
+            ws,
+            presence: Default::default(),
+        }
+    }
+
     pub async fn connect(url: &str) -> Self {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await

@@ -1,0 +1,117 @@
+//! Hostile input against the real server: floods, cross-site upgrades, forged forwarding headers.
+
+mod common;
+
+use std::time::Duration;
+
+use app::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use common::TestServer;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+const STRICT: &[&str] = &[
+    "--rate-limit-burst",
+    "3",
+    "--rate-limit-interval-ms",
+    "60000",
+];
+
+/// Sends `text` as a new message and returns what the server answered: Ok(seq) or the error.
+async fn post(c: &mut common::Client, id: &str) -> Result<u64, (ErrorCode, Option<u64>)> {
+    c.send(&ClientMsg::Send {
+        client_id: id.into(),
+        text: format!("flood {id}"),
+    })
+    .await;
+    loop {
+        match c.recv().await {
+            ServerMsg::Ack { client_id, seq } if client_id == id => return Ok(seq),
+            ServerMsg::Error {
+                code,
+                client_id: Some(cid),
+                retry_after_ms,
+                ..
+            } if cid == id => return Err((code, retry_after_ms)),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_across_two_rooms_is_limited_and_told_when_to_retry() {
+    let server = TestServer::start_with(STRICT).await;
+    let mut a = server.join("flood-a", "Mallory", None).await;
+    let mut b = server.join("flood-b", "Mallory", None).await;
+    assert!(post(&mut a, "a1").await.is_ok());
+    assert!(post(&mut b, "b1").await.is_ok());
+    assert!(post(&mut a, "a2").await.is_ok());
+    // The burst of 3 is shared by both rooms: the fourth is refused, with how long to wait.
+    let (code, retry) = post(&mut b, "b2").await.expect_err("limited");
+    assert_eq!(code, ErrorCode::RateLimited);
+    let retry = retry.expect("retry_after_ms");
+    assert!(retry > 50_000 && retry <= 60_000, "{retry} ms");
+    // Nothing refused was stored: room B still has only its first message.
+    let mut reader = server.join("flood-b", "Reader", Some(0)).await;
+    let stored = reader.messages(1).await;
+    assert_eq!(stored[0].client_id, "b1");
+    assert!(reader
+        .next_event(Duration::from_millis(300))
+        .await
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_cross_origin_upgrade_is_refused_with_403() {
+    let server = TestServer::start().await;
+    let mut req = server.ws_url("origin").into_client_request().unwrap();
+    req.headers_mut()
+        .insert("origin", HeaderValue::from_static("https://evil.example"));
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 403),
+        other => panic!("expected 403, got {:?}", other.map(|_| ())),
+    }
+    // The site's own origin is fine.
+    let mut req = server.ws_url("origin").into_client_request().unwrap();
+    let own = format!("http://{}", server.server.addr);
+    req.headers_mut()
+        .insert("origin", HeaderValue::from_str(&own).unwrap());
+    assert!(tokio_tungstenite::connect_async(req).await.is_ok());
+    // So is one on the allow-list.
+    let allowed = TestServer::start_with(&["--allowed-origins", "https://chat.example.org"]).await;
+    let mut req = allowed.ws_url("origin").into_client_request().unwrap();
+    req.headers_mut().insert(
+        "origin",
+        HeaderValue::from_static("https://chat.example.org"),
+    );
+    assert!(tokio_tungstenite::connect_async(req).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
+    let server = TestServer::start_with(STRICT).await;
+    // Each connection claims to be someone else; the server only believes the socket peer.
+    let mut spent = 0;
+    for i in 0..4 {
+        let mut req = server.ws_url("forged").into_client_request().unwrap();
+        let fake = format!("203.0.113.{i}");
+        req.headers_mut()
+            .insert("x-forwarded-for", HeaderValue::from_str(&fake).unwrap());
+        req.headers_mut().insert(
+            "forwarded",
+            HeaderValue::from_str(&format!("for={fake}")).unwrap(),
+        );
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut c = common::Client::from_stream(ws);
+        c.send(&ClientMsg::Join {
+            name: format!("Fake {i}"),
+            after_seq: None,
+        })
+        .await;
+        assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+        match post(&mut c, &format!("f{i}")).await {
+            Ok(_) => spent += 1,
+            Err((code, _)) => assert_eq!(code, ErrorCode::RateLimited),
+        }
+    }
+    assert_eq!(spent, 3, "one shared limit for one real address");
+}
