@@ -57,6 +57,16 @@ pub struct Config {
     #[arg(long, env = "PALAVER_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Open WebSockets one IP address may have at once (several tabs and rooms each count).
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_IP", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections_per_ip: usize,
+
+    /// Open WebSockets the server accepts at once.
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_connections: usize,
+
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, env = "PALAVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -83,6 +93,8 @@ impl Config {
             interval: Duration::from_millis(self.rate_limit_interval_ms),
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_connections: self.max_connections,
         }
     }
 

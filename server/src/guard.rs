@@ -27,6 +27,46 @@ pub struct GuardSettings {
     pub trusted_proxies: Vec<IpAddr>,
     /// Origins allowed to open WebSockets besides the site's own (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
+    /// Open WebSockets one address may have at once.
+    pub max_connections_per_ip: usize,
+    /// Open WebSockets the server accepts at once.
+    pub max_connections: usize,
+}
+
+/// Why a connection was refused before its upgrade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefused {
+    /// This address already has `max_connections_per_ip` open.
+    PerAddress,
+    /// The server already has `max_connections` open.
+    ServerFull,
+}
+
+/// One open connection, counted until dropped.
+pub struct ConnectionPermit {
+    counts: Arc<ConnectionCounts>,
+    ip: IpAddr,
+}
+
+#[derive(Default)]
+struct ConnectionCounts {
+    by_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut by_ip = self
+            .counts
+            .by_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Shared by every session; cheap to clone.
@@ -35,6 +75,7 @@ pub struct Guard {
     settings: Arc<GuardSettings>,
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
+    connections: Arc<ConnectionCounts>,
 }
 
 impl Guard {
@@ -63,6 +104,7 @@ impl Guard {
             settings: Arc::new(settings),
             limiter,
             clock: DefaultClock::default(),
+            connections: Arc::default(),
         }
     }
 
@@ -71,6 +113,29 @@ impl Guard {
         self.limiter
             .check_key(&ip)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Counts a new connection from `ip`, or refuses it. The map holds only addresses with open
+    /// connections, so it is bounded by `max_connections`.
+    pub fn open_connection(&self, ip: IpAddr) -> Result<ConnectionPermit, ConnectionRefused> {
+        let mut by_ip = self
+            .connections
+            .by_ip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let total: usize = by_ip.values().sum();
+        if total >= self.settings.max_connections {
+            return Err(ConnectionRefused::ServerFull);
+        }
+        let mine = by_ip.entry(ip).or_default();
+        if *mine >= self.settings.max_connections_per_ip {
+            return Err(ConnectionRefused::PerAddress);
+        }
+        *mine += 1;
+        Ok(ConnectionPermit {
+            counts: self.connections.clone(),
+            ip,
+        })
     }
 
     /// Addresses currently tracked by the rate limiter.
@@ -161,6 +226,8 @@ mod tests {
                 interval: Duration::from_secs(10),
                 trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
                 allowed_origins: allowed.iter().map(|a| a.to_string()).collect(),
+                max_connections_per_ip: 2,
+                max_connections: 3,
             },
             CancellationToken::new(),
         )
@@ -226,6 +293,29 @@ mod tests {
         assert!(
             g.origin_allowed(&headers(&[("host", "127.0.0.1:3000")])),
             "no Origin: not a browser"
+        );
+    }
+
+    #[tokio::test]
+    async fn connections_are_capped_per_address_and_in_total() {
+        let g = guard(&[], &[]);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let a1 = g.open_connection(a).unwrap();
+        let _a2 = g.open_connection(a).unwrap();
+        assert_eq!(
+            g.open_connection(a).err(),
+            Some(ConnectionRefused::PerAddress)
+        );
+        let _b1 = g.open_connection(b).unwrap();
+        assert_eq!(
+            g.open_connection(b).err(),
+            Some(ConnectionRefused::ServerFull)
+        );
+        drop(a1);
+        assert!(
+            g.open_connection(b).is_ok(),
+            "a closed connection frees its place"
         );
     }
 

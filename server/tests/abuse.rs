@@ -115,3 +115,26 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
     }
     assert_eq!(spent, 3, "one shared limit for one real address");
 }
+
+#[tokio::test]
+async fn connections_are_capped_per_address_before_the_upgrade() {
+    let server = TestServer::start_with(&["--max-connections-per-ip", "2"]).await;
+    let first = server.join("caps", "One", None).await;
+    let _second = server.join("caps-other-room", "Two", None).await;
+    match tokio_tungstenite::connect_async(server.ws_url("caps")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("expected 429, got {:?}", other.map(|_| ())),
+    }
+    // Closing one frees its place (the server notices the close within moments).
+    first.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio_tungstenite::connect_async(server.ws_url("caps")).await {
+            Ok(_) => break,
+            Err(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            Err(e) => panic!("place not freed: {e}"),
+        }
+    }
+}

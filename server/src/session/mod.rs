@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::time::{timeout, Instant};
 use tracing::{debug, info_span, warn, Instrument};
 
+use crate::guard::{ConnectionPermit, ConnectionRefused};
 use crate::room::{Delivery, RoomError};
 use crate::AppState;
 
@@ -104,7 +105,24 @@ pub fn admit(
             .into_response();
     }
     let ip = state.guard.client_ip(peer, headers);
-    upgrade(ws, room, ip, state, dialect)
+    let permit = match state.guard.open_connection(ip) {
+        Ok(permit) => permit,
+        Err(ConnectionRefused::PerAddress) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many connections from your address.",
+            )
+                .into_response()
+        }
+        Err(ConnectionRefused::ServerFull) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is full; try again shortly.",
+            )
+                .into_response()
+        }
+    };
+    upgrade(ws, room, ip, permit, state, dialect)
 }
 
 /// Upgrades with the limits every session shares, then runs `dialect` on the socket.
@@ -112,6 +130,7 @@ fn upgrade(
     ws: WebSocketUpgrade,
     room: RoomName,
     ip: IpAddr,
+    permit: ConnectionPermit,
     state: AppState,
     dialect: impl Dialect,
 ) -> Response {
@@ -123,7 +142,12 @@ fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
             let span = info_span!("session", room = %room, client = %ip);
-            run(socket, room, ip, state, dialect).instrument(span)
+            async move {
+                run(socket, room, ip, state, dialect).await;
+                // Counted until the session is over.
+                drop(permit);
+            }
+            .instrument(span)
         })
 }
 
