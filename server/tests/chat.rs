@@ -289,13 +289,13 @@ async fn an_oversized_frame_closes_the_connection() {
 #[tokio::test]
 async fn room_pages_are_server_rendered_with_their_latest_history_as_text() {
     let server = TestServer::start().await;
-    let empty = reqwest_lite(&server.http_url("/r/general")).await;
+    let empty = common::http("GET", &server.http_url("/r/general")).await.1;
     assert!(
         empty.contains("#general"),
         "room title is rendered on the server"
     );
     assert!(empty.contains("No messages yet"));
-    let home = reqwest_lite(&server.http_url("/")).await;
+    let home = common::http("GET", &server.http_url("/")).await.1;
     assert!(home.contains("Create a private room"));
 
     let mut writer = server.join("rendered", "Writer", None).await;
@@ -315,7 +315,7 @@ async fn room_pages_are_server_rendered_with_their_latest_history_as_text() {
         .await;
     writer.messages(121).await;
 
-    let page = reqwest_lite(&server.http_url("/r/rendered")).await;
+    let page = common::http("GET", &server.http_url("/r/rendered")).await.1;
     assert!(
         page.contains("line 120") && page.contains("line 022"),
         "the latest 100 are in the HTML"
@@ -326,22 +326,6 @@ async fn room_pages_are_server_rendered_with_their_latest_history_as_text() {
         "message text is escaped"
     );
     assert!(!page.contains("<script>alert(1)"), "never raw HTML");
-}
-
-/// A minimal HTTP GET over a raw TCP stream, so tests need no HTTP client crate.
-async fn reqwest_lite(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.expect("read");
-    String::from_utf8_lossy(&buf).into_owned()
 }
 
 #[tokio::test]
@@ -383,7 +367,7 @@ async fn message_limits_are_configurable_and_told_to_browsers() {
     assert_eq!(seq, 1);
 
     // The room page carries the limits for the browser's own check.
-    let page = reqwest_lite(&server.http_url("/r/small")).await;
+    let page = common::http("GET", &server.http_url("/r/small")).await.1;
     assert!(
         page.contains(r#"max_chars\":10"#) && page.contains(r#"max_bytes\":12"#),
         "limits in the page data"

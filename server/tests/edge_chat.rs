@@ -6,31 +6,6 @@ use app::protocol::ClientMsg;
 use common::{Client, TestServer};
 use serde_json::{json, Value};
 
-async fn http(method: &str, url: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").expect("http url");
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .expect("path");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn demo_url(server: &TestServer, room: &str) -> String {
     format!("ws://{}/api/room/{room}/websocket", server.server.addr)
 }
@@ -129,7 +104,7 @@ async fn demo_limits_and_private_rooms() {
     );
     assert_eq!(demo.recv_json().await, Err(Some(1009)));
 
-    let (status, body) = http(
+    let (status, body) = common::http(
         "GET",
         &format!(
             "http://{}/api/room/{}/websocket",
@@ -141,13 +116,14 @@ async fn demo_limits_and_private_rooms() {
     assert_eq!(status, 404);
     assert!(body.contains("Name too long"));
 
-    let (status, id) = http("POST", &format!("http://{}/api/room", server.server.addr)).await;
+    let (status, id) =
+        common::http("POST", &format!("http://{}/api/room", server.server.addr)).await;
     assert_eq!(status, 200);
     assert_eq!(id.len(), 64);
     assert!(id
         .bytes()
         .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-    let (_, other) = http("POST", &format!("http://{}/api/room", server.server.addr)).await;
+    let (_, other) = common::http("POST", &format!("http://{}/api/room", server.server.addr)).await;
     assert_ne!(id, other, "every private room id is new");
 
     // The id is a working room for both protocols.

@@ -36,22 +36,15 @@ pub async fn upgrade(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    match RoomName::parse(&room) {
-        Ok(room) => match ws {
-            Ok(ws) => {
-                let dialect = EdgeChat {
-                    limits: state.limits,
-                    ..EdgeChat::default()
-                };
-                super::admit(ws, peer, &headers, room, state, dialect)
-            }
-            Err(rejection) => rejection.into_response(),
-        },
-        Err(InputError::RoomNameTooLong) => {
-            (StatusCode::NOT_FOUND, "Name too long").into_response()
-        }
-        Err(e) => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
-    }
+    let room = RoomName::parse(&room).map_err(|e| match e {
+        InputError::RoomNameTooLong => (StatusCode::NOT_FOUND, "Name too long").into_response(),
+        e => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    });
+    let dialect = EdgeChat {
+        limits: state.limits,
+        ..EdgeChat::default()
+    };
+    super::admit(ws, room, peer, &headers, state, dialect)
 }
 
 /// `POST /api/room`: a new private room id (64 hex digits, 256 random bits) as plain text.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use app::limits::RoomName;
 use app::protocol::{close_code, ChatMessage, Seq, JOIN_BACKLOG};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -86,16 +87,25 @@ pub trait Dialect: Send + 'static {
     fn rate_limited(&mut self, client_id: String, retry_after: Duration) -> Vec<String>;
 }
 
-/// The checks every upgrade passes before a dialect runs: the Origin must be allowed (else 403),
-/// and the client's address is worked out for the rate limit.
+/// The checks every upgrade passes before a dialect runs, in order: a valid room (the dialect
+/// says how a bad one is answered), a real upgrade request, an allowed Origin (else 403), and room
+/// under the connection caps (429, 503). The client's address is worked out for the rate limit.
 pub fn admit(
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    room: Result<RoomName, Response>,
     peer: SocketAddr,
     headers: &HeaderMap,
-    room: RoomName,
     state: AppState,
     dialect: impl Dialect,
 ) -> Response {
+    let room = match room {
+        Ok(room) => room,
+        Err(refusal) => return refusal,
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
     if !state.guard.origin_allowed(headers) {
         debug!(origin = ?headers.get(axum::http::header::ORIGIN), "cross-origin upgrade refused");
         return (

@@ -24,16 +24,10 @@ pub async fn upgrade(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    match RoomName::parse(&room) {
-        Ok(room) => match ws {
-            Ok(ws) => {
-                let limits = state.limits;
-                super::admit(ws, peer, &headers, room, state, Palaver { limits })
-            }
-            Err(rejection) => rejection.into_response(),
-        },
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    }
+    let room = RoomName::parse(&room)
+        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response());
+    let limits = state.limits;
+    super::admit(ws, room, peer, &headers, state, Palaver { limits })
 }
 
 /// Palaver's own protocol.
