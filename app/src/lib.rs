@@ -5,12 +5,15 @@
 //! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the browser.
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
 //! - [`history`]: the server function pages load history with, and the server's side of it.
+//! - `security` (server only): the Content-Security-Policy pages are served with.
 
 pub mod chat;
 pub mod history;
 pub mod limits;
 mod pages;
 pub mod protocol;
+#[cfg(feature = "ssr")]
+pub mod security;
 
 #[cfg(feature = "hydrate")]
 mod browser;
@@ -24,6 +27,8 @@ use leptos_router::{
 
 /// The HTML document around the app; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security::set_content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -133,6 +133,9 @@ pub mod close_code {
     pub const JOIN_TIMEOUT: u16 = 4002;
     /// The client did not read its frames for too long. Reconnect and resume with `after_seq`.
     pub const TOO_SLOW: u16 = 4008;
+    /// Nothing was heard from the client (no frame, no pong) for the peer timeout. Reconnect and
+    /// resume with `after_seq`.
+    pub const PEER_TIMEOUT: u16 = 4009;
     /// The server is restarting; reconnect (standard code 1012).
     pub const SERVICE_RESTART: u16 = 1012;
 }

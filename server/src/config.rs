@@ -67,6 +67,24 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
     pub max_connections: usize,
 
+    /// How often the server pings each WebSocket, in milliseconds. Keeps idle connections alive
+    /// through proxies (nginx closes idle proxied connections after 60 s by default).
+    #[arg(long, env = "PALAVER_PING_INTERVAL_MS", default_value_t = 20_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=600_000))]
+    pub ping_interval_ms: u64,
+
+    /// A client silent this long (no pong, no frame), in milliseconds, is disconnected and leaves
+    /// the roster. Two missed pings plus room for a slow mobile network.
+    #[arg(long, env = "PALAVER_PEER_TIMEOUT_MS", default_value_t = 45_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(200..=3_600_000))]
+    pub peer_timeout_ms: u64,
+
+    /// A client that does not take a frame within this many milliseconds (it stopped reading) is
+    /// disconnected; until then it holds no more than its socket buffers.
+    #[arg(long, env = "PALAVER_WRITE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=600_000))]
+    pub write_timeout_ms: u64,
+
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, env = "PALAVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -95,6 +113,14 @@ impl Config {
             allowed_origins: self.allowed_origins.clone(),
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
+        }
+    }
+
+    pub fn session_settings(&self) -> crate::session::SessionSettings {
+        crate::session::SessionSettings {
+            ping_interval: Duration::from_millis(self.ping_interval_ms),
+            peer_timeout: Duration::from_millis(self.peer_timeout_ms),
+            write_timeout: Duration::from_millis(self.write_timeout_ms),
         }
     }
 

@@ -23,6 +23,7 @@ use app::history::ssr::HistoryHandle;
 use app::limits::MessageLimits;
 use app::{shell, App};
 use axum::extract::FromRef;
+use axum::http::{header, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::config::LeptosOptions;
@@ -31,6 +32,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::history::StoreHistory;
@@ -62,6 +64,8 @@ pub struct AppState {
     pub limits: MessageLimits,
     /// Client addresses, Origin checks and the per-IP rate limit.
     pub guard: guard::Guard,
+    /// Heartbeat and write timeouts for every WebSocket.
+    pub sessions: session::SessionSettings,
 }
 
 /// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
@@ -109,6 +113,21 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Headers on every response. Pages set their own Content-Security-Policy with a nonce
+        // (`app::security`); everything else gets one that allows nothing. No referrer ever
+        // leaves a page, because a private room's address is its secret.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
         .with_state(state)
 }
 
@@ -145,6 +164,7 @@ impl Server {
             shutdown: shutdown.clone(),
             limits: config.message_limits(),
             guard: guard::Guard::new(config.guard_settings(), shutdown.clone()),
+            sessions: config.session_settings(),
         };
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;

@@ -329,6 +329,54 @@ async fn room_pages_are_server_rendered_with_their_latest_history_as_text() {
 }
 
 #[tokio::test]
+async fn pages_carry_a_content_security_policy_whose_nonce_is_on_every_inline_script() {
+    let server = TestServer::start().await;
+    let header = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let (status, headers, page) =
+        common::http_with_headers("GET", &server.http_url("/r/csp")).await;
+    assert_eq!(status, 200);
+    let csp = header(&headers, "content-security-policy").expect("a CSP on pages");
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a nonce in the policy");
+    assert!(nonce.len() >= 16, "{nonce}");
+    assert!(
+        csp.contains("'wasm-unsafe-eval'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    // Every script tag either loads our own file or carries the nonce.
+    let scripts: Vec<&str> = page.split("<script").skip(1).collect();
+    assert!(!scripts.is_empty());
+    for script in scripts {
+        let tag = script.split('>').next().unwrap_or_default();
+        assert!(
+            tag.contains(&format!("nonce=\"{nonce}\"")),
+            "inline script without this response's nonce: <script{tag}>"
+        );
+    }
+    assert_eq!(
+        header(&headers, "referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        header(&headers, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+
+    // A fresh nonce per response.
+    let (_, again, _) = common::http_with_headers("GET", &server.http_url("/r/csp")).await;
+    assert_ne!(header(&again, "content-security-policy"), Some(csp));
+}
+
+#[tokio::test]
 async fn message_limits_are_configurable_and_told_to_browsers() {
     let server =
         TestServer::start_with(&["--max-message-chars", "10", "--max-message-bytes", "12"]).await;

@@ -32,14 +32,33 @@ use crate::AppState;
 
 /// How long a new socket may take to send its join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one write may block before the client counts as not reading.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Ping interval; a client silent for three of them is dropped.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
+/// How long the close frame may take to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Posts awaiting their commit per socket; beyond this the session stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 32;
 /// Messages read from the store per catch-up page.
 const CATCH_UP_PAGE: usize = 500;
+
+/// Timeouts every session shares (from `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// How often the server pings; keeps proxies from closing idle connections.
+    pub ping_interval: Duration,
+    /// A client heard from (any frame, pong included) less recently than this is dropped.
+    pub peer_timeout: Duration,
+    /// How long one write may block before the client counts as not reading.
+    pub write_timeout: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(20),
+            peer_timeout: Duration::from_secs(45),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
 
 /// What a client's join asks for.
 pub struct JoinRequest {
@@ -169,12 +188,16 @@ enum End {
 }
 
 async fn run(
-    mut socket: WebSocket,
+    socket: WebSocket,
     room: RoomName,
     ip: IpAddr,
     state: AppState,
     mut dialect: impl Dialect,
 ) {
+    let mut socket = Socket {
+        inner: socket,
+        write_timeout: state.sessions.write_timeout,
+    };
     let end = match session(&mut socket, &room, ip, &state, &mut dialect).await {
         Ok(end) | Err(end) => end,
     };
@@ -183,7 +206,11 @@ async fn run(
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = timeout(WRITE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+        let _ = timeout(
+            CLOSE_TIMEOUT,
+            socket.inner.send(Message::Close(Some(frame))),
+        )
+        .await;
     }
     debug!("session ended");
 }
@@ -192,7 +219,7 @@ const RESTARTING: End = End::Close(close_code::SERVICE_RESTART, "server restarti
 const ROOM_UNAVAILABLE: End = End::Close(close_code::SERVICE_RESTART, "room unavailable");
 
 async fn session(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     room: &RoomName,
     ip: IpAddr,
     state: &AppState,
@@ -224,7 +251,7 @@ async fn session(
     // Held until this function returns: dropping it tells the room this member left.
     let _membership = joined.membership;
     for frame in dialect.welcome(room, &join.name, joined.head, &joined.online) {
-        write_text(socket, frame.into()).await?;
+        socket.write_text(frame.into()).await?;
     }
 
     // 3. Catch up from the store to the head, then follow live.
@@ -242,24 +269,36 @@ async fn session(
     )
     .await?;
     for frame in dialect.caught_up() {
-        write_text(socket, frame.into()).await?;
+        socket.write_text(frame.into()).await?;
     }
 
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    let mut last_heard = Instant::now();
+    let settings = state.sessions;
+    let mut ping = tokio::time::interval_at(
+        Instant::now() + settings.ping_interval,
+        settings.ping_interval,
+    );
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Any frame from the client (a pong included) proves it is alive; silence past the
+    // deadline drops it, and dropping the membership takes it off the roster.
+    let silence = tokio::time::sleep(settings.peer_timeout);
+    tokio::pin!(silence);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(RESTARTING),
+            () = &mut silence => {
+                debug!("peer silent past the timeout");
+                return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
+            }
             frame = socket.recv(), if acks.len() < MAX_IN_FLIGHT => {
-                last_heard = Instant::now();
+                silence.as_mut().reset(Instant::now() + settings.peer_timeout);
                 let Some(Ok(frame)) = frame else { return Ok(End::Gone) };
                 let answers = match frame {
                     Message::Text(text) => match dialect.frame(text.as_str()) {
                         Ok(post) => {
                             if let Err(wait) = state.guard.check_post(ip) {
                                 for frame in dialect.rate_limited(post.client_id, wait) {
-                                    write_text(socket, frame.into()).await?;
+                                    socket.write_text(frame.into()).await?;
                                 }
                                 continue;
                             }
@@ -274,12 +313,12 @@ async fn session(
                     Message::Ping(_) | Message::Pong(_) => Vec::new(),
                 };
                 for frame in answers {
-                    write_text(socket, frame.into()).await?;
+                    socket.write_text(frame.into()).await?;
                 }
             }
             Some((client_id, result)) = acks.next() => {
                 if let Some(frame) = dialect.ack(client_id, result) {
-                    write_text(socket, frame.into()).await?;
+                    socket.write_text(frame.into()).await?;
                 }
             }
             delivery = live.recv() => match delivery {
@@ -295,7 +334,7 @@ async fn session(
                         sent_seq = seq;
                     }
                     for frame in dialect.live(&d) {
-                        write_text(socket, Utf8Bytes::from(&*frame)).await?;
+                        socket.write_text(Utf8Bytes::from(&*frame)).await?;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
@@ -305,10 +344,7 @@ async fn session(
                 Err(broadcast::error::RecvError::Closed) => return Ok(RESTARTING),
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > PING_INTERVAL * 3 {
-                    return Ok(End::Close(close_code::TOO_SLOW, "no response"));
-                }
-                write(socket, Message::Ping(Default::default())).await?;
+                socket.write(Message::Ping(Default::default())).await?;
             }
         }
     }
@@ -322,7 +358,7 @@ fn ack_future(client_id: String, rx: oneshot::Receiver<Result<Seq, RoomError>>) 
 }
 
 /// Reads frames until the join; a refused join closes the socket.
-async fn read_join(socket: &mut WebSocket, dialect: &mut impl Dialect) -> Result<JoinRequest, End> {
+async fn read_join(socket: &mut Socket, dialect: &mut impl Dialect) -> Result<JoinRequest, End> {
     loop {
         let Some(Ok(frame)) = socket.recv().await else {
             return Err(End::Gone);
@@ -340,7 +376,7 @@ async fn read_join(socket: &mut WebSocket, dialect: &mut impl Dialect) -> Result
             },
         };
         for frame in refusal.frames {
-            write_text(socket, frame.into()).await?;
+            socket.write_text(frame.into()).await?;
         }
         return Err(End::Close(refusal.close.0, refusal.close.1));
     }
@@ -348,7 +384,7 @@ async fn read_join(socket: &mut WebSocket, dialect: &mut impl Dialect) -> Result
 
 /// Sends stored messages after `sent_seq`, up to `until` (or until the store has no more).
 async fn catch_up(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     state: &AppState,
     room: &RoomName,
     dialect: &mut impl Dialect,
@@ -375,22 +411,35 @@ async fn catch_up(
                 return Ok(());
             }
             if let Some(frame) = dialect.history(&m) {
-                write_text(socket, Utf8Bytes::from(&*frame)).await?;
+                socket.write_text(Utf8Bytes::from(&*frame)).await?;
             }
             *sent_seq = m.seq;
         }
     }
 }
 
-async fn write_text(socket: &mut WebSocket, text: Utf8Bytes) -> Result<(), End> {
-    write(socket, Message::Text(text)).await
+/// A WebSocket whose writes give up on a client that stopped reading.
+struct Socket {
+    inner: WebSocket,
+    /// See [`SessionSettings::write_timeout`].
+    write_timeout: Duration,
 }
 
-/// Writes one frame; a client that does not take it within [`WRITE_TIMEOUT`] is dropped.
-async fn write(socket: &mut WebSocket, msg: Message) -> Result<(), End> {
-    match timeout(WRITE_TIMEOUT, socket.send(msg)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(End::Gone),
-        Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),
+impl Socket {
+    async fn recv(&mut self) -> Option<Result<Message, axum::Error>> {
+        self.inner.recv().await
+    }
+
+    async fn write_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.write(Message::Text(text)).await
+    }
+
+    /// Writes one frame; a client that does not take it within the write timeout is dropped.
+    async fn write(&mut self, msg: Message) -> Result<(), End> {
+        match timeout(self.write_timeout, self.inner.send(msg)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),
+        }
     }
 }

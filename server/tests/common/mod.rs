@@ -83,6 +83,13 @@ impl TestServer {
 
 /// A minimal HTTP/1.1 request over a raw TCP stream (tests need no HTTP client crate): status and body.
 pub async fn http(method: &str, url: &str) -> (u16, String) {
+    let (status, _, body) = http_with_headers(method, url).await;
+    (status, body)
+}
+
+/// Like [`http`], with the response headers (names lower-cased).
+#[allow(dead_code)]
+pub async fn http_with_headers(method: &str, url: &str) -> (u16, Vec<(String, String)>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
@@ -100,11 +107,14 @@ pub async fn http(method: &str, url: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .expect("status");
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
 }
 
 pub struct Client {
