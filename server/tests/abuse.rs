@@ -1,11 +1,12 @@
-//! Hostile input against the real server: floods, cross-site upgrades, forged forwarding headers.
+//! Hostile input against the real server: floods, cross-site upgrades, forged forwarding headers,
+//! clients that stop reading or go silent.
 
 mod common;
 
 use std::time::Duration;
 
-use app::protocol::{ClientMsg, ErrorCode, ServerMsg};
-use common::TestServer;
+use app::protocol::{close_code, ClientMsg, ErrorCode, ServerMsg};
+use common::{flood, join_and_stop_reading, TestServer};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
@@ -137,4 +138,64 @@ async fn connections_are_capped_per_address_before_the_upgrade() {
             Err(e) => panic!("place not freed: {e}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stays_behind_is_disconnected_after_the_write_timeout() {
+    let server = TestServer::start_with(&["--write-timeout-ms", "500"]).await;
+    let mut reader = server.join("behind", "Reader", None).await;
+    let mut sender = server.join("behind", "Sender", None).await;
+    let mut stalled = join_and_stop_reading(&server, "behind", "Stalled").await;
+    // Enough to fill the stalled client's buffers, so a write blocks and times out.
+    flood(&mut sender, &mut reader, 3_000, |_| {}).await;
+    loop {
+        let (_, _, left) = reader.next_presence().await;
+        if left.contains(&"Stalled".to_owned()) {
+            break;
+        }
+    }
+    // When it finally reads, it gets what fitted in its buffers, then the end of the connection
+    // (a 4008 close if the close frame still fitted): it reconnects and resumes from there.
+    loop {
+        match stalled.next_frame(Duration::from_secs(5)).await {
+            Some(common::Frame::Msg(_)) => continue,
+            Some(common::Frame::Closed(code)) => {
+                assert!(
+                    matches!(code, None | Some(close_code::TOO_SLOW)),
+                    "{code:?}"
+                );
+                break;
+            }
+            None => panic!("the connection was not closed"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_silent_client_leaves_the_roster_after_the_peer_timeout_once() {
+    let server =
+        TestServer::start_with(&["--ping-interval-ms", "200", "--peer-timeout-ms", "1000"]).await;
+    let mut watcher = server.join("silent", "Watcher", None).await;
+    let started = tokio::time::Instant::now();
+    // Joined, then silent: it answers no pings (nothing reads its socket).
+    let _silent = join_and_stop_reading(&server, "silent", "Ghost").await;
+    loop {
+        let (_, _, left) = watcher.next_presence().await;
+        if left.contains(&"Ghost".to_owned()) {
+            break;
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1000) && waited < Duration::from_secs(4),
+        "left after {waited:?}"
+    );
+    // The watcher itself answers pings (its socket is read) and stays; Ghost leaves once.
+    let quiet = watcher.next_event(Duration::from_millis(1500)).await;
+    assert!(quiet.is_none(), "{quiet:?}");
+    assert!(
+        watcher.presence.iter().all(|(_, _, left)| left.is_empty()),
+        "{:?}",
+        watcher.presence
+    );
 }

@@ -161,6 +161,37 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() {
             ..
         }
     ));
+    // Wrong field types, missing fields, other JSON values: each a clear bad_frame error that
+    // names the problem and nothing of the server's internals.
+    for frame in [
+        r#"{"type":"send","client_id":5,"text":"hi"}"#,
+        r#"{"type":"send","client_id":"a1","text":["hi"]}"#,
+        r#"{"type":"send","text":"hi"}"#,
+        r#"{"type":"send","client_id":"a1","text":null}"#,
+        r#"{"type":"join","name":"Eve","after_seq":-1}"#,
+        r#"[1,2,3]"#,
+        r#""send""#,
+        "",
+    ] {
+        c.send_text(frame).await;
+        match c.recv().await {
+            ServerMsg::Error {
+                code: ErrorCode::BadFrame,
+                message,
+                ..
+            } => {
+                assert!(
+                    message.starts_with("not a valid frame"),
+                    "{frame}: {message}"
+                );
+                assert!(
+                    !message.contains("src/") && !message.contains("panick"),
+                    "{message}"
+                );
+            }
+            other => panic!("{frame}: {other:?}"),
+        }
+    }
     c.send_raw(Message::binary(vec![1u8, 2, 3])).await;
     assert!(matches!(
         c.recv().await,

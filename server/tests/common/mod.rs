@@ -288,3 +288,76 @@ pub enum Frame {
     Msg(ServerMsg),
     Closed(Option<u16>),
 }
+
+/// Connects and joins with a tiny receive buffer, then never reads again: a client that stopped
+/// reading (a frozen tab, a stalled phone). Nothing reads the returned client until the test does.
+pub async fn join_and_stop_reading(server: &TestServer, room: &str, name: &str) -> Client {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.server.addr).await.unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(server.ws_url(room), MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    let mut c = Client::from_stream(ws);
+    c.send(&ClientMsg::Join {
+        name: name.into(),
+        after_seq: None,
+    })
+    .await;
+    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+    c
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Sends `count` messages of about 1,900 bytes from `sender` (a window of 32 in flight), each
+/// stamped with its send time, while `reader` measures how long each took to reach it. Returns
+/// the delivery latencies in order, after checking each message arrived once and in order.
+pub async fn flood(
+    sender: &mut Client,
+    reader: &mut Client,
+    count: usize,
+    mut on_progress: impl FnMut(usize),
+) -> Vec<u64> {
+    let padding = "x".repeat(1_880);
+    let mut latencies = Vec::with_capacity(count);
+    let mut last_seq = None;
+    let mut sent = 0;
+    while latencies.len() < count {
+        let window = (count - sent).min(32);
+        for _ in 0..window {
+            sent += 1;
+            sender
+                .send(&ClientMsg::Send {
+                    client_id: format!("f{sent}"),
+                    text: format!("{} {padding}", now_ms()),
+                })
+                .await;
+        }
+        // The sender is in the room too: it takes its acks and the messages.
+        let mut acked = 0;
+        while acked < window {
+            if let ServerMsg::Ack { .. } = sender.recv().await {
+                acked += 1;
+            }
+        }
+        while latencies.len() < sent {
+            if let ServerMsg::Message(m) = reader.recv().await {
+                let stamp: u64 = m.text.split(' ').next().unwrap().parse().unwrap();
+                latencies.push(now_ms().saturating_sub(stamp));
+                if let Some(prev) = last_seq {
+                    assert_eq!(m.seq, prev + 1, "in order, once each");
+                }
+                last_seq = Some(m.seq);
+            }
+        }
+        on_progress(sent);
+    }
+    latencies
+}
