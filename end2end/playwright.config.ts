@@ -2,6 +2,8 @@ import { defineConfig } from "@playwright/test";
 
 /** The e2e server's port: not 3000, so a running `cargo leptos watch` does not get in the way. */
 const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
+/** A second server with a strict per-IP rate limit, for the test of what a limited person sees. */
+export const STRICT_PORT = PORT + 1;
 
 export default defineConfig({
   testDir: "./tests",
@@ -30,16 +32,40 @@ export default defineConfig({
   },
   // The server cargo-leptos built (scripts/test.sh runs `cargo leptos build` first), run from the
   // repository root so it finds target/site.
-  webServer: {
-    command: "target/debug/server",
-    cwd: "..",
-    url: `http://127.0.0.1:${PORT}/`,
-    // Every browser here comes from 127.0.0.1, and one test posts 230 messages at once: lift the
-    // per-IP rate limit, which the Rust tests cover.
-    env: { PALAVER_BIND: `127.0.0.1:${PORT}`, PALAVER_RATE_LIMIT_BURST: "100000", RUST_LOG: "warn" },
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: "pipe",
-    stderr: "pipe",
-  },
+  webServer: [
+    {
+      command: "target/debug/server",
+      cwd: "..",
+      url: `http://127.0.0.1:${PORT}/`,
+      // Every browser here comes from 127.0.0.1, and one test posts 230 messages at once: lift the
+      // per-IP rate limit, which the Rust tests and the strict server below cover.
+      env: {
+        PALAVER_BIND: `127.0.0.1:${PORT}`,
+        PALAVER_DATA_DIR: "target/e2e-data",
+        PALAVER_RATE_LIMIT_BURST: "100000",
+        RUST_LOG: "warn",
+      },
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      command: "target/debug/server",
+      cwd: "..",
+      url: `http://127.0.0.1:${STRICT_PORT}/`,
+      // A burst of 3, then one message every 2 s.
+      env: {
+        PALAVER_BIND: `127.0.0.1:${STRICT_PORT}`,
+        PALAVER_DATA_DIR: "target/e2e-strict-data",
+        PALAVER_RATE_LIMIT_BURST: "3",
+        PALAVER_RATE_LIMIT_INTERVAL_MS: "2000",
+        RUST_LOG: "warn",
+      },
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+  ],
 });

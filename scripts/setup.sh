@@ -3,7 +3,8 @@
 # everything that is already installed at the right version. Safe to run any number of times.
 #
 #   scripts/setup.sh          Rust target, cargo-leptos, wasm-bindgen-cli, wasm-opt
-#   scripts/setup.sh --e2e    also Node.js, Chromium and the Playwright test runner
+#   scripts/setup.sh --e2e    also what the tests need: cargo-fuzz, Node.js, Chromium and the
+#                             Playwright test runner
 #
 # Source scripts/env.sh afterwards (dev.sh and test.sh do) to put the installed tools on PATH.
 set -euo pipefail
@@ -11,6 +12,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 CARGO_LEPTOS_VERSION=0.3.10
+CARGO_FUZZ_VERSION=0.13.2
 BINARYEN_VERSION=132.0.0
 e2e=false
 [[ "${1:-}" == "--e2e" ]] && e2e=true
@@ -61,6 +63,10 @@ if [[ "$(wasm-opt --version 2>/dev/null || true)" != *"version ${BINARYEN_VERSIO
 fi
 
 if $e2e; then
+  if [[ "$(cargo-fuzz --version 2>/dev/null || true)" != *" $CARGO_FUZZ_VERSION" ]]; then
+    step "Installing cargo-fuzz $CARGO_FUZZ_VERSION"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+  fi
   if [[ ! -x /usr/bin/chromium ]]; then
     step "Installing Chromium (Debian package)"
     apt_install chromium

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, then runs every check and test: formatting, clippy (server and wasm),
-# Rust unit and integration tests, and the Playwright browser tests. Exits non-zero on any failure.
+# Rust unit, property and integration tests, a 60 s fuzz run, and the Playwright browser tests. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --e2e
@@ -18,6 +18,9 @@ cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-u
 
 step "Rust tests"
 cargo test -p app -p server --features app/ssr
+
+step "Fuzz the frame decoder and validators (60 s)"
+scripts/fuzz.sh 60
 
 step "Build the site (cargo leptos build)"
 cargo leptos build
