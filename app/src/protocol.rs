@@ -34,6 +34,10 @@ pub enum ClientMsg {
         /// The message text; see [`crate::limits::validate_message_text`].
         text: String,
     },
+    /// Heartbeat: the server answers `pong`. Browsers cannot see WebSocket pings, so this is how a
+    /// client finds out that a connection died without a close (a sleeping laptop, a network
+    /// change) while the browser still accepts sends on it.
+    Ping,
 }
 
 /// A chat message as stored and delivered.
@@ -86,6 +90,8 @@ pub enum ServerMsg {
     },
     /// The server has durably accepted the message sent with `client_id` as number `seq`.
     Ack { client_id: String, seq: Seq },
+    /// Answer to `ping`.
+    Pong,
     /// Something the client sent was refused. The connection stays open unless a close follows.
     Error {
         code: ErrorCode,

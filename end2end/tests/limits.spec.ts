@@ -21,6 +21,7 @@ test("someone who types faster than the rate limit is told to wait, and nothing 
   for (let i = 1; i <= 5; i++) await say(page, `fast ${i}`);
   await expect(page.locator("#composer-notice")).toHaveText(/sending too fast/i);
   await expect(page.locator("li.msg.pending.queued").first()).toContainText("Waiting to send");
+  await page.screenshot({ path: "test-results/limited-waiting.png" });
 
   // Each is sent in the end, once, in the order typed, and the notice goes away.
   for (let i = 1; i <= 5; i++) await expect(messageWith(page, `fast ${i}`)).toHaveCount(1, { timeout: 15_000 });
@@ -29,6 +30,6 @@ test("someone who types faster than the rate limit is told to wait, and nothing 
   expect(texts.filter((t) => t.startsWith("fast "))).toEqual(["fast 1", "fast 2", "fast 3", "fast 4", "fast 5"]);
   await expect(page.locator("#composer-notice")).toHaveText("");
   expect(violations).toEqual([]);
-  await page.screenshot({ path: "test-results/limited.png" });
+  await page.screenshot({ path: "test-results/limited-done.png" });
   await context.close();
 });

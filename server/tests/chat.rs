@@ -452,3 +452,13 @@ async fn message_limits_are_configurable_and_told_to_browsers() {
         "limits in the page data"
     );
 }
+
+#[tokio::test]
+async fn a_ping_is_answered_with_a_pong() {
+    let server = TestServer::start().await;
+    let mut c = server.join("heartbeat", "Ada", None).await;
+    c.send(&ClientMsg::Ping).await;
+    assert_eq!(c.recv().await, ServerMsg::Pong);
+    // Still a working connection.
+    assert_eq!(c.send_and_ack("p-1", "after the ping").await.0, 1);
+}

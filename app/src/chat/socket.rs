@@ -26,6 +26,12 @@ const BACKOFF_MAX_MS: f64 = 15_000.0;
 const UNAVAILABLE_RETRY_MS: u64 = 2_000;
 /// How often to look whether the browser is back online.
 const OFFLINE_POLL_MS: u32 = 1_000;
+/// After this long without a frame from the server, send a `ping`.
+const HEARTBEAT_IDLE_MS: u32 = 10_000;
+/// A connection that answers neither the join nor a `ping` within this long is taken as dead
+/// (the browser may not notice for minutes) and replaced. So a dead connection is noticed at
+/// most `HEARTBEAT_IDLE_MS + RESPONSE_TIMEOUT_MS` after the server was last heard from.
+const RESPONSE_TIMEOUT_MS: u32 = 5_000;
 
 /// Controls the task from the page.
 #[derive(Clone)]
@@ -149,10 +155,22 @@ async fn connect_once(
     let mut joined = false;
     // Armed when the server asks us to hold back (rate limit, storage briefly unavailable).
     let mut retry = futures::future::Fuse::terminated();
+    // The join must be answered in time.
+    let mut liveness = Liveness::new();
     loop {
         select! {
+            _ = &mut liveness.timer => {
+                if liveness.awaiting_answer {
+                    leptos::logging::warn!("no answer from the server; reconnecting");
+                    return Session::Ended { joined };
+                }
+                if sink.send(Message::Text(ClientMsg::Ping.encode())).await.is_err() {
+                    return Session::Ended { joined };
+                }
+                liveness.expect_answer();
+            }
             _ = retry => {
-                if joined && send_queued(state, &mut sink).await.is_err() {
+                if joined && send_queued(state, &mut sink, &mut liveness).await.is_err() {
                     return Session::Ended { joined };
                 }
             }
@@ -162,11 +180,15 @@ async fn connect_once(
                         leptos::logging::warn!("ignoring an unreadable frame from the server");
                         continue;
                     };
-                    if let ServerMsg::Welcome { .. } = msg {
+                    let welcome = matches!(msg, ServerMsg::Welcome { .. });
+                    if joined || welcome {
+                        liveness.heard();
+                    }
+                    if welcome {
                         joined = true;
                         state.conn.set(ConnState::Connected);
                         state.notice.set(None);
-                        if send_queued(state, &mut sink).await.is_err() {
+                        if send_queued(state, &mut sink, &mut liveness).await.is_err() {
                             return Session::Ended { joined };
                         }
                     } else if let Some(wait) = handle(state, msg) {
@@ -187,7 +209,7 @@ async fn connect_once(
                 if kicked.is_none() {
                     return Session::PageGone;
                 }
-                if joined && send_queued(state, &mut sink).await.is_err() {
+                if joined && send_queued(state, &mut sink, &mut liveness).await.is_err() {
                     return Session::Ended { joined };
                 }
             }
@@ -199,7 +221,7 @@ async fn connect_once(
 /// when the server asked the client to hold back.
 fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
     match msg {
-        ServerMsg::Welcome { .. } => None,
+        ServerMsg::Welcome { .. } | ServerMsg::Pong => None,
         ServerMsg::Message(m) => {
             state.deliver(m);
             None
@@ -248,8 +270,42 @@ fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
     }
 }
 
+/// Whether the connection still works, as far as the client can tell. The browser may report
+/// nothing for minutes about a connection that died without a close, and even accept sends on it.
+struct Liveness {
+    /// Something was sent that the server must answer (the join, a ping, a message).
+    awaiting_answer: bool,
+    /// When that answer is overdue, or (when nothing is awaited) when to send a ping.
+    timer: futures::future::Fuse<TimeoutFuture>,
+}
+
+impl Liveness {
+    /// A new connection, whose join awaits its welcome.
+    fn new() -> Self {
+        Self {
+            awaiting_answer: true,
+            timer: TimeoutFuture::new(RESPONSE_TIMEOUT_MS).fuse(),
+        }
+    }
+
+    /// A frame arrived after the welcome: the connection is alive.
+    fn heard(&mut self) {
+        self.awaiting_answer = false;
+        self.timer = TimeoutFuture::new(HEARTBEAT_IDLE_MS).fuse();
+    }
+
+    /// Something went out that the server answers: an answer is due within the timeout, so a
+    /// message sent on a dead connection is noticed (and resent on a new one) within seconds.
+    fn expect_answer(&mut self) {
+        if !self.awaiting_answer {
+            self.awaiting_answer = true;
+            self.timer = TimeoutFuture::new(RESPONSE_TIMEOUT_MS).fuse();
+        }
+    }
+}
+
 /// Sends every queued outbox entry, in order, and marks it as sending.
-async fn send_queued<S>(state: &RoomState, sink: &mut S) -> Result<(), ()>
+async fn send_queued<S>(state: &RoomState, sink: &mut S, liveness: &mut Liveness) -> Result<(), ()>
 where
     S: futures::Sink<Message> + Unpin,
 {
@@ -266,6 +322,7 @@ where
         }
         .encode();
         sink.send(Message::Text(frame)).await.map_err(|_| ())?;
+        liveness.expect_answer();
         state.outbox.update(|o| {
             if let Some(e) = o
                 .iter_mut()

@@ -85,7 +85,7 @@ pub struct Refusal {
 pub trait Dialect: Send + 'static {
     /// Decodes the first text frame.
     fn join(&mut self, text: &str) -> Result<JoinRequest, Refusal>;
-    /// Decodes a later text frame: something to post, or frames that answer it (errors).
+    /// Decodes a later text frame: something to post, or frames that answer it (errors, pongs).
     fn frame(&mut self, text: &str) -> Result<PostRequest, Vec<String>>;
     /// The answer to a binary frame.
     fn binary(&mut self) -> Vec<String>;

@@ -74,6 +74,7 @@ impl Dialect for Palaver {
             Ok(ClientMsg::Join { .. }) => {
                 return Err(vec![error(ErrorCode::BadSequence, "Already joined.", None)])
             }
+            Ok(ClientMsg::Ping) => return Err(vec![ServerMsg::Pong.encode()]),
             Err(e) => return Err(vec![error(ErrorCode::BadFrame, e, None)]),
         };
         if let Err(e) = validate_client_id(&client_id) {
