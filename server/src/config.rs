@@ -85,6 +85,23 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=600_000))]
     pub write_timeout_ms: u64,
 
+    /// On SIGTERM/SIGINT: seconds to wait for sessions to be told to reconnect and for the last
+    /// commits, before exiting anyway.
+    #[arg(long, env = "PALAVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub shutdown_timeout_secs: u64,
+
+    /// On SIGTERM/SIGINT: milliseconds to keep serving with `/readyz` unready before closing
+    /// connections, so a load balancer stops sending new clients first.
+    #[arg(long, env = "PALAVER_DRAIN_DELAY_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub drain_delay_ms: u64,
+
+    /// Serve `/metrics` on this address instead of the main one (keeps metrics off the public
+    /// port), e.g. 127.0.0.1:9100.
+    #[arg(long, env = "PALAVER_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log format: human-readable text, or one JSON object per line.
     #[arg(long, env = "PALAVER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -10,6 +10,8 @@
 pub mod config;
 pub mod guard;
 pub mod history;
+pub mod metrics;
+pub mod ops;
 pub mod registry;
 pub mod room;
 pub mod session;
@@ -32,6 +34,7 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
@@ -51,6 +54,8 @@ pub enum StartError {
     },
     #[error("storage (--data-dir): {0}")]
     Storage(#[from] OpenError),
+    #[error("site settings (LEPTOS_* environment): {0}")]
+    Leptos(String),
 }
 
 /// What every handler can reach.
@@ -60,34 +65,48 @@ pub struct AppState {
     pub rooms: Rooms,
     /// Cancelled when the server shuts down; every session and room task watches it.
     pub shutdown: CancellationToken,
+    /// Cancelled when shutdown begins: `/readyz` turns unready at once, and the listener keeps
+    /// serving for `--drain-delay-ms` so load balancers move new traffic elsewhere first.
+    #[from_ref(skip)]
+    pub draining: CancellationToken,
     /// How long messages may be (`--max-message-chars`, `--max-message-bytes`).
     pub limits: MessageLimits,
     /// Client addresses, Origin checks and the per-IP rate limit.
     pub guard: guard::Guard,
     /// Heartbeat and write timeouts for every WebSocket.
     pub sessions: session::SessionSettings,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// Every session and room task, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Whether `/metrics` is on the main router (no `--metrics-bind`).
+    pub metrics_on_main: bool,
 }
 
-/// The Leptos settings: from cargo-leptos's environment when it runs us, else Palaver's defaults
-/// (so the binary and the tests also run without cargo-leptos).
-pub fn leptos_options() -> LeptosOptions {
-    let defaults = || {
-        LeptosOptions::builder()
-            .output_name("palaver")
-            .site_root("target/site")
-            .site_pkg_dir("pkg")
-            .build()
-    };
-    match leptos::config::get_configuration(None) {
-        // Without cargo-leptos (plain `cargo test`) the output name is empty: use ours.
-        Ok(conf) if conf.leptos_options.output_name.is_empty() => {
-            let mut options = conf.leptos_options;
-            options.output_name = "palaver".into();
-            options
-        }
-        Ok(conf) => conf.leptos_options,
-        Err(_) => defaults(),
+/// The Leptos settings. Under cargo-leptos (which sets `LEPTOS_OUTPUT_NAME` and the other
+/// `LEPTOS_*` variables) they come from that environment, and a bad value is an error; otherwise
+/// Palaver's defaults apply (site in `target/site`, listening on 127.0.0.1:3000), with
+/// `LEPTOS_SITE_ROOT` and `LEPTOS_SITE_ADDR` still honoured, so the plain binary and the tests
+/// run without cargo-leptos.
+pub fn leptos_options() -> Result<LeptosOptions, StartError> {
+    if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
+        return leptos::config::get_configuration(None)
+            .map(|conf| conf.leptos_options)
+            .map_err(|e| StartError::Leptos(e.to_string()));
     }
+    let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+    let site_addr = match std::env::var("LEPTOS_SITE_ADDR") {
+        Ok(addr) => addr
+            .parse::<SocketAddr>()
+            .map_err(|e| StartError::Leptos(format!("LEPTOS_SITE_ADDR={addr:?}: {e}")))?,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+    };
+    Ok(LeptosOptions::builder()
+        .output_name("palaver")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(site_addr)
+        .build())
 }
 
 /// Builds the HTTP router: Leptos pages, the WebSocket endpoint, static files.
@@ -98,7 +117,13 @@ pub fn router(state: AppState) -> Router {
         store: state.rooms.store().clone(),
         limits: state.limits,
     }));
+    let ops = if state.metrics_on_main {
+        ops::health_routes().merge(ops::metrics_routes())
+    } else {
+        ops::health_routes()
+    };
     Router::new()
+        .merge(ops)
         .route("/api/rooms/{room}/ws", get(session::palaver::upgrade))
         // The edge-chat demo's protocol, on the same rooms.
         .route(
@@ -134,8 +159,16 @@ pub fn router(state: AppState) -> Router {
 /// A running server. Dropping it shuts the server down (tests rely on this).
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `--metrics-bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
+    draining: CancellationToken,
+    /// How long the listener keeps serving after `/readyz` turned unready.
+    drain_delay: std::time::Duration,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Sessions and room tasks; shutdown waits for them up to `drain_timeout`.
+    tasks: TaskTracker,
+    drain_timeout: std::time::Duration,
 }
 
 impl Server {
@@ -151,24 +184,55 @@ impl Server {
         tracing::info!(path = %store.path().display(), "history database open");
         let store: Arc<dyn RoomStore> = Arc::new(store);
         let shutdown = CancellationToken::new();
+        let draining = CancellationToken::new();
+        let metrics = Arc::new(metrics::Metrics::new());
+        let tasks = TaskTracker::new();
         let rooms = Rooms::new(
             store,
             RoomSettings {
                 idle_timeout: config.room_idle_timeout(),
+                metrics: metrics.clone(),
+                tasks: tasks.clone(),
             },
             shutdown.clone(),
         );
         let state = AppState {
-            leptos_options: leptos_options(),
+            leptos_options: leptos_options()?,
             rooms,
             shutdown: shutdown.clone(),
+            draining: draining.clone(),
             limits: config.message_limits(),
             guard: guard::Guard::new(config.guard_settings(), shutdown.clone()),
             sessions: config.session_settings(),
+            metrics,
+            tasks: tasks.clone(),
+            metrics_on_main: config.metrics_bind.is_none(),
         };
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
+        let metrics_addr = match config.metrics_bind {
+            Some(metrics_addr) => {
+                let listen_err = |source| StartError::Listen {
+                    addr: metrics_addr,
+                    source,
+                };
+                let listener = TcpListener::bind(metrics_addr).await.map_err(listen_err)?;
+                let bound = listener.local_addr().map_err(listen_err)?;
+                let app = ops::metrics_routes().with_state(state.clone());
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    let served = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move { stop.cancelled().await })
+                        .await;
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "metrics listener failed");
+                    }
+                });
+                Some(bound)
+            }
+            None => None,
+        };
         let app = router(state);
         let stop = shutdown.clone();
         let task = tokio::spawn(async move {
@@ -181,30 +245,78 @@ impl Server {
         });
         Ok(Self {
             addr,
+            metrics_addr,
             shutdown,
+            draining,
+            drain_delay: std::time::Duration::from_millis(config.drain_delay_ms),
             task: Some(task),
+            tasks,
+            drain_timeout: std::time::Duration::from_secs(config.shutdown_timeout_secs),
         })
     }
 
-    /// Stops accepting, tells every session to reconnect, and waits for the listener to close.
-    pub async fn shutdown(mut self) -> std::io::Result<()> {
+    /// Stops accepting, tells every session to reconnect, and waits for sessions and rooms to
+    /// finish (see [`Server::wait`]).
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.draining.cancel();
         self.shutdown.cancel();
-        match self.task.take() {
-            Some(task) => task.await.unwrap_or(Ok(())),
-            None => Ok(()),
+        self.wait().await
+    }
+
+    /// A handle that starts a graceful shutdown from elsewhere (a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            draining: self.draining.clone(),
+            shutdown: self.shutdown.clone(),
+            drain_delay: self.drain_delay,
         }
     }
 
-    /// Waits until the server stops (after [`Server::shutdown`] or a fatal error).
+    /// Waits until the server stops (after [`Server::shutdown`] or a fatal error). Once the
+    /// listener has closed, waits up to `--shutdown-timeout-secs` for every session to answer its
+    /// pending posts and say goodbye (1012) and for every room to commit what it was given.
     pub async fn wait(mut self) -> std::io::Result<()> {
-        match self.task.take() {
+        let served = match self.task.take() {
             Some(task) => task.await.unwrap_or(Ok(())),
             None => Ok(()),
+        };
+        // The listener only stops on shutdown or failure; either way, everything else stops too.
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(self.drain_timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.tasks.len(),
+                "shutdown deadline passed with tasks still running"
+            );
         }
+        served
     }
 
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()
+    }
+}
+
+/// Starts a graceful shutdown: unready first, then (after the drain delay) stop accepting and
+/// tell every session to reconnect.
+#[derive(Clone)]
+pub struct Stopper {
+    draining: CancellationToken,
+    shutdown: CancellationToken,
+    drain_delay: std::time::Duration,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.draining.cancel();
+        tokio::select! {
+            _ = tokio::time::sleep(self.drain_delay) => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+        self.shutdown.cancel();
     }
 }
 

@@ -20,9 +20,16 @@ async fn main() -> ExitCode {
             .with_env_filter(filter)
             .init(),
     }
-    let addr: SocketAddr = config
-        .bind
-        .unwrap_or_else(|| palaver_server::leptos_options().site_addr);
+    let addr: SocketAddr = match config.bind {
+        Some(addr) => addr,
+        None => match palaver_server::leptos_options() {
+            Ok(options) => options.site_addr,
+            Err(e) => {
+                eprintln!("palaver: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
     info!(?config, "starting");
     let server = match Server::start(&config, addr).await {
         Ok(s) => s,
@@ -33,11 +40,14 @@ async fn main() -> ExitCode {
         }
     };
     info!("listening on http://{}", server.addr);
-    let token = server.shutdown_token();
+    if let Some(metrics) = server.metrics_addr {
+        info!("metrics on http://{metrics}/metrics");
+    }
+    let stopper = server.stopper();
     tokio::spawn(async move {
         shutdown_signal().await;
-        info!("shutting down");
-        token.cancel();
+        info!("shutting down: draining, then telling clients to reconnect");
+        stopper.stop().await;
     });
     match server.wait().await {
         Ok(()) => ExitCode::SUCCESS,

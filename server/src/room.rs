@@ -23,8 +23,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error};
 
+use crate::metrics::Metrics;
 use crate::store::RoomStore;
 
 /// Commands queued for one room before senders wait (backpressure on sessions).
@@ -49,6 +51,8 @@ pub struct Delivery {
     pub msg: ServerMsg,
     /// The encoded `ServerMsg::Message` or `ServerMsg::Presence` frame.
     pub frame: Arc<str>,
+    /// When the message was committed (for the fan-out latency metric).
+    pub committed_at: Instant,
 }
 
 /// Held by a session for as long as its member is in the room; dropping it is the leave.
@@ -159,12 +163,18 @@ impl RoomHandle {
 pub struct RoomSettings {
     /// How long a room with nobody connected stays in memory.
     pub idle_timeout: Duration,
+    /// Where commits are counted and timed.
+    pub metrics: Arc<Metrics>,
+    /// Room tasks are spawned on this, so that shutdown can wait for their last commits.
+    pub tasks: TaskTracker,
 }
 
 impl Default for RoomSettings {
     fn default() -> Self {
         Self {
             idle_timeout: Duration::from_secs(60),
+            metrics: Arc::default(),
+            tasks: TaskTracker::new(),
         }
     }
 }
@@ -180,7 +190,8 @@ pub fn spawn_room(
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = RoomHandle { commands };
     let own = handle.clone();
-    tokio::spawn(async move {
+    let tasks = settings.tasks.clone();
+    tasks.spawn(async move {
         // The task must not keep itself alive through its own sender.
         let weak = own.commands.downgrade();
         drop(own);
@@ -297,6 +308,7 @@ impl Room {
             seq: None,
             msg: frame,
             frame: encoded,
+            committed_at: Instant::now(),
         }));
         self.announced = now;
     }
@@ -452,6 +464,7 @@ impl Room {
     async fn commit(&mut self, sends: Vec<PendingSend>) {
         // Entries that repeat an id already in this batch are answered, not stored.
         let unique: Vec<ChatMessage> = sends.iter().filter_map(|p| p.message.clone()).collect();
+        let started = Instant::now();
         if let Err(e) = self.store.append(&self.name, &unique).await {
             error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
             for p in sends {
@@ -459,6 +472,10 @@ impl Room {
             }
             return;
         }
+        let committed_at = Instant::now();
+        let metrics = &self.settings.metrics;
+        metrics.observe_commit(committed_at - started);
+        metrics.accepted.inc_by(unique.len() as u64);
         if let Some(last) = unique.last() {
             self.head = Some((last.seq, last.sent_at_ms));
         }
@@ -472,6 +489,7 @@ impl Room {
                 seq: Some(seq),
                 msg,
                 frame,
+                committed_at,
             }));
         }
         for p in sends {
@@ -501,11 +519,11 @@ mod properties;
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
 
     use super::*;
     use crate::registry::Rooms;
-    use crate::store::{MemoryStore, StoreError};
+    use crate::store::{FlakyStore, MemoryStore};
 
     fn room(name: &str) -> RoomName {
         RoomName::parse(name).unwrap()
@@ -649,52 +667,6 @@ mod tests {
         assert_eq!(store.head(&room("test")).await.unwrap().0, 1);
     }
 
-    /// A store whose writes can be switched off, to see what the room does when storage fails.
-    #[derive(Default)]
-    struct FlakyStore {
-        inner: MemoryStore,
-        down: AtomicBool,
-    }
-
-    impl RoomStore for FlakyStore {
-        fn append<'a>(
-            &'a self,
-            room: &'a RoomName,
-            batch: &'a [ChatMessage],
-        ) -> BoxFuture<'a, Result<(), StoreError>> {
-            if self.down.load(Ordering::SeqCst) {
-                return Box::pin(async { Err(StoreError::Unavailable("switched off".into())) });
-            }
-            self.inner.append(room, batch)
-        }
-        fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
-            self.inner.head(room)
-        }
-        fn after<'a>(
-            &'a self,
-            room: &'a RoomName,
-            after: Seq,
-            limit: usize,
-        ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
-            self.inner.after(room, after, limit)
-        }
-        fn before<'a>(
-            &'a self,
-            room: &'a RoomName,
-            before: Option<Seq>,
-            limit: usize,
-        ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
-            self.inner.before(room, before, limit)
-        }
-        fn find_client_id<'a>(
-            &'a self,
-            room: &'a RoomName,
-            id: &'a str,
-        ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
-            self.inner.find_client_id(room, id)
-        }
-    }
-
     #[tokio::test]
     async fn a_failed_commit_is_refused_not_broadcast_and_leaves_no_hole() {
         let store = Arc::new(FlakyStore::default());
@@ -731,6 +703,7 @@ mod tests {
             store,
             RoomSettings {
                 idle_timeout: Duration::from_secs(10),
+                ..RoomSettings::default()
             },
             CancellationToken::new(),
         );

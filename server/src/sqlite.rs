@@ -300,6 +300,17 @@ impl RoomStore for SqliteStore {
         })
     }
 
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        if self.writes.is_closed() {
+            return Box::pin(async { Err(StoreError::Unavailable("writer stopped".into())) });
+        }
+        // A read that touches the file: the schema version.
+        self.read(|c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+        })
+    }
+
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
         let room = room.to_string();
         self.read(move |c| {

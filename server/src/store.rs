@@ -8,6 +8,8 @@
 #[cfg(test)]
 use std::collections::HashMap;
 #[cfg(test)]
+use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(test)]
 use std::sync::{Mutex, PoisonError};
 
 use app::limits::RoomName;
@@ -61,6 +63,9 @@ pub trait RoomStore: Send + Sync + 'static {
         room: &'a RoomName,
         client_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
+
+    /// Whether the store can serve reads and writes right now (for `/readyz`).
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// Keeps every room's history in memory for the life of the process: the room logic's tests use
@@ -90,6 +95,10 @@ impl MemoryStore {
 
 #[cfg(test)]
 impl RoomStore for MemoryStore {
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(future::ready(Ok(())))
+    }
+
     fn append<'a>(
         &'a self,
         room: &'a RoomName,
@@ -158,5 +167,64 @@ impl RoomStore for MemoryStore {
     ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
         let seq = self.with_room(room, |r| r.by_client_id.get(client_id).copied());
         Box::pin(future::ready(Ok(seq)))
+    }
+}
+
+#[cfg(test)]
+/// A store whose writes can be switched off, to see what the room does when storage fails.
+#[derive(Default)]
+pub struct FlakyStore {
+    pub inner: MemoryStore,
+    /// When set, writes and checks fail.
+    pub down: AtomicBool,
+}
+
+#[cfg(test)]
+impl RoomStore for FlakyStore {
+    fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        let down = self.down.load(Ordering::SeqCst);
+        Box::pin(async move {
+            if down {
+                Err(StoreError::Unavailable("switched off".into()))
+            } else {
+                Ok(())
+            }
+        })
+    }
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(StoreError::Unavailable("switched off".into())) });
+        }
+        self.inner.append(room, batch)
+    }
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
+        self.inner.head(room)
+    }
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        self.inner.after(room, after, limit)
+    }
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
+        self.inner.before(room, before, limit)
+    }
+    fn find_client_id<'a>(
+        &'a self,
+        room: &'a RoomName,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+        self.inner.find_client_id(room, id)
     }
 }

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Dialect, JoinRequest, PostRequest, Refusal};
+use crate::metrics::{Metrics, Rejection};
 use crate::room::{Delivery, RoomError};
 use crate::AppState;
 
@@ -42,6 +43,7 @@ pub async fn upgrade(
     });
     let dialect = EdgeChat {
         limits: state.limits,
+        metrics: state.metrics.clone(),
         ..EdgeChat::default()
     };
     super::admit(ws, room, peer, &headers, state, dialect)
@@ -70,6 +72,8 @@ pub struct EdgeChat {
     told: BTreeSet<String>,
     /// The server's message limits.
     limits: MessageLimits,
+    /// Counts messages refused for breaking a rule.
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Deserialize)]
@@ -148,8 +152,14 @@ impl Dialect for EdgeChat {
                 client_id: uuid::Uuid::new_v4().to_string(),
                 text,
             }),
-            Err(InputError::MessageTooLong { .. }) => Err(vec![error("Message too long.")]),
-            Err(e) => Err(vec![error(e)]),
+            Err(InputError::MessageTooLong { .. }) => {
+                self.metrics.rejected(Rejection::Invalid);
+                Err(vec![error("Message too long.")])
+            }
+            Err(e) => {
+                self.metrics.rejected(Rejection::Invalid);
+                Err(vec![error(e)])
+            }
         }
     }
 

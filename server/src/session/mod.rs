@@ -27,12 +27,15 @@ use tokio::time::{timeout, Instant};
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::guard::{ConnectionPermit, ConnectionRefused};
+use crate::metrics::{Rejection, SlowConsumer};
 use crate::room::{Delivery, RoomError};
 use crate::AppState;
 
 /// How long a new socket may take to send its join.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the close frame may take to go out.
+/// On shutdown, how long a session waits for the outcome of posts already with the room.
+const ACK_DRAIN: Duration = Duration::from_secs(3);
+/// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Posts awaiting their commit per socket; beyond this the session stops reading (backpressure).
 const MAX_IN_FLIGHT: usize = 32;
@@ -171,12 +174,18 @@ fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
             let span = info_span!("session", room = %room, client = %ip);
-            async move {
-                run(socket, room, ip, state, dialect).await;
-                // Counted until the session is over.
-                drop(permit);
-            }
-            .instrument(span)
+            // Tracked, so that shutdown waits for every session to say goodbye.
+            let tasks = state.tasks.clone();
+            tasks.track_future(
+                async move {
+                    state.metrics.connections.inc();
+                    run(socket, room, ip, &state, dialect).await;
+                    state.metrics.connections.dec();
+                    // Counted until the session is over.
+                    drop(permit);
+                }
+                .instrument(span),
+            )
         })
 }
 
@@ -191,26 +200,33 @@ async fn run(
     socket: WebSocket,
     room: RoomName,
     ip: IpAddr,
-    state: AppState,
+    state: &AppState,
     mut dialect: impl Dialect,
 ) {
     let mut socket = Socket {
         inner: socket,
         write_timeout: state.sessions.write_timeout,
     };
-    let end = match session(&mut socket, &room, ip, &state, &mut dialect).await {
+    let end = match session(&mut socket, &room, ip, state, &mut dialect).await {
         Ok(end) | Err(end) => end,
     };
+    if let End::Close(close_code::TOO_SLOW, _) = end {
+        state.metrics.slow_consumer(SlowConsumer::Disconnected);
+    }
     if let End::Close(code, reason) = end {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = timeout(
-            CLOSE_TIMEOUT,
-            socket.inner.send(Message::Close(Some(frame))),
-        )
-        .await;
+        let closing = async {
+            socket.inner.send(Message::Close(Some(frame))).await?;
+            // Finish the closing handshake: read (and drop) what the client sent meanwhile until
+            // its close arrives. Closing a socket with unread data makes the kernel reset the
+            // connection, and a reset can destroy the close frame before the client reads it.
+            while let Some(Ok(_)) = socket.inner.recv().await {}
+            Ok::<(), axum::Error>(())
+        };
+        let _ = timeout(CLOSE_TIMEOUT, closing).await;
     }
     debug!("session ended");
 }
@@ -285,7 +301,17 @@ async fn session(
     tokio::pin!(silence);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(RESTARTING),
+            _ = shutdown.cancelled() => {
+                // Stop reading; answer what is already with the room (it commits before it
+                // stops), then ask the client to reconnect.
+                let deadline = Instant::now() + ACK_DRAIN;
+                while let Ok(Some((client_id, result))) = tokio::time::timeout_at(deadline, acks.next()).await {
+                    if let Some(frame) = dialect.ack(client_id, result) {
+                        socket.write_text(frame.into()).await?;
+                    }
+                }
+                return Ok(RESTARTING);
+            }
             () = &mut silence => {
                 debug!("peer silent past the timeout");
                 return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
@@ -297,6 +323,7 @@ async fn session(
                     Message::Text(text) => match dialect.frame(text.as_str()) {
                         Ok(post) => {
                             if let Err(wait) = state.guard.check_post(ip) {
+                                state.metrics.rejected(Rejection::RateLimited);
                                 for frame in dialect.rate_limited(post.client_id, wait) {
                                     socket.write_text(frame.into()).await?;
                                 }
@@ -317,6 +344,9 @@ async fn session(
                 }
             }
             Some((client_id, result)) = acks.next() => {
+                if result.is_err() {
+                    state.metrics.rejected(Rejection::Unavailable);
+                }
                 if let Some(frame) = dialect.ack(client_id, result) {
                     socket.write_text(frame.into()).await?;
                 }
@@ -336,9 +366,14 @@ async fn session(
                     for frame in dialect.live(&d) {
                         socket.write_text(Utf8Bytes::from(&*frame)).await?;
                     }
+                    if d.seq.is_some() {
+                        state.metrics.deliveries.inc();
+                        state.metrics.fanout_seconds.observe(d.committed_at.elapsed().as_secs_f64());
+                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     debug!(skipped, "lagged behind the room; catching up from storage");
+                    state.metrics.slow_consumer(SlowConsumer::CaughtUp);
                     catch_up(socket, state, room, dialect, &mut sent_seq, None).await?;
                 }
                 Err(broadcast::error::RecvError::Closed) => return Ok(RESTARTING),
@@ -412,6 +447,7 @@ async fn catch_up(
             }
             if let Some(frame) = dialect.history(&m) {
                 socket.write_text(Utf8Bytes::from(&*frame)).await?;
+                state.metrics.deliveries.inc();
             }
             *sent_seq = m.seq;
         }

@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{Dialect, JoinRequest, PostRequest, Refusal};
+use crate::metrics::{Metrics, Rejection};
 use crate::room::{Delivery, RoomError};
 use crate::AppState;
 
@@ -26,13 +27,18 @@ pub async fn upgrade(
 ) -> Response {
     let room = RoomName::parse(&room)
         .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response());
-    let limits = state.limits;
-    super::admit(ws, room, peer, &headers, state, Palaver { limits })
+    let dialect = Palaver {
+        limits: state.limits,
+        metrics: state.metrics.clone(),
+    };
+    super::admit(ws, room, peer, &headers, state, dialect)
 }
 
 /// Palaver's own protocol.
 pub struct Palaver {
     limits: MessageLimits,
+    /// Counts messages refused for breaking a rule.
+    metrics: Arc<Metrics>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> String {
@@ -78,15 +84,19 @@ impl Dialect for Palaver {
             Err(e) => return Err(vec![error(ErrorCode::BadFrame, e, None)]),
         };
         if let Err(e) = validate_client_id(&client_id) {
+            self.metrics.rejected(Rejection::Invalid);
             return Err(vec![error(ErrorCode::InvalidClientId, e.to_string(), None)]);
         }
         match self.limits.validate(&text) {
             Ok(text) => Ok(PostRequest { client_id, text }),
-            Err(e) => Err(vec![error(
-                ErrorCode::InvalidMessage,
-                e.to_string(),
-                Some(client_id),
-            )]),
+            Err(e) => {
+                self.metrics.rejected(Rejection::Invalid);
+                Err(vec![error(
+                    ErrorCode::InvalidMessage,
+                    e.to_string(),
+                    Some(client_id),
+                )])
+            }
         }
     }
 

@@ -146,6 +146,14 @@ impl Client {
         self.send_text(&msg.encode()).await;
     }
 
+    /// Like [`Client::send`], for tests where the server may be gone.
+    pub async fn try_send(
+        &mut self,
+        msg: &ClientMsg,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        self.ws.send(Message::text(msg.encode())).await
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.expect("send");
     }

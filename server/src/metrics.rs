@@ -1,0 +1,169 @@
+//! What the server counts, exposed at `GET /metrics` in the Prometheus/OpenMetrics text format
+//! (the `prometheus-client` crate writes it). Every handle is cheap to update from any task.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+/// Why a message was not accepted.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum Rejection {
+    /// The per-IP rate limit.
+    RateLimited,
+    /// It broke a rule: empty, too long, bad client id.
+    Invalid,
+    /// Storage failed; the client retries.
+    Unavailable,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    reason: Rejection,
+}
+
+/// What happened to a reader that fell behind.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum SlowConsumer {
+    /// It fell out of the room's live buffer and caught up from storage.
+    CaughtUp,
+    /// It took no frame within the write timeout and was disconnected.
+    Disconnected,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SlowConsumerLabels {
+    outcome: SlowConsumer,
+}
+
+/// All of the server's metrics. Shared as `Arc<Metrics>`.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections (both protocols).
+    pub connections: Gauge,
+    /// Rooms with a running task (in memory).
+    pub rooms: Gauge,
+    /// Messages durably stored and acknowledged.
+    pub accepted: Counter,
+    rejected: Family<RejectionLabels, Counter>,
+    /// Chat messages written to sockets (one per message per reader).
+    pub deliveries: Counter,
+    slow_consumers: Family<SlowConsumerLabels, Counter>,
+    /// Time from handing a batch to storage until it is durable.
+    pub commit_seconds: Histogram,
+    /// Time from a message's commit until it is written to a reader's socket.
+    pub fanout_seconds: Histogram,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("palaver");
+        let metrics = Self {
+            registry: Registry::default(),
+            connections: Gauge::default(),
+            rooms: Gauge::default(),
+            accepted: Counter::default(),
+            rejected: Family::default(),
+            deliveries: Counter::default(),
+            slow_consumers: Family::default(),
+            // 100 µs .. ~1.6 s
+            commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
+            // 50 µs .. ~0.8 s
+            fanout_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            metrics.connections.clone(),
+        );
+        registry.register(
+            "rooms_active",
+            "Rooms loaded in memory",
+            metrics.rooms.clone(),
+        );
+        registry.register(
+            "messages_accepted",
+            "Messages stored and acknowledged",
+            metrics.accepted.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Messages not accepted, by reason",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Chat messages written to readers' sockets",
+            metrics.deliveries.clone(),
+        );
+        registry.register(
+            "slow_consumers",
+            "Readers that fell behind, by outcome",
+            metrics.slow_consumers.clone(),
+        );
+        registry.register(
+            "storage_commit_seconds",
+            "Time to make a batch of messages durable",
+            metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "fanout_seconds",
+            "Time from a message's commit to its write to a reader",
+            metrics.fanout_seconds.clone(),
+        );
+        registry.register(
+            "build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    pub fn rejected(&self, reason: Rejection) {
+        self.rejected
+            .get_or_create(&RejectionLabels { reason })
+            .inc();
+    }
+
+    pub fn slow_consumer(&self, outcome: SlowConsumer) {
+        self.slow_consumers
+            .get_or_create(&SlowConsumerLabels { outcome })
+            .inc();
+    }
+
+    pub fn observe_commit(&self, took: Duration) {
+        self.commit_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Shared handle.
+pub type SharedMetrics = Arc<Metrics>;
