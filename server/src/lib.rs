@@ -7,6 +7,7 @@
 //! - [`store`]: where history lives.
 //! - [`config`]: start-up settings.
 
+pub mod assets;
 pub mod config;
 pub mod guard;
 pub mod history;
@@ -101,11 +102,22 @@ pub fn leptos_options() -> Result<LeptosOptions, StartError> {
             .map_err(|e| StartError::Leptos(format!("LEPTOS_SITE_ADDR={addr:?}: {e}")))?,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
     };
+    // cargo-leptos writes the hashed file names next to the binary it builds.
+    let hash_files = match std::env::var("LEPTOS_HASH_FILES") {
+        Ok(v) => v
+            .parse::<bool>()
+            .map_err(|e| StartError::Leptos(format!("LEPTOS_HASH_FILES={v:?}: {e}")))?,
+        Err(_) => std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+            .unwrap_or(false),
+    };
     Ok(LeptosOptions::builder()
         .output_name("palaver")
         .site_root(site_root)
         .site_pkg_dir("pkg")
         .site_addr(site_addr)
+        .hash_files(hash_files)
         .build())
 }
 
@@ -138,6 +150,10 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::map_response_with_state(
+            assets::CachePolicy::new(&state.leptos_options),
+            assets::cache_control,
+        ))
         // Headers on every response. Pages set their own Content-Security-Policy with a nonce
         // (`app::security`); everything else gets one that allows nothing. No referrer ever
         // leaves a page, because a private room's address is its secret.
