@@ -51,21 +51,38 @@ impl Handle {
     }
 }
 
+/// What the browser tells the page about its surroundings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Browser {
+    /// The network went: drop the socket at once rather than wait for it to time out.
+    Offline,
+    /// The network came back: reconnect at once.
+    Online,
+    /// The tab came back to the foreground (timers may have been throttled, the machine may have
+    /// slept): check the connection now, or reconnect now if waiting.
+    Visible,
+}
+
 pub fn spawn(state: RoomState, room: String, name: String) -> Handle {
     let (kick, kick_rx) = mpsc::unbounded();
-    // The browser's offline/online events: drop the socket at once when the network goes (rather
-    // than wait for it to time out), and reconnect at once when it comes back.
     let (network, network_rx) = mpsc::unbounded();
     let on_offline = network.clone();
     let offline = window_event_listener(leptos::ev::offline, move |_| {
-        let _ = on_offline.unbounded_send(false);
+        let _ = on_offline.unbounded_send(Browser::Offline);
     });
+    let on_online = network.clone();
     let online = window_event_listener(leptos::ev::online, move |_| {
-        let _ = network.unbounded_send(true);
+        let _ = on_online.unbounded_send(Browser::Online);
+    });
+    let visible = window_event_listener_untyped("visibilitychange", move |_| {
+        if !document().hidden() {
+            let _ = network.unbounded_send(Browser::Visible);
+        }
     });
     on_cleanup(move || {
         offline.remove();
         online.remove();
+        visible.remove();
     });
     let (abort, registration) = AbortHandle::new_pair();
     leptos::task::spawn_local(async move {
@@ -79,7 +96,7 @@ async fn run(
     room: String,
     name: String,
     mut kick: mpsc::UnboundedReceiver<()>,
-    mut network: mpsc::UnboundedReceiver<bool>,
+    mut network: mpsc::UnboundedReceiver<Browser>,
 ) {
     let path = format!("/api/rooms/{room}/ws");
     let mut failures: u32 = 0;
@@ -107,7 +124,7 @@ async fn run(
             .set(ConnState::Reconnecting { attempt: failures });
         select! {
             _ = TimeoutFuture::new(backoff_ms(failures)).fuse() => {}
-            // Back online: try now.
+            // Back online, or back in the foreground: try now.
             _ = network.next() => {}
         }
     }
@@ -133,7 +150,7 @@ async fn connect_once(
     path: &str,
     name: &str,
     kick: &mut mpsc::UnboundedReceiver<()>,
-    network: &mut mpsc::UnboundedReceiver<bool>,
+    network: &mut mpsc::UnboundedReceiver<Browser>,
 ) -> Session {
     let Some(url) = browser::websocket_url(path) else {
         return Session::Ended { joined: false };
@@ -199,12 +216,19 @@ async fn connect_once(
                 Some(Ok(Message::Bytes(_))) => {}
                 Some(Err(_)) | None => return Session::Ended { joined },
             },
-            change = network.next() => {
-                if change == Some(false) {
+            change = network.next() => match change {
+                Some(Browser::Offline) => {
                     state.conn.set(ConnState::Offline);
                     return Session::Ended { joined };
                 }
-            }
+                Some(Browser::Visible) if joined && !liveness.awaiting_answer => {
+                    if sink.send(Message::Text(ClientMsg::Ping.encode())).await.is_err() {
+                        return Session::Ended { joined };
+                    }
+                    liveness.expect_answer();
+                }
+                _ => {}
+            },
             kicked = kick.next() => {
                 if kicked.is_none() {
                     return Session::PageGone;
