@@ -90,6 +90,22 @@ pub struct AppState {
 /// `LEPTOS_SITE_ROOT` and `LEPTOS_SITE_ADDR` still honoured, so the plain binary and the tests
 /// run without cargo-leptos.
 pub fn leptos_options() -> Result<LeptosOptions, StartError> {
+    // Leptos's own errors do not say which variable is wrong; check the typed ones first.
+    fn check<T: std::str::FromStr>(var: &str) -> Result<(), StartError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match std::env::var(var) {
+            Ok(v) => v
+                .parse::<T>()
+                .map(|_| ())
+                .map_err(|e| StartError::Leptos(format!("{var}={v:?}: {e}"))),
+            Err(_) => Ok(()),
+        }
+    }
+    check::<SocketAddr>("LEPTOS_SITE_ADDR")?;
+    check::<u32>("LEPTOS_RELOAD_PORT")?;
+    check::<bool>("LEPTOS_HASH_FILES")?;
     if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
         return leptos::config::get_configuration(None)
             .map(|conf| conf.leptos_options)
@@ -150,6 +166,9 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Pages and API answers compressed on the fly; static files come precompressed (a
+        // response that already has a Content-Encoding is left alone).
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::map_response_with_state(
             assets::CachePolicy::new(&state.leptos_options),
             assets::cache_control,

@@ -170,6 +170,9 @@ fn upgrade(
     let max_frame = state.limits.max_frame_bytes();
     ws.max_frame_size(max_frame)
         .max_message_size(max_frame)
+        // tungstenite allocates its read buffer up front (128 KiB by default): most of an idle
+        // connection's memory. Frames are small; 4 KiB holds several and grows if one is larger.
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {

@@ -1,0 +1,142 @@
+//! Idle connections: N clients connect (from several 127.0.0.x source addresses, to get past one
+//! address's ~28,000 ephemeral ports), join a room each (spread over 100 rooms) and stay; the
+//! server's resident memory is read from /proc before and after.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use app::protocol::{ClientMsg, ServerMsg};
+use futures::stream::{self, StreamExt};
+use futures::SinkExt;
+use serde::Serialize;
+use tokio::net::TcpSocket;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::fanout::Target;
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct IdleOutcome {
+    pub connections: usize,
+    pub errors: usize,
+    pub connect_per_s: f64,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub bytes_per_connection: f64,
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Holds the connections open until dropped.
+pub struct Held {
+    stop: Vec<oneshot::Sender<()>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for s in self.stop.drain(..) {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn run(
+    target: &Target,
+    server: SocketAddr,
+    server_pid: u32,
+    connections: usize,
+    room_prefix: &str,
+) -> (IdleOutcome, Held) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(server_pid).unwrap_or(0);
+    let start = Instant::now();
+    let results: Vec<Result<oneshot::Sender<()>, String>> = stream::iter(0..connections)
+        .map(|i| {
+            let target = target.clone();
+            let room = format!("{room_prefix}-{}", i % 100);
+            async move { connect_and_hold(&target, server, i, &room).await }
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let connect_secs = start.elapsed().as_secs_f64();
+    let mut held = Held { stop: Vec::new() };
+    let mut errors = 0;
+    for r in results {
+        match r {
+            Ok(stop) => held.stop.push(stop),
+            Err(_) => errors += 1,
+        }
+    }
+    // Let the server settle (presence announcements, allocator) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_kib(server_pid).unwrap_or(0);
+    let ok = held.stop.len();
+    let outcome = IdleOutcome {
+        connections: ok,
+        errors,
+        connect_per_s: ok as f64 / connect_secs.max(1e-9),
+        rss_before_kib: before,
+        rss_after_kib: after,
+        bytes_per_connection: (after.saturating_sub(before) * 1024) as f64 / ok.max(1) as f64,
+    };
+    (outcome, held)
+}
+
+async fn connect_and_hold(
+    target: &Target,
+    server: SocketAddr,
+    i: usize,
+    room: &str,
+) -> Result<oneshot::Sender<()>, String> {
+    // 127.0.0.2 .. 127.0.0.31: each source address has its own ephemeral port range.
+    let source = Ipv4Addr::new(127, 0, 0, 2 + (i % 30) as u8);
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket
+        .bind(SocketAddr::from((source, 0)))
+        .map_err(|e| e.to_string())?;
+    let stream = socket.connect(server).await.map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(target.url(room), stream)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sink, mut frames) = ws.split();
+    if matches!(target, Target::Palaver(_)) {
+        let join = ClientMsg::Join {
+            name: format!("idle-{i}"),
+            after_seq: None,
+        };
+        sink.send(Message::text(join.encode()))
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            match frames.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    if let Ok(ServerMsg::Welcome { .. }) = serde_json::from_str(t.as_str()) {
+                        break;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => return Err(format!("join: {other:?}")),
+            }
+        }
+    }
+    let (stop, mut stopped) = oneshot::channel();
+    // Keep reading (answers pings, takes presence frames) until told to stop.
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                frame = frames.next() => if !matches!(frame, Some(Ok(_))) { break },
+            }
+        }
+        let _ = sink.close().await;
+    });
+    Ok(stop)
+}

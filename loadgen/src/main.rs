@@ -1,0 +1,129 @@
+//! Palaver's load generator. `loadgen bench` runs the whole grid (see `docs/BENCHMARKS.md`);
+//! the other subcommands run one piece by hand.
+
+mod bench;
+mod ceiling;
+mod fanout;
+mod idle;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    about = "Palaver's load generator and ceiling server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the ceiling server (the simplest possible broadcaster) until killed.
+    Ceiling {
+        #[arg(long, default_value = "127.0.0.1:3900")]
+        bind: SocketAddr,
+    },
+    /// One fan-out scenario against a running server.
+    Fanout {
+        /// Address of a Palaver server (or of the ceiling with --ceiling).
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long)]
+        ceiling: bool,
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        /// Messages per second per sender instead of a window.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
+    /// Builds nothing; runs the scenario grid against the given binaries and rewrites the results
+    /// section of the benchmarks page and its chart.
+    Bench {
+        /// The Palaver server binary (release build).
+        #[arg(long, default_value = "target/release/server")]
+        server: PathBuf,
+        /// The page whose results section is rewritten.
+        #[arg(long, default_value = "docs/BENCHMARKS.md")]
+        page: PathBuf,
+        /// Where the chart goes.
+        #[arg(long, default_value = "docs/benchmarks.svg")]
+        chart: PathBuf,
+        /// Idle-connection counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+        idle: Vec<usize>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ceiling { bind } => match tokio::net::TcpListener::bind(bind).await {
+            Ok(listener) => {
+                if let Ok(addr) = listener.local_addr() {
+                    println!("ceiling listening on {addr}");
+                }
+                ceiling::serve(listener).await.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(format!("--bind {bind}: {e}")),
+        },
+        Command::Fanout {
+            addr,
+            ceiling,
+            rooms,
+            clients,
+            senders,
+            messages,
+            window,
+            rate,
+        } => {
+            let target = if ceiling {
+                fanout::Target::Ceiling(addr)
+            } else {
+                fanout::Target::Palaver(addr)
+            };
+            let scenario = fanout::Scenario {
+                rooms,
+                clients_per_room: clients,
+                senders_per_room: senders.min(clients),
+                messages_per_sender: messages,
+                window,
+                rate,
+                room_prefix: format!("fanout-{}", std::process::id()),
+            };
+            fanout::run(&target, &scenario).await.map(|outcome| {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&outcome).unwrap_or_default()
+                );
+            })
+        }
+        Command::Bench {
+            server,
+            page,
+            chart,
+            idle,
+        } => bench::run(&server, &page, &chart, &idle).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
