@@ -97,19 +97,19 @@ pub async fn run(
         (
             "1 room × 1,000 clients, 10 senders",
             "≥ 60% of ceiling deliveries/s, p99 ≤ 2×",
-            scenario(1, 1000, 10, 100, 8, None),
+            scenario(1, 1000, 10, 100, 32, None),
             true,
         ),
         (
             "10 rooms × 50 clients, 10 senders each",
             "≥ 60%, p99 ≤ 2×",
-            scenario(10, 50, 10, 200, 8, None),
+            scenario(10, 50, 10, 200, 32, None),
             true,
         ),
         (
             "1 room × 100 clients, 10 senders",
             "≥ 60%, p99 ≤ 2×",
-            scenario(1, 100, 10, 500, 8, None),
+            scenario(1, 100, 10, 500, 32, None),
             true,
         ),
         (

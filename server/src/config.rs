@@ -85,6 +85,12 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=600_000))]
     pub write_timeout_ms: u64,
 
+    /// Messages one connection may have sent and not yet had acknowledged; beyond this the
+    /// server stops reading from it until acknowledgements catch up.
+    #[arg(long, env = "PALAVER_MAX_PENDING_PER_CONNECTION", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_pending_per_connection: usize,
+
     /// On SIGTERM/SIGINT: seconds to wait for sessions to be told to reconnect and for the last
     /// commits, before exiting anyway.
     #[arg(long, env = "PALAVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
@@ -138,6 +144,7 @@ impl Config {
             ping_interval: Duration::from_millis(self.ping_interval_ms),
             peer_timeout: Duration::from_millis(self.peer_timeout_ms),
             write_timeout: Duration::from_millis(self.write_timeout_ms),
+            max_pending: self.max_pending_per_connection,
         }
     }
 

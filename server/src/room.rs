@@ -31,8 +31,9 @@ use crate::store::RoomStore;
 
 /// Commands queued for one room before senders wait (backpressure on sessions).
 const COMMAND_QUEUE: usize = 1024;
-/// Most `send` commands committed in one batch.
-const MAX_BATCH: usize = 256;
+/// Most `send` commands committed in one batch. One fsync costs the same for one message or a
+/// thousand, so a busy room takes everything that is waiting (the command queue holds 1024).
+const MAX_BATCH: usize = 1024;
 /// Live messages buffered per room for readers; a reader further behind catches up from storage.
 pub const FANOUT_CAPACITY: usize = 512;
 /// Recent client ids kept in memory per room for idempotency; older ones are looked up in storage.
@@ -314,7 +315,8 @@ impl Room {
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
+        // Grows to the largest batch seen; a quiet room keeps it small.
+        let mut batch = Vec::new();
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
         let mut idle_ticks = 0u32;
         loop {

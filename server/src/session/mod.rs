@@ -21,7 +21,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::FuturesOrdered;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::{timeout, Instant};
 use tracing::{debug, info_span, warn, Instrument};
@@ -37,8 +37,6 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(10);
 const ACK_DRAIN: Duration = Duration::from_secs(3);
 /// How long the closing handshake may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Posts awaiting their commit per socket; beyond this the session stops reading (backpressure).
-const MAX_IN_FLIGHT: usize = 32;
 /// Messages read from the store per catch-up page.
 const CATCH_UP_PAGE: usize = 500;
 
@@ -51,6 +49,9 @@ pub struct SessionSettings {
     pub peer_timeout: Duration,
     /// How long one write may block before the client counts as not reading.
     pub write_timeout: Duration,
+    /// Posts awaiting their commit per connection; beyond this the session stops reading its
+    /// socket, so a flooding client is slowed by TCP instead of buffered.
+    pub max_pending: usize,
 }
 
 impl Default for SessionSettings {
@@ -59,6 +60,7 @@ impl Default for SessionSettings {
             ping_interval: Duration::from_secs(20),
             peer_timeout: Duration::from_secs(45),
             write_timeout: Duration::from_secs(10),
+            max_pending: 32,
         }
     }
 }
@@ -171,8 +173,9 @@ fn upgrade(
     ws.max_frame_size(max_frame)
         .max_message_size(max_frame)
         // tungstenite allocates its read buffer up front (128 KiB by default): most of an idle
-        // connection's memory. Frames are small; 4 KiB holds several and grows if one is larger.
-        .read_buffer_size(4 * 1024)
+        // connection's memory. Client frames are small; 1 KiB holds most, and the buffer grows
+        // for a larger one (up to the frame cap).
+        .read_buffer_size(1024)
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
@@ -319,7 +322,7 @@ async fn session(
                 debug!("peer silent past the timeout");
                 return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
             }
-            frame = socket.recv(), if acks.len() < MAX_IN_FLIGHT => {
+            frame = socket.recv(), if acks.len() < settings.max_pending => {
                 silence.as_mut().reset(Instant::now() + settings.peer_timeout);
                 let Some(Ok(frame)) = frame else { return Ok(End::Gone) };
                 let answers = match frame {
@@ -354,37 +357,75 @@ async fn session(
                     socket.write_text(frame.into()).await?;
                 }
             }
-            delivery = live.recv() => match delivery {
-                Ok(d) => {
-                    if let Some(seq) = d.seq {
-                        if seq <= sent_seq {
-                            continue;
+            delivery = live.recv() => {
+                // Take everything the room has already sent (up to a limit), queue it on the
+                // socket, and flush once: one write for a burst instead of one per frame.
+                let mut next = Some(delivery);
+                let mut queued = 0;
+                while let Some(delivery) = next.take() {
+                    match delivery {
+                        Ok(d) => {
+                            if let Some(seq) = d.seq {
+                                if seq <= sent_seq {
+                                    next = try_next(&mut live, &mut queued);
+                                    continue;
+                                }
+                                if seq != sent_seq + 1 {
+                                    // Should not happen (the room commits in order), but never
+                                    // leave a hole.
+                                    socket.flush().await?;
+                                    catch_up(socket, state, room, dialect, &mut sent_seq, Some(seq - 1)).await?;
+                                }
+                                sent_seq = seq;
+                            }
+                            for frame in dialect.live(&d) {
+                                socket.feed_text(Utf8Bytes::from(&*frame)).await?;
+                            }
+                            if d.seq.is_some() {
+                                state.metrics.deliveries.inc();
+                                state.metrics.fanout_seconds.observe(d.committed_at.elapsed().as_secs_f64());
+                            }
+                            next = try_next(&mut live, &mut queued);
                         }
-                        if seq != sent_seq + 1 {
-                            // Should not happen (the room commits in order), but never leave a hole.
-                            catch_up(socket, state, room, dialect, &mut sent_seq, Some(seq - 1)).await?;
+                        Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                            debug!(skipped, "lagged behind the room; catching up from storage");
+                            state.metrics.slow_consumer(SlowConsumer::CaughtUp);
+                            socket.flush().await?;
+                            catch_up(socket, state, room, dialect, &mut sent_seq, None).await?;
                         }
-                        sent_seq = seq;
-                    }
-                    for frame in dialect.live(&d) {
-                        socket.write_text(Utf8Bytes::from(&*frame)).await?;
-                    }
-                    if d.seq.is_some() {
-                        state.metrics.deliveries.inc();
-                        state.metrics.fanout_seconds.observe(d.committed_at.elapsed().as_secs_f64());
+                        Err(broadcast::error::RecvError::Closed) => return Ok(RESTARTING),
                     }
                 }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    debug!(skipped, "lagged behind the room; catching up from storage");
-                    state.metrics.slow_consumer(SlowConsumer::CaughtUp);
-                    catch_up(socket, state, room, dialect, &mut sent_seq, None).await?;
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(RESTARTING),
-            },
+                socket.flush().await?;
+            }
             _ = ping.tick() => {
                 socket.write(Message::Ping(Default::default())).await?;
             }
         }
+    }
+}
+
+/// Frames written per flush at most, so one busy room cannot starve this session's other work.
+const WRITE_BATCH: usize = 64;
+
+/// The next delivery that is already waiting, while the current write batch has room.
+fn try_next(
+    live: &mut broadcast::Receiver<Arc<Delivery>>,
+    queued: &mut usize,
+) -> Option<Result<Arc<Delivery>, broadcast::error::RecvError>> {
+    *queued += 1;
+    if *queued >= WRITE_BATCH {
+        return None;
+    }
+    match live.try_recv() {
+        Ok(d) => Some(Ok(d)),
+        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+            Some(Err(broadcast::error::RecvError::Lagged(n)))
+        }
+        Err(broadcast::error::TryRecvError::Closed) => {
+            Some(Err(broadcast::error::RecvError::Closed))
+        }
+        Err(broadcast::error::TryRecvError::Empty) => None,
     }
 }
 
@@ -473,12 +514,29 @@ impl Socket {
         self.write(Message::Text(text)).await
     }
 
+    /// Queues a frame without flushing (see [`Socket::flush`]).
+    async fn feed_text(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        timed(self.write_timeout, self.inner.feed(Message::Text(text))).await
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        timed(self.write_timeout, self.inner.flush()).await
+    }
+
     /// Writes one frame; a client that does not take it within the write timeout is dropped.
     async fn write(&mut self, msg: Message) -> Result<(), End> {
-        match timeout(self.write_timeout, self.inner.send(msg)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(End::Gone),
-            Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),
-        }
+        timed(self.write_timeout, self.inner.send(msg)).await
+    }
+}
+
+/// Socket output that gives up on a client that does not take it within `write_timeout`.
+async fn timed(
+    write_timeout: Duration,
+    io: impl std::future::Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
+    match timeout(write_timeout, io).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::Gone),
+        Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),
     }
 }
