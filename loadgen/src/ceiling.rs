@@ -30,10 +30,11 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
 async fn connection(stream: TcpStream, rooms: Rooms) -> Result<(), Box<dyn std::error::Error>> {
     let _ = stream.set_nodelay(true);
     let mut path = String::new();
-    // The same small buffers Palaver uses, so idle memory compares like with like.
+    // The same buffers Palaver uses, so idle memory compares like with like, and writes are
+    // batched (fed, then flushed once) as Palaver's are.
     let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
+        .read_buffer_size(1024)
+        .write_buffer_size(32 * 1024);
     // The callback's error type is tungstenite's; it never fails here.
     #[allow(clippy::result_large_err)]
     let remember_path = |req: &Request, resp: Response| {

@@ -381,6 +381,27 @@ impl Room {
         // client_ids within this batch, so a duplicate inside one batch is caught too.
         let mut batch_ids: HashMap<String, Seq> = HashMap::new();
         let head = self.load_head().await;
+        // Ids this room does not remember are looked up in the store, all in one call.
+        let unknown: Vec<String> = batch
+            .iter()
+            .filter_map(|cmd| match cmd {
+                Command::Send { client_id, .. } if !self.recent.contains_key(client_id) => {
+                    Some(client_id.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let stored = if unknown.is_empty() {
+            Ok(HashMap::new())
+        } else {
+            self.store
+                .find_client_ids(&self.name, &unknown)
+                .await
+                .map_err(|e| {
+                    error!(room = %self.name, error = %e, "cannot look up client ids");
+                    RoomError::Unavailable
+                })
+        };
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Join { name, left, reply } => {
@@ -402,16 +423,16 @@ impl Room {
                         let _ = reply.send(Err(RoomError::Unavailable));
                         continue;
                     };
-                    match self.lookup_client_id(&client_id).await {
-                        Ok(Some(seq)) => {
-                            let _ = reply.send(Ok(seq));
-                            continue;
-                        }
-                        Ok(None) => {}
+                    let known = match &stored {
+                        Ok(stored) => self.recent.get(&client_id).or(stored.get(&client_id)),
                         Err(e) => {
-                            let _ = reply.send(Err(e));
+                            let _ = reply.send(Err(e.clone()));
                             continue;
                         }
+                    };
+                    if let Some(&seq) = known {
+                        let _ = reply.send(Ok(seq));
+                        continue;
                     }
                     if let Some(&seq) = batch_ids.get(&client_id) {
                         // Same id twice in one batch: the second gets the first's number.
@@ -448,19 +469,6 @@ impl Room {
         if !sends.is_empty() {
             self.commit(sends).await;
         }
-    }
-
-    async fn lookup_client_id(&mut self, client_id: &str) -> Result<Option<Seq>, RoomError> {
-        if let Some(&seq) = self.recent.get(client_id) {
-            return Ok(Some(seq));
-        }
-        self.store
-            .find_client_id(&self.name, client_id)
-            .await
-            .map_err(|e| {
-                error!(room = %self.name, error = %e, "cannot look up client id");
-                RoomError::Unavailable
-            })
     }
 
     async fn commit(&mut self, sends: Vec<PendingSend>) {

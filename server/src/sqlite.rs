@@ -9,6 +9,7 @@
 //!
 //! Reads use a small pool of separate connections; in WAL mode they never wait for the writer.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -362,20 +363,27 @@ impl RoomStore for SqliteStore {
         })
     }
 
-    fn find_client_id<'a>(
+    fn find_client_ids<'a>(
         &'a self,
         room: &'a RoomName,
-        client_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
+        client_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
         let room = room.to_string();
-        let client_id = client_id.to_owned();
+        let client_ids = client_ids.to_vec();
         self.read(move |c| {
-            c.query_row(
-                "SELECT seq FROM messages WHERE room = ?1 AND client_id = ?2",
-                [room, client_id],
-                |r| r.get(0),
-            )
-            .optional()
+            // One reader, one prepared statement, an index lookup per id.
+            let mut query =
+                c.prepare_cached("SELECT seq FROM messages WHERE room = ?1 AND client_id = ?2")?;
+            let mut found = HashMap::new();
+            for id in client_ids {
+                if let Some(seq) = query
+                    .query_row(rusqlite::params![room, id], |r| r.get(0))
+                    .optional()?
+                {
+                    found.insert(id, seq);
+                }
+            }
+            Ok(found)
         })
     }
 }
@@ -418,11 +426,17 @@ mod tests {
         let page = store.after(&room("a"), 2, 2).await.unwrap();
         assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(page[0], msg(3, "c3"), "every field round-trips");
+        let ids = ["c4".to_owned(), "c9".to_owned()];
+        let found = store.find_client_ids(&room("a"), &ids).await.unwrap();
         assert_eq!(
-            store.find_client_id(&room("a"), "c4").await.unwrap(),
-            Some(4)
+            found.into_iter().collect::<Vec<_>>(),
+            [("c4".to_owned(), 4)]
         );
-        assert_eq!(store.find_client_id(&room("b"), "c4").await.unwrap(), None);
+        assert!(store
+            .find_client_ids(&room("b"), &ids)
+            .await
+            .unwrap()
+            .is_empty());
         let latest = store.before(&room("a"), None, 2).await.unwrap();
         assert_eq!(latest.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
         let older = store.before(&room("a"), Some(4), 10).await.unwrap();

@@ -5,7 +5,6 @@
 //! complete batches. Readers (sessions catching up) read committed messages directly, without going
 //! through the room task, so a big catch-up never slows a room down.
 
-#[cfg(test)]
 use std::collections::HashMap;
 #[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,12 +56,13 @@ pub trait RoomStore: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
 
-    /// The sequence number of the message the client sent as `client_id`, if it was stored.
-    fn find_client_id<'a>(
+    /// Of these client ids, the ones already stored in the room, with their sequence numbers.
+    /// One call per batch: the room looks up every id it does not remember at once.
+    fn find_client_ids<'a>(
         &'a self,
         room: &'a RoomName,
-        client_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>>;
+        client_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>>;
 
     /// Whether the store can serve reads and writes right now (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -160,13 +160,18 @@ impl RoomStore for MemoryStore {
         Box::pin(future::ready(Ok(page)))
     }
 
-    fn find_client_id<'a>(
+    fn find_client_ids<'a>(
         &'a self,
         room: &'a RoomName,
-        client_id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
-        let seq = self.with_room(room, |r| r.by_client_id.get(client_id).copied());
-        Box::pin(future::ready(Ok(seq)))
+        client_ids: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
+        let found = self.with_room(room, |r| {
+            client_ids
+                .iter()
+                .filter_map(|id| r.by_client_id.get(id).map(|&seq| (id.clone(), seq)))
+                .collect()
+        });
+        Box::pin(future::ready(Ok(found)))
     }
 }
 
@@ -220,11 +225,11 @@ impl RoomStore for FlakyStore {
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
         self.inner.before(room, before, limit)
     }
-    fn find_client_id<'a>(
+    fn find_client_ids<'a>(
         &'a self,
         room: &'a RoomName,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Seq>, StoreError>> {
-        self.inner.find_client_id(room, id)
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
+        self.inner.find_client_ids(room, ids)
     }
 }
