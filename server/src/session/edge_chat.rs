@@ -188,11 +188,11 @@ impl Dialect for EdgeChat {
         Some(message(m))
     }
 
-    fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>> {
+    fn live(&mut self, delivery: &Delivery, out: &mut Vec<Arc<str>>) {
         match &delivery.msg {
-            ServerMsg::Message(m) => vec![message(m)],
-            ServerMsg::Presence { online, .. } => self.roster_changes(online),
-            _ => Vec::new(),
+            ServerMsg::Message(m) => out.push(message(m)),
+            ServerMsg::Presence { online, .. } => out.extend(self.roster_changes(online)),
+            _ => {}
         }
     }
 

@@ -20,6 +20,7 @@ use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::stream::FuturesOrdered;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{broadcast, oneshot};
@@ -103,8 +104,9 @@ pub trait Dialect: Send + 'static {
     }
     /// One stored message, during catch-up.
     fn history(&mut self, message: &ChatMessage) -> Option<Arc<str>>;
-    /// One live delivery (a message or a presence change).
-    fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>>;
+    /// One live delivery (a message or a presence change): the frames to write, appended to
+    /// `out` (a buffer the session reuses, so a delivery costs no allocation).
+    fn live(&mut self, delivery: &Delivery, out: &mut Vec<Arc<str>>);
     /// The outcome of a post.
     fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String>;
     /// A post refused by the per-IP rate limit; it may be sent again after `retry_after`.
@@ -295,6 +297,8 @@ async fn session(
     }
 
     let mut acks: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    // Reused for every delivery's frames.
+    let mut frames: Vec<Arc<str>> = Vec::with_capacity(4);
     let settings = state.sessions;
     let mut ping = tokio::time::interval_at(
         Instant::now() + settings.ping_interval,
@@ -362,6 +366,9 @@ async fn session(
                 // socket, and flush once: one write for a burst instead of one per frame.
                 let mut next = Some(delivery);
                 let mut queued = 0;
+                // Counted once per write: metrics stay off the per-delivery path.
+                let mut delivered = 0u64;
+                let mut oldest: Option<Instant> = None;
                 while let Some(delivery) = next.take() {
                     match delivery {
                         Ok(d) => {
@@ -377,13 +384,13 @@ async fn session(
                                     catch_up(socket, state, room, dialect, &mut sent_seq, Some(seq - 1)).await?;
                                 }
                                 sent_seq = seq;
+                                delivered += 1;
+                                oldest.get_or_insert(d.committed_at);
                             }
-                            for frame in dialect.live(&d) {
-                                socket.feed_text(Utf8Bytes::from(&*frame)).await?;
-                            }
-                            if d.seq.is_some() {
-                                state.metrics.deliveries.inc();
-                                state.metrics.fanout_seconds.observe(d.committed_at.elapsed().as_secs_f64());
+                            frames.clear();
+                            dialect.live(&d, &mut frames);
+                            for frame in frames.drain(..) {
+                                socket.feed_text(shared_text(frame)).await?;
                             }
                             next = try_next(&mut live, &mut queued);
                         }
@@ -397,11 +404,31 @@ async fn session(
                     }
                 }
                 socket.flush().await?;
+                if let Some(oldest) = oldest {
+                    state.metrics.deliveries.inc_by(delivered);
+                    state.metrics.fanout_seconds.observe(oldest.elapsed().as_secs_f64());
+                }
             }
             _ = ping.tick() => {
                 socket.write(Message::Ping(Default::default())).await?;
             }
         }
+    }
+}
+
+/// A frame shared by every session, as the socket's text type without copying it (the bytes
+/// are the `Arc<str>`'s own; only their UTF-8 is checked).
+fn shared_text(frame: Arc<str>) -> Utf8Bytes {
+    Utf8Bytes::try_from(Bytes::from_owner(ArcStr(frame)))
+        .unwrap_or_else(|_| Utf8Bytes::from_static(""))
+}
+
+/// `Arc<str>` as bytes, for [`Bytes::from_owner`].
+struct ArcStr(Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

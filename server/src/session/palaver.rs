@@ -136,9 +136,9 @@ impl Dialect for Palaver {
         Some(ServerMsg::Message(message.clone()).encode().into())
     }
 
-    fn live(&mut self, delivery: &Delivery) -> Vec<Arc<str>> {
+    fn live(&mut self, delivery: &Delivery, out: &mut Vec<Arc<str>>) {
         // Encoded once by the room for every Palaver client.
-        vec![delivery.frame.clone()]
+        out.push(delivery.frame.clone());
     }
 
     fn rate_limited(&mut self, client_id: String, retry_after: Duration) -> Vec<String> {
