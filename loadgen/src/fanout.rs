@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use app::protocol::{ClientMsg, ServerMsg};
+use app::protocol::{ChatMessage, ClientMsg, ServerMsg};
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::sync::Barrier;
@@ -217,7 +217,22 @@ async fn client(
                 .encode(),
             )
         } else {
-            Message::text(text)
+            // The ceiling relays bytes; give it a frame shaped and sized like the one Palaver
+            // delivers, so both cost the readers (and the wire) the same.
+            Message::text(
+                ServerMsg::Message(ChatMessage {
+                    seq: n as u64 + 1,
+                    id: format!(
+                        "{:032x}",
+                        (room as u128) << 64 | (index as u128) << 32 | n as u128
+                    ),
+                    sender: format!("load-{index}"),
+                    text,
+                    sent_at_ms: (now_ns() / 1_000_000) as i64,
+                    client_id: format!("r{room}s{index}n{n}"),
+                })
+                .encode(),
+            )
         }
     };
     loop {
@@ -239,22 +254,17 @@ async fn client(
                     Some(Ok(_)) => continue,
                     other => return Err(format!("connection ended: {other:?}")),
                 };
-                let incoming;
-                let body: &str = if palaver {
-                    // Only the fields the load generator needs, borrowed from the frame: the
-                    // generator shares the machine with the server and should cost it little.
-                    incoming = match serde_json::from_str::<Incoming>(text.as_str()) {
-                        Ok(i) => i,
-                        Err(e) => return Err(format!("unreadable frame: {e}")),
-                    };
-                    match incoming.kind {
-                        "message" => incoming.text.as_deref().unwrap_or_default(),
-                        "ack" => { in_flight = in_flight.saturating_sub(1); continue; }
-                        "error" => return Err(format!("server refused: {}", incoming.message.as_deref().unwrap_or_default())),
-                        _ => continue,
-                    }
-                } else {
-                    text.as_str()
+                // Only the fields the load generator needs, borrowed from the frame: the
+                // generator shares the machine with the server and should cost it little.
+                let incoming = match serde_json::from_str::<Incoming>(text.as_str()) {
+                    Ok(i) => i,
+                    Err(e) => return Err(format!("unreadable frame: {e}")),
+                };
+                let body: &str = match incoming.kind {
+                    "message" => incoming.text.as_deref().unwrap_or_default(),
+                    "ack" => { in_flight = in_flight.saturating_sub(1); continue; }
+                    "error" => return Err(format!("server refused: {}", incoming.message.as_deref().unwrap_or_default())),
+                    _ => continue,
                 };
                 let now = now_ns();
                 let mut parts = body.split([':', ' ']);
