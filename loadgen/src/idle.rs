@@ -1,6 +1,7 @@
 //! Idle connections: N clients connect (from several 127.0.0.x source addresses, to get past one
-//! address's ~28,000 ephemeral ports), join a room each (spread over 100 rooms) and stay; the
-//! server's resident memory is read from /proc before and after.
+//! address's ~28,000 ephemeral ports), join rooms of 100 people each and stay; the server's
+//! resident memory is read from /proc before and after. Rooms of a fixed size keep the figure
+//! per connection independent of N (a roster frame grows with its room).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -14,6 +15,9 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fanout::Target;
+
+/// People per room in the idle scenario.
+const ROOM_SIZE: usize = 100;
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct IdleOutcome {
@@ -60,7 +64,7 @@ pub async fn run(
     let results: Vec<Result<oneshot::Sender<()>, String>> = stream::iter(0..connections)
         .map(|i| {
             let target = target.clone();
-            let room = format!("{room_prefix}-{}", i % 100);
+            let room = format!("{room_prefix}-{}", i / ROOM_SIZE);
             async move { connect_and_hold(&target, server, i, &room).await }
         })
         .buffer_unordered(256)

@@ -107,10 +107,22 @@ pub fn leptos_options() -> Result<LeptosOptions, StartError> {
     check::<SocketAddr>("LEPTOS_SITE_ADDR")?;
     check::<u32>("LEPTOS_RELOAD_PORT")?;
     check::<bool>("LEPTOS_HASH_FILES")?;
+    // cargo-leptos writes the hashed file names next to the binary it builds; without
+    // LEPTOS_HASH_FILES, that file says whether to use them.
+    let hash_file_present = || {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+            .unwrap_or(false)
+    };
     if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
-        return leptos::config::get_configuration(None)
+        let mut options = leptos::config::get_configuration(None)
             .map(|conf| conf.leptos_options)
-            .map_err(|e| StartError::Leptos(e.to_string()));
+            .map_err(|e| StartError::Leptos(e.to_string()))?;
+        if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+            options.hash_files = hash_file_present();
+        }
+        return Ok(options);
     }
     let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
     let site_addr = match std::env::var("LEPTOS_SITE_ADDR") {
@@ -119,15 +131,11 @@ pub fn leptos_options() -> Result<LeptosOptions, StartError> {
             .map_err(|e| StartError::Leptos(format!("LEPTOS_SITE_ADDR={addr:?}: {e}")))?,
         Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
     };
-    // cargo-leptos writes the hashed file names next to the binary it builds.
     let hash_files = match std::env::var("LEPTOS_HASH_FILES") {
         Ok(v) => v
             .parse::<bool>()
             .map_err(|e| StartError::Leptos(format!("LEPTOS_HASH_FILES={v:?}: {e}")))?,
-        Err(_) => std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
-            .unwrap_or(false),
+        Err(_) => hash_file_present(),
     };
     Ok(LeptosOptions::builder()
         .output_name("palaver")
