@@ -408,7 +408,7 @@ fn svg(rows: &[Row]) -> String {
             }
             let short = r
                 .label
-                .split(',')
+                .split(", ")
                 .next()
                 .unwrap_or(r.label)
                 .replace("moderate: ", "moderate ");
