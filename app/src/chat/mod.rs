@@ -196,6 +196,14 @@ impl RoomState {
         });
     }
 
+    /// Whether every message the user sent has been acknowledged (none waits to be sent or for
+    /// its acknowledgement). A notice about holding back ("too fast", "unavailable") stays until
+    /// then, so it does not vanish while some of the user's messages still wait.
+    pub fn all_acknowledged(&self) -> bool {
+        self.outbox
+            .with_untracked(|o| o.iter().all(|e| e.delivery == Delivery::Sent))
+    }
+
     /// Puts every unacknowledged entry back in the queue (after a disconnect).
     pub fn requeue_unacknowledged(&self) {
         self.outbox.update(|o| {
@@ -364,6 +372,29 @@ mod tests {
             let o = state.outbox.get_untracked();
             assert_eq!(o[0].delivery, Delivery::Queued);
             assert_eq!(o[1].delivery, Delivery::Sent);
+        });
+    }
+
+    #[test]
+    fn a_hold_back_notice_lasts_until_everything_is_acknowledged() {
+        let owner = Owner::new();
+        owner.with(|| {
+            let state = RoomState::new(vec![], 0);
+            let entry = |id: &str, delivery| OutboxEntry {
+                client_id: id.into(),
+                text: "t".into(),
+                delivery,
+            };
+            // "a" went through; "b" was refused for the rate limit and waits to be resent.
+            state.outbox.set(vec![
+                entry("a", Delivery::Sending),
+                entry("b", Delivery::Queued),
+            ]);
+            state.acknowledge("a");
+            assert!(!state.all_acknowledged());
+            state.outbox.update(|o| o[1].delivery = Delivery::Sending);
+            state.acknowledge("b");
+            assert!(state.all_acknowledged());
         });
     }
 }

@@ -252,8 +252,11 @@ fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
         }
         ServerMsg::Ack { client_id, .. } => {
             state.acknowledge(&client_id);
-            // Things are going through again: an earlier "too fast" or "unavailable" is over.
-            state.notice.set(None);
+            // Everything went through: an earlier "too fast" or "unavailable" is over. (An
+            // earlier message's ack must not clear it while later ones still wait.)
+            if state.all_acknowledged() {
+                state.notice.set(None);
+            }
             None
         }
         ServerMsg::Presence {
