@@ -3,8 +3,8 @@
 # everything that is already installed at the right version. Safe to run any number of times.
 #
 #   scripts/setup.sh          Rust target, cargo-leptos, wasm-bindgen-cli, wasm-opt
-#   scripts/setup.sh --e2e    also what the tests need: cargo-fuzz, Node.js, Chromium and the
-#                             Playwright test runner
+#   scripts/setup.sh --e2e    also what the tests need: a running Redis, cargo-fuzz, Node.js,
+#                             Chromium and the Playwright test runner
 #
 # Source scripts/env.sh afterwards (dev.sh and test.sh do) to put the installed tools on PATH.
 set -euo pipefail
@@ -60,6 +60,20 @@ if [[ "$(wasm-opt --version 2>/dev/null || true)" != *"version ${BINARYEN_VERSIO
   step "Installing wasm-opt (binaryen $BINARYEN_VERSION) into .tools/"
   mkdir -p .tools
   npm install --prefix .tools --no-save --no-audit --no-fund --loglevel=error "binaryen@$BINARYEN_VERSION"
+fi
+
+# The Redis engine's tests need a Redis: PALAVER_TEST_REDIS_URL, or one on 127.0.0.1:6379, which
+# is started (and installed from Debian's packages) when missing. Never skipped silently.
+redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+if $e2e && [[ -z "${PALAVER_TEST_REDIS_URL:-}" ]] && ! redis_up; then
+  if ! command -v redis-server >/dev/null; then
+    step "Installing Redis (Debian package)"
+    apt_install redis-server
+  fi
+  step "Starting Redis on 127.0.0.1:6379"
+  redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
+  for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+  redis_up || { echo "Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
 fi
 
 if $e2e; then

@@ -13,6 +13,7 @@ pub mod guard;
 pub mod history;
 pub mod metrics;
 pub mod ops;
+pub mod redis_store;
 pub mod registry;
 pub mod room;
 pub mod session;

@@ -408,6 +408,13 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn meets_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        crate::store::conformance::all(&store).await;
+    }
+
+    #[tokio::test]
     async fn history_survives_reopening_and_reads_page_in_order() {
         let dir = tempfile::tempdir().unwrap();
         {

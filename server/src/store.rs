@@ -17,6 +17,9 @@ use app::protocol::{ChatMessage, Seq};
 use futures::future;
 use futures::future::BoxFuture;
 
+#[cfg(test)]
+pub mod conformance;
+
 /// A storage failure. Details go to the log; clients only learn the message was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
