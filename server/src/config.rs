@@ -18,6 +18,13 @@ pub struct Config {
     #[arg(long, env = "PALAVER_BIND")]
     pub bind: Option<SocketAddr>,
 
+    /// Where history lives: `embedded` (SQLite in --data-dir, the default) or a Redis URL,
+    /// `redis://[:password@]host:port[/db]`. With Redis, history and message numbering live in
+    /// Redis; live fan-out between several nodes is not there yet, so run one node per set of
+    /// rooms for now (docs/OPERATIONS.md).
+    #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = Engine::parse)]
+    pub engine: Engine,
+
     /// Directory for Palaver's data (the SQLite database `palaver.db` and its WAL files). Created if
     /// missing.
     #[arg(long, env = "PALAVER_DATA_DIR", default_value = "data")]
@@ -113,6 +120,61 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// The storage engine (`--engine`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// SQLite in the data directory, and in-process fan-out.
+    Embedded,
+    /// A Redis server.
+    Redis(RedisUrl),
+}
+
+/// A Redis URL; shown with its password masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(String);
+
+impl RedisUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // redis://user:secret@host -> redis://user:***@host
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let auth = &self.0[scheme + 3..at];
+                let user = auth.split(':').next().unwrap_or_default();
+                write!(f, "{}{user}:***{}", &self.0[..scheme + 3], &self.0[at..])
+            }
+            _ => f.write_str(&self.0),
+        }
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Engine::Embedded => f.write_str("embedded"),
+            Engine::Redis(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+impl Engine {
+    fn parse(value: &str) -> Result<Self, String> {
+        if value == "embedded" {
+            return Ok(Engine::Embedded);
+        }
+        if value.starts_with("redis://") || value.starts_with("rediss://") {
+            redis::Client::open(value).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+            return Ok(Engine::Redis(RedisUrl(value.to_owned())));
+        }
+        Err("expected `embedded` or a redis:// URL".into())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -150,5 +212,24 @@ impl Config {
 
     pub fn room_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.room_idle_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_urls_are_checked_and_passwords_masked() {
+        assert_eq!(Engine::parse("embedded"), Ok(Engine::Embedded));
+        assert!(Engine::parse("postgres://x").is_err());
+        let engine = Engine::parse("redis://app:hunter2@10.0.0.5:6379/2").unwrap();
+        let shown = format!("{engine:?}");
+        assert_eq!(shown, "redis://app:***@10.0.0.5:6379/2");
+        assert!(!shown.contains("hunter2"));
+        assert_eq!(
+            format!("{:?}", Engine::parse("redis://127.0.0.1:6379").unwrap()),
+            "redis://127.0.0.1:6379"
+        );
     }
 }

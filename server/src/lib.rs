@@ -59,6 +59,8 @@ pub enum StartError {
     Storage(#[from] OpenError),
     #[error("site settings (LEPTOS_* environment): {0}")]
     Leptos(String),
+    #[error("engine (--engine): {0}")]
+    Engine(String),
 }
 
 /// What every handler can reach.
@@ -219,15 +221,26 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves in a background task.
     pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
-        let data_dir = config.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
-            .await
-            .map_err(|e| StartError::Listen {
-                addr,
-                source: std::io::Error::other(e),
-            })??;
-        tracing::info!(path = %store.path().display(), "history database open");
-        let store: Arc<dyn RoomStore> = Arc::new(store);
+        let store: Arc<dyn RoomStore> = match &config.engine {
+            config::Engine::Embedded => {
+                let data_dir = config.data_dir.clone();
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&data_dir))
+                    .await
+                    .map_err(|e| StartError::Listen {
+                        addr,
+                        source: std::io::Error::other(e),
+                    })??;
+                tracing::info!(path = %store.path().display(), "history database open");
+                Arc::new(store)
+            }
+            config::Engine::Redis(url) => {
+                let store = redis_store::RedisStore::connect(url.as_str(), "palaver")
+                    .await
+                    .map_err(|e| StartError::Engine(e.to_string()))?;
+                tracing::info!(engine = %url, "history in Redis");
+                Arc::new(store)
+            }
+        };
         let shutdown = CancellationToken::new();
         let draining = CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::new());

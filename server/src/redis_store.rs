@@ -65,7 +65,7 @@ impl RedisStore {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_number_of_retries(2)
             .set_max_delay(std::time::Duration::from_millis(500))
-            .set_connection_timeout(Some(std::time::Duration::from_secs(3)));
+            .set_connection_timeout(Some(std::time::Duration::from_secs(1)));
         let conn = client
             .get_connection_manager_with_config(config)
             .await
@@ -79,6 +79,22 @@ impl RedisStore {
 
     fn key(&self, room: &RoomName, what: &str) -> String {
         format!("{}:{{{}}}:{what}", self.prefix, room.as_str())
+    }
+}
+
+/// Longest wait for one Redis request. A Redis that is down or stalled fails the request quickly
+/// (the client is told `unavailable` and keeps its message) instead of holding the room up while
+/// the connection manager reconnects.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn timed<T>(
+    request: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(result) => result.map_err(unavailable),
+        Err(_) => Err(StoreError::Unavailable(
+            "Redis did not answer in time".into(),
+        )),
     }
 }
 
@@ -132,10 +148,7 @@ impl RoomStore for RedisStore {
                     .arg(&m.client_id);
             }
             let mut conn = self.conn.clone();
-            let _: i64 = invocation
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let _: i64 = timed(invocation.invoke_async(&mut conn)).await?;
             Ok(())
         })
     }
@@ -143,13 +156,14 @@ impl RoomStore for RedisStore {
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let (seq, ts): (Option<Seq>, Option<i64>) = redis::cmd("HMGET")
-                .arg(self.key(room, "meta"))
-                .arg("seq")
-                .arg("ts")
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let (seq, ts): (Option<Seq>, Option<i64>) = timed(
+                redis::cmd("HMGET")
+                    .arg(self.key(room, "meta"))
+                    .arg("seq")
+                    .arg("ts")
+                    .query_async(&mut conn),
+            )
+            .await?;
             Ok((seq.unwrap_or(0), ts.unwrap_or(0)))
         })
     }
@@ -162,15 +176,13 @@ impl RoomStore for RedisStore {
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let reply: StreamRangeReply = conn
-                .xrange_count(
-                    self.key(room, "log"),
-                    format!("{}-0", after + 1),
-                    "+",
-                    limit,
-                )
-                .await
-                .map_err(unavailable)?;
+            let reply: StreamRangeReply = timed(conn.xrange_count(
+                self.key(room, "log"),
+                format!("{}-0", after + 1),
+                "+",
+                limit,
+            ))
+            .await?;
             messages(reply)
         })
     }
@@ -188,10 +200,8 @@ impl RoomStore for RedisStore {
                 None => "+".to_owned(),
             };
             let mut conn = self.conn.clone();
-            let reply: StreamRangeReply = conn
-                .xrevrange_count(self.key(room, "log"), end, "-", limit)
-                .await
-                .map_err(unavailable)?;
+            let reply: StreamRangeReply =
+                timed(conn.xrevrange_count(self.key(room, "log"), end, "-", limit)).await?;
             let mut page = messages(reply)?;
             page.reverse();
             Ok(page)
@@ -208,12 +218,13 @@ impl RoomStore for RedisStore {
                 return Ok(HashMap::new());
             }
             let mut conn = self.conn.clone();
-            let seqs: Vec<Option<Seq>> = redis::cmd("HMGET")
-                .arg(self.key(room, "ids"))
-                .arg(client_ids)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let seqs: Vec<Option<Seq>> = timed(
+                redis::cmd("HMGET")
+                    .arg(self.key(room, "ids"))
+                    .arg(client_ids)
+                    .query_async(&mut conn),
+            )
+            .await?;
             Ok(client_ids
                 .iter()
                 .zip(seqs)
@@ -225,10 +236,7 @@ impl RoomStore for RedisStore {
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let _: String = redis::cmd("PING")
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let _: String = timed(redis::cmd("PING").query_async(&mut conn)).await?;
             Ok(())
         })
     }

@@ -402,6 +402,10 @@ impl Room {
                     RoomError::Unavailable
                 })
         };
+        if stored.is_err() {
+            // The store is in trouble: read the head again once it is back.
+            self.head = None;
+        }
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Join { name, left, reply } => {
@@ -477,6 +481,9 @@ impl Room {
         let started = Instant::now();
         if let Err(e) = self.store.append(&self.name, &unique).await {
             error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
+            // Read the head again before the next batch: nothing of this one was stored, and
+            // with a shared engine another node may have moved the room on meanwhile.
+            self.head = None;
             for p in sends {
                 let _ = p.reply.send(Err(RoomError::Unavailable));
             }

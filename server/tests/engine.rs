@@ -1,0 +1,173 @@
+//! The server on the Redis engine (`--engine redis://…`), against the Redis on 127.0.0.1:6379
+//! (or `PALAVER_TEST_REDIS_URL`). Never skipped: without a Redis these fail and say so.
+
+mod common;
+
+use app::protocol::ServerMsg;
+use common::TestServer;
+
+fn redis_url() -> String {
+    std::env::var("PALAVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique_room() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    format!(
+        "engine-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+#[tokio::test]
+async fn on_redis_rooms_work_and_history_outlives_the_server() {
+    let url = redis_url();
+    let room = unique_room();
+    {
+        let server = TestServer::start_with(&["--engine", &url]).await;
+        assert_eq!(
+            common::http("GET", &server.http_url("/readyz")).await,
+            (200, "ready\n".into())
+        );
+        let mut ada = server.join(&room, "Ada", None).await;
+        let mut bob = server.join(&room, "Bob", None).await;
+        assert_eq!(ada.send_and_ack("r1", "stored in Redis").await.0, 1);
+        assert_eq!(bob.send_and_ack("r2", "me too").await.0, 2);
+        let mut reader = server.join(&room, "Reader", Some(0)).await;
+        let seen = reader.messages(2).await;
+        assert_eq!(seen.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+        // A resend after a lost ack gets the original number.
+        assert_eq!(ada.send_and_ack("r1", "stored in Redis").await.0, 1);
+    }
+    // A new server (another data directory, same Redis) has the history.
+    let server = TestServer::start_with(&["--engine", &url]).await;
+    let mut carol = server.join(&room, "Carol", Some(0)).await;
+    let history = carol.messages(2).await;
+    assert_eq!(history[0].text, "stored in Redis");
+    assert_eq!(history[1].sender, "Bob");
+    let (seq, before_ack) = carol.send_and_ack("r3", "continuing").await;
+    assert_eq!(seq, 3);
+    // Its own copy comes live, before or after the ack.
+    let live = match before_ack.into_iter().find_map(|m| match m {
+        ServerMsg::Message(m) => Some(m),
+        _ => None,
+    }) {
+        Some(m) => m,
+        None => carol.messages(1).await.remove(0),
+    };
+    assert_eq!(live.seq, 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_engine_is_a_clear_start_up_error() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(["--engine", "redis://127.0.0.1:1", "--bind", "127.0.0.1:0"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("palaver: engine (--engine):"),
+        "{stderr}"
+    );
+}
+
+/// A private redis-server on a free port (the shared one must not be stopped under other tests).
+struct PrivateRedis {
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    async fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (.ci/run installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Self { child }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_by_itself() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = PrivateRedis::start(port).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let server = TestServer::start_with(&["--engine", &url]).await;
+    let mut ada = server.join("outage", "Ada", None).await;
+    assert_eq!(ada.send_and_ack("o1", "before").await.0, 1);
+
+    drop(redis);
+    // Still connected; the message is refused as `unavailable` (not accepted: the client keeps
+    // it and sends it again), and the node says it is not ready.
+    ada.send(&app::protocol::ClientMsg::Send {
+        client_id: "o2".into(),
+        text: "during".into(),
+    })
+    .await;
+    loop {
+        match ada.recv().await {
+            ServerMsg::Error {
+                code, client_id, ..
+            } => {
+                assert_eq!(code, app::protocol::ErrorCode::Unavailable);
+                assert_eq!(client_id.as_deref(), Some("o2"));
+                break;
+            }
+            ServerMsg::Message(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        common::http("GET", &server.http_url("/readyz")).await.0,
+        503
+    );
+
+    // Redis comes back (empty: it kept nothing); the node reconnects by itself and the resend is
+    // accepted.
+    let _redis = PrivateRedis::start(port).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        if common::http("GET", &server.http_url("/readyz")).await.0 == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (seq, _) = ada.send_and_ack("o2", "during").await;
+    assert_eq!(
+        seq, 1,
+        "this Redis kept nothing (no AOF), so numbering starts again"
+    );
+}
