@@ -1,11 +1,14 @@
-//! History in Redis: the [`RoomStore`] contract on a Redis server, the first piece of the
-//! scale-out engine (issue 5; not yet selectable with `--engine`).
+//! History in Redis (`--engine redis://…`): the [`RoomStore`] contract on a Redis server, and
+//! the notifications that let several nodes serve one room.
 //!
 //! Per room, three keys sharing the `{room}` hash tag (so one room lives on one Redis Cluster
 //! slot and a script may touch all three):
 //! - `palaver:{room}:log`, a stream with one entry per message, entry id `<seq>-1`;
 //! - `palaver:{room}:meta`, a hash with the last `seq` and its `ts`;
-//! - `palaver:{room}:ids`, a hash from client id to seq (idempotency).
+//! - `palaver:{room}:ids`, a hash from client id to seq (idempotency);
+//! - `palaver:{room}:live`, a pub/sub channel carrying each new head, so every node with clients
+//!   in the room reads the new messages from the stream and delivers them (in sequence order,
+//!   whoever wrote them).
 //!
 //! `append` is one Lua script: it checks the batch starts right after the stored head and repeats
 //! no client id, then adds every message and moves the head, atomically. A second writer for the
@@ -16,6 +19,7 @@ use std::collections::HashMap;
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 use redis::AsyncCommands;
@@ -45,12 +49,15 @@ for i = 0, n - 1 do
   ts = ARGV[b + 3]
 end
 redis.call('HSET', KEYS[1], 'seq', first + n - 1, 'ts', ts)
+redis.call('PUBLISH', KEYS[4], first + n - 1)
 return n
 "#;
 
 /// A Redis-backed [`RoomStore`]. Cheap to clone; reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
+    /// For pub/sub connections (one per room being watched).
+    client: redis::Client,
     conn: ConnectionManager,
     /// Prepended to every key (tests use a fresh one each).
     prefix: String,
@@ -71,6 +78,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(Self {
+            client,
             conn,
             prefix: prefix.to_owned(),
             append: redis::Script::new(APPEND),
@@ -137,6 +145,7 @@ impl RoomStore for RedisStore {
                 .key(self.key(room, "meta"))
                 .key(self.key(room, "log"))
                 .key(self.key(room, "ids"))
+                .key(self.key(room, "live"))
                 .arg(first.seq)
                 .arg(batch.len());
             for m in batch {
@@ -230,6 +239,20 @@ impl RoomStore for RedisStore {
                 .zip(seqs)
                 .filter_map(|(id, seq)| seq.map(|s| (id.clone(), s)))
                 .collect())
+        })
+    }
+
+    fn watch<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, Seq>>, StoreError>> {
+        Box::pin(async move {
+            let mut pubsub = timed(self.client.get_async_pubsub()).await?;
+            timed(pubsub.subscribe(self.key(room, "live"))).await?;
+            let heads = pubsub
+                .into_on_message()
+                .filter_map(|msg| futures::future::ready(msg.get_payload::<Seq>().ok()));
+            Ok(Some(heads.boxed()))
         })
     }
 

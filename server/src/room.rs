@@ -8,6 +8,11 @@
 //! numbered, committed to the store, and only then acknowledged and broadcast, so nobody ever sees
 //! a message that is not stored, and live order equals history order.
 //!
+//! Shared engines (Redis): other nodes append to the same room. Their new heads arrive on the
+//! store's `watch` feed; the room reads what they wrote and broadcasts it in sequence order like
+//! its own. A batch refused because another node took its numbers is answered `unavailable` (the
+//! clients resend it), after the room has caught up.
+//!
 //! Slow consumers: live messages go out on a bounded `tokio::sync::broadcast` channel. The room
 //! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] messages behind
 //! is told it lagged and catches up from the store by sequence number (see `session`).
@@ -19,12 +24,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, ErrorCode, Seq, ServerMsg};
 use futures::future::BoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::{BoxStream, FuturesUnordered, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use crate::metrics::Metrics;
 use crate::store::RoomStore;
@@ -38,6 +43,11 @@ const MAX_BATCH: usize = 1024;
 pub const FANOUT_CAPACITY: usize = 512;
 /// Recent client ids kept in memory per room for idempotency; older ones are looked up in storage.
 const RECENT_CLIENT_IDS: usize = 4096;
+
+/// Messages read per page when catching up with what other nodes wrote.
+const SYNC_PAGE: usize = 500;
+/// Pause before subscribing again to a shared engine's notifications after losing them.
+const REWATCH_DELAY: Duration = Duration::from_secs(1);
 
 /// Longest wait before joins and leaves are announced; changes within it are merged, so a crowd
 /// reconnecting at once (leave + join) announces nothing, and many joins make one frame.
@@ -226,6 +236,19 @@ struct Room {
     presence_due: Option<(Instant, Seq)>,
     /// Resolves with a member id when that member's session ends.
     departures: FuturesUnordered<BoxFuture<'static, u64>>,
+    /// New heads committed by other nodes (shared engines only); `None` when this node is the
+    /// only writer, or while the subscription is being re-established.
+    feed: Option<BoxStream<'static, Seq>>,
+    /// When to subscribe again after the feed was lost.
+    rewatch_at: Option<Instant>,
+}
+
+/// The next head from the engine's notifications (pending forever without a feed).
+async fn next_head(feed: &mut Option<BoxStream<'static, Seq>>) -> Option<Seq> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A send waiting for its batch to commit.
@@ -254,6 +277,8 @@ impl Room {
             announced: BTreeSet::new(),
             presence_due: None,
             departures: FuturesUnordered::new(),
+            feed: None,
+            rewatch_at: None,
         }
     }
 
@@ -315,6 +340,7 @@ impl Room {
     }
 
     async fn run(&mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        self.watch().await;
         // Grows to the largest batch seen; a quiet room keeps it small.
         let mut batch = Vec::new();
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
@@ -323,6 +349,25 @@ impl Room {
             let presence_due = self.presence_due.map(|(due, _)| due);
             tokio::select! {
                 Some(member) = self.departures.next() => self.remove_member(member),
+                head = next_head(&mut self.feed), if self.feed.is_some() => match head {
+                    Some(head) => {
+                        if self.head.is_some_and(|(seq, _)| head > seq) {
+                            self.sync_from_store().await;
+                        }
+                    }
+                    None => {
+                        warn!(room = %self.name, "lost the engine's notifications; subscribing again");
+                        self.feed = None;
+                        self.rewatch_at = Some(Instant::now() + REWATCH_DELAY);
+                    }
+                },
+                _ = sleep_until(self.rewatch_at.unwrap_or_else(Instant::now)), if self.rewatch_at.is_some() => {
+                    self.watch().await;
+                    // Whatever was committed elsewhere meanwhile.
+                    if self.feed.is_some() {
+                        self.sync_from_store().await;
+                    }
+                }
                 _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
                     self.announce_presence();
                 }
@@ -360,6 +405,66 @@ impl Room {
                     break;
                 }
             }
+        }
+    }
+
+    /// Subscribes to the engine's notifications for this room, if it has any.
+    async fn watch(&mut self) {
+        self.rewatch_at = None;
+        match self.store.watch(&self.name).await {
+            Ok(feed) => self.feed = feed,
+            Err(e) => {
+                warn!(room = %self.name, error = %e, "cannot subscribe to the engine; retrying");
+                self.rewatch_at = Some(Instant::now() + REWATCH_DELAY);
+            }
+        }
+    }
+
+    /// Delivers, in order, what other writers committed after this room's head.
+    async fn sync_from_store(&mut self) {
+        while let Some((head, _)) = self.head {
+            let page = match self.store.after(&self.name, head, SYNC_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(room = %self.name, error = %e, "cannot read what other nodes wrote");
+                    self.head = None;
+                    return;
+                }
+            };
+            if page.is_empty() {
+                return;
+            }
+            let committed_at = Instant::now();
+            for m in page {
+                self.head = Some((m.seq, m.sent_at_ms));
+                self.remember_client_id(m.client_id.clone(), m.seq);
+                let seq = m.seq;
+                let msg = ServerMsg::Message(m);
+                let frame: Arc<str> = msg.encode().into();
+                let _ = self.live.send(Arc::new(Delivery {
+                    seq: Some(seq),
+                    msg,
+                    frame,
+                    committed_at,
+                }));
+            }
+        }
+    }
+
+    /// After a failed append: catch up with the store if it moved on, start again from its head
+    /// if it went back (a Redis that lost data), or read it afresh later if it is unreachable.
+    async fn resync_after_failure(&mut self) {
+        let Some((local, _)) = self.head else {
+            return;
+        };
+        match self.store.head(&self.name).await {
+            Ok((stored, _)) if stored > local => self.sync_from_store().await,
+            Ok(head) if head.0 < local => {
+                warn!(room = %self.name, local, stored = head.0, "the engine has fewer messages than this room had; numbering from its head");
+                self.head = Some(head);
+            }
+            Ok(_) => {}
+            Err(_) => self.head = None,
         }
     }
 
@@ -481,9 +586,10 @@ impl Room {
         let started = Instant::now();
         if let Err(e) = self.store.append(&self.name, &unique).await {
             error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
-            // Read the head again before the next batch: nothing of this one was stored, and
-            // with a shared engine another node may have moved the room on meanwhile.
-            self.head = None;
+            // Nothing of this batch was stored. With a shared engine another node may have
+            // moved the room on (deliver what it wrote, then number after it), or the engine may
+            // have lost data (start again from its head).
+            self.resync_after_failure().await;
             for p in sends {
                 let _ = p.reply.send(Err(RoomError::Unavailable));
             }

@@ -16,6 +16,7 @@ use app::protocol::{ChatMessage, Seq};
 #[cfg(test)]
 use futures::future;
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 
 #[cfg(test)]
 pub mod conformance;
@@ -69,6 +70,16 @@ pub trait RoomStore: Send + Sync + 'static {
 
     /// Whether the store can serve reads and writes right now (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// The room's new heads as other writers (other nodes sharing this engine) commit: a stream
+    /// of sequence numbers that ends if the subscription is lost. `None` when this process is the
+    /// room's only writer, as with the embedded engine.
+    fn watch<'a>(
+        &'a self,
+        _room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, Seq>>, StoreError>> {
+        Box::pin(futures::future::ready(Ok(None)))
+    }
 }
 
 /// Keeps every room's history in memory for the life of the process: the room logic's tests use

@@ -171,3 +171,74 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
         "this Redis kept nothing (no AOF), so numbering starts again"
     );
 }
+
+/// Posts `text` as `client_id`, sending it again while the room is briefly unavailable (two nodes
+/// racing for the same number: the loser is refused and retries, as browsers do).
+async fn post(c: &mut common::Client, client_id: &str, text: &str) -> u64 {
+    for _ in 0..20 {
+        c.send(&app::protocol::ClientMsg::Send {
+            client_id: client_id.into(),
+            text: text.into(),
+        })
+        .await;
+        loop {
+            match c.recv().await {
+                ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
+                ServerMsg::Error {
+                    code: app::protocol::ErrorCode::Unavailable,
+                    client_id: Some(id),
+                    ..
+                } if id == client_id => break,
+                _ => {}
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{client_id} never accepted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_redis_deliver_the_same_messages_in_the_same_order() {
+    let url = redis_url();
+    let room = unique_room();
+    let one = TestServer::start_with(&["--engine", &url]).await;
+    let two = TestServer::start_with(&["--engine", &url]).await;
+    let mut ada = one.join(&room, "Ada", None).await;
+    let mut bob = two.join(&room, "Bob", None).await;
+    let mut watcher_one = one.join(&room, "Watch1", None).await;
+    let mut watcher_two = two.join(&room, "Watch2", None).await;
+
+    // Both nodes post at once; every message gets one number and everyone sees the same order.
+    let (a, b) = tokio::join!(
+        async {
+            for i in 0..20 {
+                post(&mut ada, &format!("a{i}"), &format!("from Ada {i}")).await;
+            }
+        },
+        async {
+            for i in 0..20 {
+                post(&mut bob, &format!("b{i}"), &format!("from Bob {i}")).await;
+            }
+        }
+    );
+    let ((), ()) = (a, b);
+    let on_one = watcher_one.messages(40).await;
+    let on_two = watcher_two.messages(40).await;
+    assert!(
+        on_one.iter().map(|m| m.seq).eq(1..=40),
+        "contiguous on node one"
+    );
+    assert_eq!(
+        on_one, on_two,
+        "the same messages, numbers and order on both nodes"
+    );
+    let mut ids: Vec<&str> = on_one.iter().map(|m| m.client_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "no duplicates");
+
+    // A client that moves to the other node resumes with nothing missed or repeated.
+    let mut moved = two.join(&room, "Ada", Some(on_one[29].seq)).await;
+    let rest = moved.messages(10).await;
+    assert_eq!(rest, on_one[30..]);
+}
