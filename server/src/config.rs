@@ -19,9 +19,9 @@ pub struct Config {
     pub bind: Option<SocketAddr>,
 
     /// Where history lives: `embedded` (SQLite in --data-dir, the default) or a Redis URL,
-    /// `redis://[:password@]host:port[/db]`. With Redis, history and message numbering live in
-    /// Redis; live fan-out between several nodes is not there yet, so run one node per set of
-    /// rooms for now (docs/OPERATIONS.md).
+    /// `redis://[:password@]host:port[/db]`, which several nodes can share: history, numbering
+    /// and live delivery go through Redis (the roster and rate limit stay per node for now; see
+    /// docs/OPERATIONS.md).
     #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = Engine::parse)]
     pub engine: Engine,
 
