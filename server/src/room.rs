@@ -437,16 +437,7 @@ impl Room {
             let committed_at = Instant::now();
             for m in page {
                 self.head = Some((m.seq, m.sent_at_ms));
-                self.remember_client_id(m.client_id.clone(), m.seq);
-                let seq = m.seq;
-                let msg = ServerMsg::Message(m);
-                let frame: Arc<str> = msg.encode().into();
-                let _ = self.live.send(Arc::new(Delivery {
-                    seq: Some(seq),
-                    msg,
-                    frame,
-                    committed_at,
-                }));
+                self.deliver(m, committed_at);
             }
         }
     }
@@ -603,21 +594,26 @@ impl Room {
             self.head = Some((last.seq, last.sent_at_ms));
         }
         for m in unique {
-            self.remember_client_id(m.client_id.clone(), m.seq);
-            let seq = m.seq;
-            let msg = ServerMsg::Message(m);
-            let frame: Arc<str> = msg.encode().into();
-            // An error only means nobody is listening right now; the message is stored.
-            let _ = self.live.send(Arc::new(Delivery {
-                seq: Some(seq),
-                msg,
-                frame,
-                committed_at,
-            }));
+            self.deliver(m, committed_at);
         }
         for p in sends {
             let _ = p.reply.send(Ok(p.seq));
         }
+    }
+
+    /// Remembers a committed message's client id and sends it, encoded once, to every session.
+    fn deliver(&mut self, m: ChatMessage, committed_at: Instant) {
+        self.remember_client_id(m.client_id.clone(), m.seq);
+        let seq = m.seq;
+        let msg = ServerMsg::Message(m);
+        let frame: Arc<str> = msg.encode().into();
+        // An error only means nobody is listening right now; the message is stored.
+        let _ = self.live.send(Arc::new(Delivery {
+            seq: Some(seq),
+            msg,
+            frame,
+            committed_at,
+        }));
     }
 
     fn remember_client_id(&mut self, client_id: String, seq: Seq) {

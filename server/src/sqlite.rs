@@ -392,20 +392,7 @@ impl RoomStore for SqliteStore {
 mod tests {
     use super::*;
 
-    fn msg(seq: Seq, client_id: &str) -> ChatMessage {
-        ChatMessage {
-            seq,
-            id: format!("id{seq}"),
-            sender: "Ada".into(),
-            text: format!("text {seq} ✓"),
-            sent_at_ms: 1_700_000_000_000 + seq as i64,
-            client_id: client_id.into(),
-        }
-    }
-
-    fn room(name: &str) -> RoomName {
-        RoomName::parse(name).unwrap()
-    }
+    use crate::store::conformance::{msg, room};
 
     #[tokio::test]
     async fn meets_the_store_contract() {
