@@ -27,13 +27,18 @@ use leptos_router::{
 
 /// The HTML document around the app; the server renders it for every page.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // Only ever rendered on the server, where the response's nonce is known.
     #[cfg(feature = "ssr")]
-    security::set_content_security_policy(&options);
+    let policy = security::page_policy(&options);
+    #[cfg(not(feature = "ssr"))]
+    let policy: Option<String> = None;
     view! {
         <!DOCTYPE html>
         <html lang="en">
             <head>
                 <meta charset="utf-8"/>
+                // Before any script, so it covers them all.
+                {policy.map(|policy| view! { <meta http-equiv="Content-Security-Policy" content=policy/> })}
                 <meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover"/>
                 <meta name="color-scheme" content="light dark"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>

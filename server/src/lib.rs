@@ -38,7 +38,6 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::history::StoreHistory;
@@ -185,22 +184,40 @@ pub fn router(state: AppState) -> Router {
             assets::CachePolicy::new(&state.leptos_options),
             assets::cache_control,
         ))
-        // Headers on every response. Pages set their own Content-Security-Policy with a nonce
-        // (`app::security`); everything else gets one that allows nothing. No referrer ever
-        // leaves a page, because a private room's address is its secret.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
+        // Headers on every response. Pages carry their Content-Security-Policy (with the nonce)
+        // in the HTML itself (`app::security`); everything else gets one that allows nothing.
+        // No page may be framed, and no referrer ever leaves a page, because a private room's
+        // address is its secret.
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// See the router: `nosniff`, `no-referrer` and `X-Frame-Options: DENY` on everything, and a
+/// deny-all Content-Security-Policy on what is not a page (a page's own policy is in its HTML;
+/// a second, stricter header policy would block its scripts).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !is_page && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-        ))
-        .with_state(state)
+        );
+    }
+    response
 }
 
 /// A running server. Dropping it shuts the server down (tests rely on this).

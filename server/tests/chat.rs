@@ -368,43 +368,64 @@ async fn pages_carry_a_content_security_policy_whose_nonce_is_on_every_inline_sc
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let (status, headers, page) =
-        common::http_with_headers("GET", &server.http_url("/r/csp")).await;
-    assert_eq!(status, 200);
-    let csp = header(&headers, "content-security-policy").expect("a CSP on pages");
-    let nonce = csp
-        .split("'nonce-")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .expect("a nonce in the policy");
-    assert!(nonce.len() >= 16, "{nonce}");
-    assert!(
-        csp.contains("'wasm-unsafe-eval'") && !csp.contains("unsafe-inline"),
-        "{csp}"
-    );
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    // Every script tag either loads our own file or carries the nonce.
-    let scripts: Vec<&str> = page.split("<script").skip(1).collect();
-    assert!(!scripts.is_empty());
-    for script in scripts {
-        let tag = script.split('>').next().unwrap_or_default();
+    let policy_of = |page: &str| -> String {
+        let at = page
+            .find(r#"http-equiv="Content-Security-Policy""#)
+            .expect("a CSP meta tag");
+        let tag = &page[at..page[at..].find('>').map_or(page.len(), |e| at + e)];
+        let content = tag.split(r#"content=""#).nth(1).expect("content");
+        content.split('"').next().unwrap_or_default().to_owned()
+    };
+    for path in ["/r/csp", "/", "/no/such/page"] {
+        let (_, headers, page) = common::http_with_headers("GET", &server.http_url(path)).await;
+        let csp = policy_of(&page);
+        let nonce = csp
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("a nonce in the policy");
+        assert!(nonce.len() >= 16, "{nonce}");
         assert!(
-            tag.contains(&format!("nonce=\"{nonce}\"")),
-            "inline script without this response's nonce: <script{tag}>"
+            csp.contains("'wasm-unsafe-eval'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        // The policy comes before every script, and every script carries its nonce.
+        let policy_at = page.find("Content-Security-Policy").unwrap_or(usize::MAX);
+        assert!(page.find("<script").is_none_or(|s| s > policy_at), "{path}");
+        for script in page.split("<script").skip(1) {
+            let tag = script.split('>').next().unwrap_or_default();
+            assert!(
+                tag.contains(&format!("nonce=\"{nonce}\"")),
+                "{path}: inline script without this response's nonce: <script{tag}>"
+            );
+        }
+        // No second, stricter policy header that would block the page's own scripts.
+        assert_eq!(header(&headers, "content-security-policy"), None, "{path}");
+        assert_eq!(header(&headers, "x-frame-options").as_deref(), Some("DENY"));
+        assert_eq!(
+            header(&headers, "referrer-policy").as_deref(),
+            Some("no-referrer")
+        );
+        assert_eq!(
+            header(&headers, "x-content-type-options").as_deref(),
+            Some("nosniff")
         );
     }
+    let (_, headers, page) = common::http_with_headers("GET", &server.http_url("/r/csp")).await;
     assert_eq!(
-        header(&headers, "referrer-policy").as_deref(),
-        Some("no-referrer")
+        header(&headers, "cache-control").as_deref(),
+        Some("no-cache"),
+        "pages are not cached"
     );
-    assert_eq!(
-        header(&headers, "x-content-type-options").as_deref(),
-        Some("nosniff")
-    );
-
     // A fresh nonce per response.
-    let (_, again, _) = common::http_with_headers("GET", &server.http_url("/r/csp")).await;
-    assert_ne!(header(&again, "content-security-policy"), Some(csp));
+    let (_, _, again) = common::http_with_headers("GET", &server.http_url("/r/csp")).await;
+    assert_ne!(policy_of(&page), policy_of(&again));
+    // Anything that is not a page gets a policy that allows nothing.
+    let (_, headers, _) = common::http_with_headers("GET", &server.http_url("/healthz")).await;
+    assert_eq!(
+        header(&headers, "content-security-policy").as_deref(),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
 }
 
 #[tokio::test]
