@@ -58,6 +58,32 @@ pub struct Outcome {
     pub duplicated: u64,
 }
 
+/// Sends a Palaver `join` and waits for the welcome.
+pub async fn join<W, R>(sink: &mut W, frames: &mut R, name: String) -> Result<(), String>
+where
+    W: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+    R: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let join = ClientMsg::Join {
+        name,
+        after_seq: None,
+    };
+    sink.send(Message::text(join.encode()))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match frames.next().await {
+            Some(Ok(Message::Text(t))) => {
+                if let Ok(ServerMsg::Welcome { .. }) = serde_json::from_str(t.as_str()) {
+                    return Ok(());
+                }
+            }
+            Some(Ok(_)) => {}
+            other => return Err(format!("join: {other:?}")),
+        }
+    }
+}
+
 /// A Palaver frame as far as the load generator reads it.
 #[derive(serde::Deserialize)]
 struct Incoming<'a> {
@@ -166,24 +192,7 @@ async fn client(
     let (mut sink, mut stream) = ws.split();
     let palaver = matches!(target, Target::Palaver(_));
     if palaver {
-        let join = ClientMsg::Join {
-            name: format!("load-{index}"),
-            after_seq: None,
-        };
-        sink.send(Message::text(join.encode()))
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    if let Ok(ServerMsg::Welcome { .. }) = serde_json::from_str(t.as_str()) {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => return Err(format!("join: {other:?}")),
-            }
-        }
+        join(&mut sink, &mut stream, format!("load-{index}")).await?;
     }
     barrier.wait().await;
 

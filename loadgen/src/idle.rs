@@ -6,13 +6,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use app::protocol::{ClientMsg, ServerMsg};
 use futures::stream::{self, StreamExt};
 use futures::SinkExt;
 use serde::Serialize;
 use tokio::net::TcpSocket;
 use tokio::sync::oneshot;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::fanout::Target;
 
@@ -112,24 +110,7 @@ async fn connect_and_hold(
         .map_err(|e| e.to_string())?;
     let (mut sink, mut frames) = ws.split();
     if matches!(target, Target::Palaver(_)) {
-        let join = ClientMsg::Join {
-            name: format!("idle-{i}"),
-            after_seq: None,
-        };
-        sink.send(Message::text(join.encode()))
-            .await
-            .map_err(|e| e.to_string())?;
-        loop {
-            match frames.next().await {
-                Some(Ok(Message::Text(t))) => {
-                    if let Ok(ServerMsg::Welcome { .. }) = serde_json::from_str(t.as_str()) {
-                        break;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => return Err(format!("join: {other:?}")),
-            }
-        }
+        crate::fanout::join(&mut sink, &mut frames, format!("idle-{i}")).await?;
     }
     let (stop, mut stopped) = oneshot::channel();
     // Keep reading (answers pings, takes presence frames) until told to stop.

@@ -75,9 +75,8 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("palaver");
-        let metrics = Self {
-            registry: Registry::default(),
+        let mut metrics = Self {
+            registry: Registry::with_prefix("palaver"),
             connections: Gauge::default(),
             rooms: Gauge::default(),
             accepted: Counter::default(),
@@ -89,55 +88,52 @@ impl Metrics {
             // 50 µs .. ~0.8 s
             fanout_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
         };
-        registry.register(
+        metrics.registry.register(
             "connections",
             "Open WebSocket connections",
             metrics.connections.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "rooms_active",
             "Rooms loaded in memory",
             metrics.rooms.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "messages_accepted",
             "Messages stored and acknowledged",
             metrics.accepted.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "messages_rejected",
             "Messages not accepted, by reason",
             metrics.rejected.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "deliveries",
             "Chat messages written to readers' sockets",
             metrics.deliveries.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "slow_consumers",
             "Readers that fell behind, by outcome",
             metrics.slow_consumers.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "storage_commit_seconds",
             "Time to make a batch of messages durable",
             metrics.commit_seconds.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "fanout_seconds",
             "Time from a message's commit to its write to a reader",
             metrics.fanout_seconds.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "build",
             "Build information",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     pub fn rejected(&self, reason: Rejection) {
