@@ -257,6 +257,9 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
 fn RoomHeader(title: String, state: RoomState) -> impl IntoView {
     let status = move || match state.conn.get() {
         ConnState::Connecting => ("connecting", "Connecting…".to_owned()),
+        ConnState::Connected if state.degraded.get() => {
+            ("degraded", "Saving paused: messages wait".to_owned())
+        }
         ConnState::Connected => ("connected", "Connected".to_owned()),
         ConnState::Reconnecting { attempt } => {
             ("reconnecting", format!("Reconnecting… (attempt {attempt})"))

@@ -92,6 +92,10 @@ pub enum ServerMsg {
     Ack { client_id: String, seq: Seq },
     /// Answer to `ping`.
     Pong,
+    /// Whether the server can store messages right now. Sent after `welcome` when it cannot,
+    /// then whenever that changes. While degraded, sends are refused with `unavailable` (keep
+    /// them and send again); the connection, history and presence keep working.
+    Status { degraded: bool },
     /// Something the client sent was refused. The connection stays open unless a close follows.
     Error {
         code: ErrorCode,

@@ -12,6 +12,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
+use crate::redis_store::{RedisStore, SharedRateLimit};
+
 /// How often idle rate-limit entries are dropped, which keeps the key store bounded by the number
 /// of addresses active within one refill period.
 const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(30);
@@ -76,6 +78,8 @@ pub struct Guard {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
     connections: Arc<ConnectionCounts>,
+    /// The rate limit shared by every node (Redis engine), used before the local one.
+    shared: Option<SharedRateLimit>,
 }
 
 impl Guard {
@@ -105,11 +109,30 @@ impl Guard {
             limiter,
             clock: DefaultClock::default(),
             connections: Arc::default(),
+            shared: None,
         }
     }
 
+    /// Counts posts in Redis, so an address has one budget across every node.
+    pub fn with_shared_rate_limit(mut self, redis: &RedisStore) -> Self {
+        self.shared = Some(redis.rate_limit(self.settings.interval, self.settings.burst.get()));
+        self
+    }
+
     /// Counts one post from `ip`. `Err` says how long until it may post again.
-    pub fn check_post(&self, ip: IpAddr) -> Result<(), Duration> {
+    ///
+    /// With a shared engine the budget is the address's across every node, kept in Redis. If
+    /// Redis does not answer in time, this node's own limiter decides (posts are refused anyway
+    /// while storage is down, so this only matters while Redis is slow).
+    pub async fn check_post(&self, ip: IpAddr) -> Result<(), Duration> {
+        if let Some(shared) = &self.shared {
+            match shared.check(ip).await {
+                Ok(verdict) => return verdict,
+                Err(e) => {
+                    tracing::debug!(error = %e, "shared rate limit unavailable; deciding locally")
+                }
+            }
+        }
         self.limiter
             .check_key(&ip)
             .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
@@ -324,15 +347,15 @@ mod tests {
         let g = guard(&[], &[]);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
-            assert!(g.check_post(ip).is_ok());
+            assert!(g.check_post(ip).await.is_ok());
         }
-        let wait = g.check_post(ip).unwrap_err();
+        let wait = g.check_post(ip).await.unwrap_err();
         assert!(
             wait > Duration::from_secs(8) && wait <= Duration::from_secs(10),
             "{wait:?}"
         );
         assert!(
-            g.check_post("192.0.2.2".parse().unwrap()).is_ok(),
+            g.check_post("192.0.2.2".parse().unwrap()).await.is_ok(),
             "other addresses unaffected"
         );
     }

@@ -238,6 +238,8 @@ pub struct Server {
 impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves in a background task.
     pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
+        let shutdown = CancellationToken::new();
+        let mut guard = guard::Guard::new(config.guard_settings(), shutdown.clone());
         let store: Arc<dyn RoomStore> = match &config.engine {
             config::Engine::Embedded => {
                 let data_dir = config.data_dir.clone();
@@ -254,11 +256,11 @@ impl Server {
                 let store = redis_store::RedisStore::connect(url.as_str(), "palaver")
                     .await
                     .map_err(|e| StartError::Engine(e.to_string()))?;
-                tracing::info!(engine = %url, "history in Redis");
+                tracing::info!(engine = %url, node = store.node_id(), "rooms shared through Redis");
+                guard = guard.with_shared_rate_limit(&store);
                 Arc::new(store)
             }
         };
-        let shutdown = CancellationToken::new();
         let draining = CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::new());
         let tasks = TaskTracker::new();
@@ -277,7 +279,7 @@ impl Server {
             shutdown: shutdown.clone(),
             draining: draining.clone(),
             limits: config.message_limits(),
-            guard: guard::Guard::new(config.guard_settings(), shutdown.clone()),
+            guard,
             sessions: config.session_settings(),
             metrics,
             tasks: tasks.clone(),

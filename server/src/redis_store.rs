@@ -1,30 +1,46 @@
-//! History in Redis (`--engine redis://…`): the [`RoomStore`] contract on a Redis server, and
-//! the notifications that let several nodes serve one room.
+//! The Redis engine (`--engine redis://…`): the [`RoomStore`] contract on a Redis server, and
+//! what lets several nodes serve one room: notifications between nodes, a shared roster and a
+//! shared per-IP rate limit.
 //!
-//! Per room, three keys sharing the `{room}` hash tag (so one room lives on one Redis Cluster
-//! slot and a script may touch all three):
+//! Per room, keys sharing the `{room}` hash tag (so one room lives on one Redis Cluster slot and
+//! a script may touch all of them):
 //! - `palaver:{room}:log`, a stream with one entry per message, entry id `<seq>-1`;
 //! - `palaver:{room}:meta`, a hash with the last `seq` and its `ts`;
 //! - `palaver:{room}:ids`, a hash from client id to seq (idempotency);
-//! - `palaver:{room}:live`, a pub/sub channel carrying each new head, so every node with clients
-//!   in the room reads the new messages from the stream and delivers them (in sequence order,
-//!   whoever wrote them).
+//! - `palaver:{room}:roster`, a hash from node id to that node's people and its lease;
+//! - `palaver:{room}:live`, a pub/sub channel: `h<seq>` for each new head (every node with
+//!   clients in the room reads the new messages from the stream and delivers them in sequence
+//!   order, whoever wrote them), `r<node>` when a node's part of the roster changes.
+//!
+//! Per address, `palaver:rate:{ip}` holds the GCRA "theoretical arrival time" of the shared rate
+//! limit.
 //!
 //! `append` is one Lua script: it checks the batch starts right after the stored head and repeats
-//! no client id, then adds every message and moves the head, atomically. A second writer for the
-//! same room therefore gets a clear refusal instead of a hole or a duplicate.
+//! no client id, then adds every message, moves the head and publishes it, atomically and in one
+//! round trip. A second writer for the same room therefore gets a clear refusal
+//! ([`StoreError::Conflict`]) instead of a hole or a duplicate, and history order is live order.
+//!
+//! Notifications: one pub/sub connection per node (RESP3 push messages on a connection manager
+//! that reconnects and resubscribes by itself), subscribed to the rooms this node has loaded, i.e.
+//! the rooms with local clients. Each message is routed to its room's task. When the connection
+//! drops, every room hears [`EngineEvent::Lost`]; each then probes until Redis answers again and
+//! catches up from its last sequence number.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt};
+use futures::stream::{BoxStream, Stream, StreamExt};
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
-use redis::AsyncCommands;
+use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
 
-use crate::store::{RoomStore, StoreError};
+use crate::store::{EngineEvent, RoomStore, Roster, StoreError, ROSTER_LEASE};
 
 const APPEND: &str = r#"
 local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
@@ -36,7 +52,7 @@ local n = tonumber(ARGV[2])
 for i = 0, n - 1 do
   local cid = ARGV[3 + i * 5 + 4]
   if redis.call('HEXISTS', KEYS[3], cid) == 1 then
-    return redis.error_reply('DUPLICATE client id ' .. cid)
+    return redis.error_reply('CONFLICT client id ' .. cid .. ' is already stored')
   end
 end
 local ts = '0'
@@ -49,51 +65,239 @@ for i = 0, n - 1 do
   ts = ARGV[b + 3]
 end
 redis.call('HSET', KEYS[1], 'seq', first + n - 1, 'ts', ts)
-redis.call('PUBLISH', KEYS[4], first + n - 1)
+redis.call('PUBLISH', KEYS[4], 'h' .. (first + n - 1))
 return n
 "#;
+
+/// Redis's own clock in milliseconds, so that leases and rate limits do not depend on the nodes'
+/// clocks agreeing.
+const NOW_MS: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"#;
+
+/// KEYS: roster hash, live channel. ARGV: node id, JSON roster ('' to leave), lease ms, '1' to
+/// announce the change to other nodes.
+const SHARE_ROSTER: &str = r#"
+if ARGV[2] == '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  local lease = tonumber(ARGV[3])
+  redis.call('HSET', KEYS[1], ARGV[1], (now + lease) .. '|' .. ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+end
+if ARGV[4] == '1' then
+  redis.call('PUBLISH', KEYS[2], 'r' .. ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: roster hash. ARGV: this node's id. Returns the other nodes' live JSON rosters and drops
+/// lapsed leases (nodes that died without leaving).
+const REMOTE_ROSTER: &str = r#"
+local all = redis.call('HGETALL', KEYS[1])
+local out = {}
+for i = 1, #all, 2 do
+  local value = all[i + 1]
+  local sep = string.find(value, '|', 1, true)
+  local expires = tonumber(string.sub(value, 1, sep - 1))
+  if expires < now then
+    redis.call('HDEL', KEYS[1], all[i])
+  elseif all[i] ~= ARGV[1] then
+    table.insert(out, string.sub(value, sep + 1))
+  end
+end
+return out
+"#;
+
+/// GCRA over all nodes. KEYS: the address's key. ARGV: emission interval ms, burst. Returns 0
+/// when the post is allowed, else how many ms until it would be.
+const RATE_LIMIT: &str = r#"
+local interval = tonumber(ARGV[1])
+local tolerance = interval * (tonumber(ARGV[2]) - 1)
+local tat = math.max(tonumber(redis.call('GET', KEYS[1]) or now), now)
+if tat - now > tolerance then
+  return tat - now - tolerance
+end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now + 1000)
+return 0
+"#;
+
+fn with_clock(script: &str) -> redis::Script {
+    redis::Script::new(&format!("{NOW_MS}{script}"))
+}
+
+/// Room channel name -> the room task's event queue. Filled by `watch`, read by the push handler
+/// (which runs on the pub/sub connection's task, so it never blocks: a full queue already holds
+/// an event that makes the room catch up).
+type Routes = Mutex<HashMap<String, mpsc::Sender<EngineEvent>>>;
+
+/// Events queued per room before further ones are dropped (each makes the room read the store
+/// up to its latest head, so one waiting event is as good as many).
+const ROOM_EVENT_QUEUE: usize = 16;
+
+/// The node's one pub/sub connection and where its messages go.
+struct Notifications {
+    routes: Routes,
+    /// Serialises SUBSCRIBE and UNSUBSCRIBE, so that the unsubscribe of a room that just left
+    /// memory cannot overtake the subscribe of the same room loaded again.
+    changes: tokio::sync::Mutex<()>,
+    /// This node's id, to ignore its own roster announcements.
+    node: String,
+}
+
+impl Notifications {
+    fn routes(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::Sender<EngineEvent>>> {
+        // Every mutation is a single insert or remove: a poisoned map is still consistent.
+        self.routes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Called for every push message of the pub/sub connection.
+    fn route(&self, push: PushInfo) {
+        match push.kind {
+            PushKind::Message => {
+                let mut data = push.data.into_iter();
+                let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
+                    (data.next(), data.next())
+                else {
+                    return;
+                };
+                let Ok(channel) = String::from_utf8(channel) else {
+                    return;
+                };
+                let event = match payload.split_first() {
+                    Some((b'h', seq)) => std::str::from_utf8(seq)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .map(EngineEvent::Head),
+                    Some((b'r', node)) if node != self.node.as_bytes() => Some(EngineEvent::Roster),
+                    _ => None,
+                };
+                if let Some(event) = event {
+                    if let Some(room) = self.routes().get(&channel) {
+                        let _ = room.try_send(event);
+                    }
+                }
+            }
+            PushKind::Disconnection => {
+                for room in self.routes().values() {
+                    let _ = room.try_send(EngineEvent::Lost);
+                }
+            }
+            _ => {}
+        }
+    }
+}
 
 /// A Redis-backed [`RoomStore`]. Cheap to clone; reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
-    /// For pub/sub connections (one per room being watched).
-    client: redis::Client,
     conn: ConnectionManager,
+    /// The node's pub/sub connection (RESP3); resubscribes by itself after a reconnect.
+    pubsub: ConnectionManager,
+    notifications: Arc<Notifications>,
     /// Prepended to every key (tests use a fresh one each).
     prefix: String,
     append: redis::Script,
+    share_roster: redis::Script,
+    remote_roster: redis::Script,
 }
 
 impl RedisStore {
     /// Connects to `url` (`redis://host:port/db`).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
+        let info = url.into_connection_info().map_err(unavailable)?;
+        let client = redis::Client::open(info.clone()).map_err(unavailable)?;
         // Reconnects by itself later; at start, fail fast with a clear error instead.
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(2)
-            .set_max_delay(std::time::Duration::from_millis(500))
-            .set_connection_timeout(Some(std::time::Duration::from_secs(1)));
+        let config = || {
+            redis::aio::ConnectionManagerConfig::new()
+                .set_number_of_retries(2)
+                .set_max_delay(Duration::from_millis(500))
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+        };
         let conn = client
-            .get_connection_manager_with_config(config)
+            .get_connection_manager_with_config(config())
+            .await
+            .map_err(unavailable)?;
+        let node = random_id();
+        let notifications = Arc::new(Notifications {
+            routes: Mutex::default(),
+            changes: tokio::sync::Mutex::new(()),
+            node: node.clone(),
+        });
+        let router = Arc::downgrade(&notifications);
+        let push = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
+            if let Some(notifications) = router.upgrade() {
+                notifications.route(push);
+            }
+            Ok(())
+        };
+        let resp3 = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        let pubsub_client =
+            redis::Client::open(info.set_redis_settings(resp3)).map_err(unavailable)?;
+        let pubsub = pubsub_client
+            .get_connection_manager_with_config(
+                config()
+                    .set_push_sender(push)
+                    .set_automatic_resubscription(),
+            )
             .await
             .map_err(unavailable)?;
         Ok(Self {
-            client,
             conn,
+            pubsub,
+            notifications,
             prefix: prefix.to_owned(),
             append: redis::Script::new(APPEND),
+            share_roster: with_clock(SHARE_ROSTER),
+            remote_roster: with_clock(REMOTE_ROSTER),
         })
+    }
+
+    /// This node's id in shared state (random per process).
+    pub fn node_id(&self) -> &str {
+        &self.notifications.node
     }
 
     fn key(&self, room: &RoomName, what: &str) -> String {
         format!("{}:{{{}}}:{what}", self.prefix, room.as_str())
     }
+
+    /// The per-IP rate limit shared by every node on this Redis.
+    pub fn rate_limit(&self, interval: Duration, burst: u32) -> SharedRateLimit {
+        SharedRateLimit {
+            conn: self.conn.clone(),
+            prefix: self.prefix.clone(),
+            script: with_clock(RATE_LIMIT),
+            interval_ms: u64::try_from(interval.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1),
+            burst: burst.max(1),
+        }
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 8];
+    // Without randomness two nodes could share an id; the time is a fallback that is unique
+    // enough for a roster lease.
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            .to_le_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Longest wait for one Redis request. A Redis that is down or stalled fails the request quickly
 /// (the client is told `unavailable` and keeps its message) instead of holding the room up while
 /// the connection manager reconnects.
-const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 async fn timed<T>(
     request: impl std::future::Future<Output = redis::RedisResult<T>>,
@@ -107,7 +311,11 @@ async fn timed<T>(
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    if e.code() == Some("CONFLICT") {
+        StoreError::Conflict(e.to_string())
+    } else {
+        StoreError::Unavailable(e.to_string())
+    }
 }
 
 fn message(entry: &redis::streams::StreamId) -> Option<ChatMessage> {
@@ -130,7 +338,56 @@ fn messages(reply: StreamRangeReply) -> Result<Vec<ChatMessage>, StoreError> {
         .collect()
 }
 
+/// A room's subscription: its events, for as long as the room holds it.
+struct Subscription {
+    events: mpsc::Receiver<EngineEvent>,
+    channel: String,
+    notifications: Arc<Notifications>,
+    pubsub: ConnectionManager,
+}
+
+impl Stream for Subscription {
+    type Item = EngineEvent;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<EngineEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // The room left memory: stop receiving its messages, unless it is already back.
+        self.events.close();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (channel, notifications, mut pubsub) = (
+            std::mem::take(&mut self.channel),
+            self.notifications.clone(),
+            self.pubsub.clone(),
+        );
+        runtime.spawn(async move {
+            let _order = notifications.changes.lock().await;
+            {
+                let mut routes = notifications.routes();
+                if !routes.get(&channel).is_some_and(mpsc::Sender::is_closed) {
+                    return;
+                }
+                routes.remove(&channel);
+            }
+            // Best effort: a failure means the connection is gone, and with it the subscription.
+            let _ = timed(pubsub.unsubscribe(&channel)).await;
+        });
+    }
+}
+
 impl RoomStore for RedisStore {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     fn append<'a>(
         &'a self,
         room: &'a RoomName,
@@ -245,14 +502,77 @@ impl RoomStore for RedisStore {
     fn watch<'a>(
         &'a self,
         room: &'a RoomName,
-    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, Seq>>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, EngineEvent>>, StoreError>> {
         Box::pin(async move {
-            let mut pubsub = timed(self.client.get_async_pubsub()).await?;
-            timed(pubsub.subscribe(self.key(room, "live"))).await?;
-            let heads = pubsub
-                .into_on_message()
-                .filter_map(|msg| futures::future::ready(msg.get_payload::<Seq>().ok()));
-            Ok(Some(heads.boxed()))
+            let channel = self.key(room, "live");
+            let (tx, events) = mpsc::channel(ROOM_EVENT_QUEUE);
+            let _order = self.notifications.changes.lock().await;
+            self.notifications.routes().insert(channel.clone(), tx);
+            let mut pubsub = self.pubsub.clone();
+            // The Subscription's drop undoes the route (and the subscription) on failure too.
+            let subscription = Subscription {
+                events,
+                channel: channel.clone(),
+                notifications: self.notifications.clone(),
+                pubsub: self.pubsub.clone(),
+            };
+            timed(pubsub.subscribe(&channel)).await?;
+            Ok(Some(subscription.boxed()))
+        })
+    }
+
+    fn share_roster<'a>(
+        &'a self,
+        room: &'a RoomName,
+        local: &'a Roster,
+        changed: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let json = if local.is_empty() {
+                String::new()
+            } else {
+                serde_json::to_string(local).map_err(|e| StoreError::Unavailable(e.to_string()))?
+            };
+            let mut conn = self.conn.clone();
+            let _: i64 = timed(
+                self.share_roster
+                    .key(self.key(room, "roster"))
+                    .key(self.key(room, "live"))
+                    .arg(&self.notifications.node)
+                    .arg(json)
+                    .arg(u64::try_from(ROSTER_LEASE.as_millis()).unwrap_or(u64::MAX))
+                    .arg(if changed { "1" } else { "0" })
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn remote_roster<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Roster, StoreError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let parts: Vec<String> = timed(
+                self.remote_roster
+                    .key(self.key(room, "roster"))
+                    .arg(&self.notifications.node)
+                    .invoke_async(&mut conn),
+            )
+            .await?;
+            let mut roster = Roster::new();
+            for part in parts {
+                // A part another version wrote that this one cannot read is left out, not fatal.
+                let Ok(names) = serde_json::from_str::<Roster>(&part) else {
+                    continue;
+                };
+                for (name, count) in names {
+                    *roster.entry(name).or_default() += count;
+                }
+            }
+            Ok(roster)
         })
     }
 
@@ -261,6 +581,39 @@ impl RoomStore for RedisStore {
             let mut conn = self.conn.clone();
             let _: String = timed(redis::cmd("PING").query_async(&mut conn)).await?;
             Ok(())
+        })
+    }
+}
+
+/// The per-IP post rate limit kept in Redis, so an address gets one budget across every node.
+#[derive(Clone)]
+pub struct SharedRateLimit {
+    conn: ConnectionManager,
+    prefix: String,
+    script: redis::Script,
+    interval_ms: u64,
+    burst: u32,
+}
+
+/// How long a post waits for the shared rate limit before the node decides on its own.
+const RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(250);
+
+impl SharedRateLimit {
+    /// Counts one post from `ip`: `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for `wait`,
+    /// `Err` when Redis did not answer (the caller falls back to its own limiter).
+    pub async fn check(&self, ip: IpAddr) -> Result<Result<(), Duration>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut invocation = self.script.key(format!("{}:rate:{{{ip}}}", self.prefix));
+        invocation.arg(self.interval_ms).arg(self.burst);
+        let invocation = invocation.invoke_async::<u64>(&mut conn);
+        let wait_ms = match tokio::time::timeout(RATE_LIMIT_TIMEOUT, invocation).await {
+            Ok(result) => result.map_err(unavailable)?,
+            Err(_) => return Err(StoreError::Unavailable("rate limit timed out".into())),
+        };
+        Ok(if wait_ms == 0 {
+            Ok(())
+        } else {
+            Err(Duration::from_millis(wait_ms))
         })
     }
 }

@@ -11,13 +11,20 @@
 //! Shared engines (Redis): other nodes append to the same room. Their new heads arrive on the
 //! store's `watch` feed; the room reads what they wrote and broadcasts it in sequence order like
 //! its own. A batch refused because another node took its numbers is answered `unavailable` (the
-//! clients resend it), after the room has caught up.
+//! clients resend it), after the room has caught up. The roster is this node's people plus the
+//! other nodes' (published through the engine under a lease, renewed every
+//! [`ROSTER_REFRESH`]).
+//!
+//! Degraded: when the engine cannot be reached, the room tells its clients (`status`), refuses
+//! sends at once (`unavailable`: clients keep them and send again) instead of making everyone
+//! wait on timeouts, and probes the engine every [`PROBE_INTERVAL`]. When it answers, the room
+//! subscribes again, catches up from its last sequence number, and says it is back.
 //!
 //! Slow consumers: live messages go out on a bounded `tokio::sync::broadcast` channel. The room
 //! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] messages behind
 //! is told it lagged and catches up from the store by sequence number (see `session`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,7 +39,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, warn};
 
 use crate::metrics::Metrics;
-use crate::store::RoomStore;
+use crate::store::{EngineEvent, RoomStore, Roster, StoreError, ROSTER_REFRESH};
 
 /// Commands queued for one room before senders wait (backpressure on sessions).
 const COMMAND_QUEUE: usize = 1024;
@@ -46,8 +53,8 @@ const RECENT_CLIENT_IDS: usize = 4096;
 
 /// Messages read per page when catching up with what other nodes wrote.
 const SYNC_PAGE: usize = 500;
-/// Pause before subscribing again to a shared engine's notifications after losing them.
-const REWATCH_DELAY: Duration = Duration::from_secs(1);
+/// How often a degraded room checks whether the engine is back.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest wait before joins and leaves are announced; changes within it are merged, so a crowd
 /// reconnecting at once (leave + join) announces nothing, and many joins make one frame.
@@ -99,13 +106,23 @@ pub struct Joined {
     pub online: Vec<String>,
     /// Keep for as long as the member is in the room.
     pub membership: Membership,
+    /// Whether the room cannot store messages right now (its engine is unreachable).
+    pub degraded: bool,
+}
+
+/// What the room answers a join with (see [`Joined`]).
+struct JoinReply {
+    head: Seq,
+    live: broadcast::Receiver<Arc<Delivery>>,
+    online: Vec<String>,
+    degraded: bool,
 }
 
 enum Command {
     Join {
         name: String,
         left: oneshot::Receiver<()>,
-        reply: oneshot::Sender<(Seq, broadcast::Receiver<Arc<Delivery>>, Vec<String>)>,
+        reply: oneshot::Sender<JoinReply>,
     },
     Send {
         sender: String,
@@ -130,12 +147,13 @@ impl RoomHandle {
             .send(Command::Join { name, left, reply })
             .await
             .map_err(|_| RoomError::Closed)?;
-        let (head, live, online) = rx.await.map_err(|_| RoomError::Closed)?;
+        let reply = rx.await.map_err(|_| RoomError::Closed)?;
         Ok(Joined {
-            head,
-            live,
-            online,
+            head: reply.head,
+            live: reply.live,
+            online: reply.online,
             membership: Membership { _left: left_tx },
+            degraded: reply.degraded,
         })
     }
 
@@ -228,23 +246,29 @@ struct Room {
     /// Member id -> display name, for everyone connected.
     members: HashMap<u64, String>,
     next_member: u64,
-    /// Display name -> number of connections (several tabs count once).
-    online: BTreeMap<String, usize>,
+    /// Display name -> number of connections on this node (several tabs count once).
+    online: Roster,
+    /// The people other nodes have in the room (shared engines only).
+    remote: Roster,
+    /// This node's roster as last published to the engine, and whether that worked.
+    shared: Option<Roster>,
     /// The roster as last announced, to compute net joins and leaves.
     announced: BTreeSet<String>,
     /// When the pending roster change is announced, and the room's head when it began.
     presence_due: Option<(Instant, Seq)>,
     /// Resolves with a member id when that member's session ends.
     departures: FuturesUnordered<BoxFuture<'static, u64>>,
-    /// New heads committed by other nodes (shared engines only); `None` when this node is the
-    /// only writer, or while the subscription is being re-established.
-    feed: Option<BoxStream<'static, Seq>>,
-    /// When to subscribe again after the feed was lost.
-    rewatch_at: Option<Instant>,
+    /// What other nodes do in the room (shared engines only); `None` when this node is the only
+    /// writer, or while the subscription is being re-established.
+    feed: Option<BoxStream<'static, EngineEvent>>,
+    /// Whether the engine is unreachable: sends are refused at once and the engine is probed.
+    degraded: bool,
+    /// When to check again whether the engine is back (set while degraded).
+    probe_at: Option<Instant>,
 }
 
-/// The next head from the engine's notifications (pending forever without a feed).
-async fn next_head(feed: &mut Option<BoxStream<'static, Seq>>) -> Option<Seq> {
+/// The next event from the engine's notifications (pending forever without a feed).
+async fn next_event(feed: &mut Option<BoxStream<'static, EngineEvent>>) -> Option<EngineEvent> {
     match feed {
         Some(feed) => feed.next().await,
         None => std::future::pending().await,
@@ -273,12 +297,15 @@ impl Room {
             recent_order: VecDeque::new(),
             members: HashMap::new(),
             next_member: 0,
-            online: BTreeMap::new(),
+            online: Roster::new(),
+            remote: Roster::new(),
+            shared: None,
             announced: BTreeSet::new(),
             presence_due: None,
             departures: FuturesUnordered::new(),
             feed: None,
-            rewatch_at: None,
+            degraded: false,
+            probe_at: None,
         }
     }
 
@@ -314,10 +341,63 @@ impl Room {
         }
     }
 
+    /// Everyone in the room: this node's people and other nodes', sorted, each name once.
+    fn roster_names(&self) -> BTreeSet<String> {
+        self.online
+            .keys()
+            .chain(self.remote.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// Publishes this node's roster to a shared engine: when it changed (other nodes are told),
+    /// or to renew its lease. A failure is tried again at the next change or renewal.
+    async fn share_roster(&mut self) {
+        if !self.store.is_shared() {
+            return;
+        }
+        let changed = self.shared.as_ref() != Some(&self.online);
+        if !changed && self.online.is_empty() {
+            return;
+        }
+        match self
+            .store
+            .share_roster(&self.name, &self.online, changed)
+            .await
+        {
+            Ok(()) => self.shared = Some(self.online.clone()),
+            Err(e) => {
+                warn!(room = %self.name, error = %e, "cannot publish the roster");
+                self.shared = None;
+                self.engine_failed(&e);
+            }
+        }
+    }
+
+    /// Reads the other nodes' people again; announces any change.
+    async fn refresh_remote_roster(&mut self) {
+        if !self.store.is_shared() {
+            return;
+        }
+        match self.store.remote_roster(&self.name).await {
+            Ok(remote) => {
+                if remote != self.remote {
+                    self.remote = remote;
+                    self.schedule_presence();
+                }
+            }
+            Err(e) => {
+                warn!(room = %self.name, error = %e, "cannot read the other nodes' roster");
+                self.engine_failed(&e);
+            }
+        }
+    }
+
     /// Broadcasts the net change of the roster since the last announcement, if any.
-    fn announce_presence(&mut self) {
+    async fn announce_presence(&mut self) {
+        self.share_roster().await;
         let at_seq = self.presence_due.take().map_or(0, |(_, seq)| seq);
-        let now: BTreeSet<String> = self.online.keys().cloned().collect();
+        let now = self.roster_names();
         let joined: Vec<String> = now.difference(&self.announced).cloned().collect();
         let left: Vec<String> = self.announced.difference(&now).cloned().collect();
         if joined.is_empty() && left.is_empty() {
@@ -339,8 +419,73 @@ impl Room {
         self.announced = now;
     }
 
+    /// Broadcasts a frame that is not part of history (presence, status).
+    fn broadcast(&self, msg: ServerMsg) {
+        let frame = msg.encode().into();
+        let _ = self.live.send(Arc::new(Delivery {
+            seq: None,
+            msg,
+            frame,
+            committed_at: Instant::now(),
+        }));
+    }
+
+    /// The engine failed a request. Unless it only refused a batch that lost a race (the
+    /// engine works), the room is degraded until a probe finds the engine back.
+    fn engine_failed(&mut self, error: &StoreError) {
+        if matches!(error, StoreError::Unavailable(_)) {
+            self.set_degraded(true);
+        }
+    }
+
+    fn set_degraded(&mut self, degraded: bool) {
+        self.probe_at = degraded.then(|| Instant::now() + PROBE_INTERVAL);
+        if self.degraded != degraded {
+            self.degraded = degraded;
+            if degraded {
+                // The head stays: it is what this node's clients have seen, and the probe
+                // catches up from it (or starts again from the engine's, if that went back).
+                warn!(room = %self.name, "storage unreachable; refusing messages until it is back");
+            } else {
+                tracing::info!(room = %self.name, "storage reachable again");
+            }
+            self.broadcast(ServerMsg::Status { degraded });
+        }
+    }
+
+    /// While degraded: is the engine back? If so, subscribe again, catch up from the last
+    /// sequence number, renew the roster, and say so.
+    async fn probe(&mut self) {
+        if let Err(e) = self.store.check().await {
+            debug!(room = %self.name, error = %e, "storage still unreachable");
+            self.probe_at = Some(Instant::now() + PROBE_INTERVAL);
+            return;
+        }
+        if self.store.is_shared() {
+            if let Err(e) = self.watch().await {
+                debug!(room = %self.name, error = %e, "cannot subscribe yet");
+                self.probe_at = Some(Instant::now() + PROBE_INTERVAL);
+                return;
+            }
+        }
+        // Each step below sets `probe_at` again if the engine fails it.
+        self.probe_at = None;
+        self.resync_after_failure().await;
+        self.shared = None; // publish again: the engine may have lost it
+        self.share_roster().await;
+        self.refresh_remote_roster().await;
+        if self.probe_at.is_none() {
+            self.set_degraded(false);
+        }
+    }
+
     async fn run(&mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
-        self.watch().await;
+        if let Err(e) = self.watch().await {
+            warn!(room = %self.name, error = %e, "cannot subscribe to the engine");
+            self.set_degraded(true);
+        }
+        let mut refresh = tokio::time::interval_at(Instant::now() + ROSTER_REFRESH, ROSTER_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Grows to the largest batch seen; a quiet room keeps it small.
         let mut batch = Vec::new();
         let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
@@ -349,27 +494,33 @@ impl Room {
             let presence_due = self.presence_due.map(|(due, _)| due);
             tokio::select! {
                 Some(member) = self.departures.next() => self.remove_member(member),
-                head = next_head(&mut self.feed), if self.feed.is_some() => match head {
-                    Some(head) => {
-                        if self.head.is_some_and(|(seq, _)| head > seq) {
+                event = next_event(&mut self.feed), if self.feed.is_some() => match event {
+                    Some(EngineEvent::Head(head)) => {
+                        if !self.degraded && self.head.is_some_and(|(seq, _)| head > seq) {
                             self.sync_from_store().await;
                         }
                     }
-                    None => {
-                        warn!(room = %self.name, "lost the engine's notifications; subscribing again");
+                    Some(EngineEvent::Roster) => self.refresh_remote_roster().await,
+                    Some(EngineEvent::Lost) | None => {
+                        warn!(room = %self.name, "lost the engine's notifications");
                         self.feed = None;
-                        self.rewatch_at = Some(Instant::now() + REWATCH_DELAY);
+                        self.set_degraded(true);
                     }
                 },
-                _ = sleep_until(self.rewatch_at.unwrap_or_else(Instant::now)), if self.rewatch_at.is_some() => {
-                    self.watch().await;
-                    // Whatever was committed elsewhere meanwhile.
-                    if self.feed.is_some() {
-                        self.sync_from_store().await;
+                _ = sleep_until(self.probe_at.unwrap_or_else(Instant::now)), if self.probe_at.is_some() => {
+                    self.probe().await;
+                }
+                _ = refresh.tick(), if self.store.is_shared() && !self.degraded => {
+                    // Renew this node's roster lease, drop other nodes' lapsed ones, and catch up
+                    // on anything whose notification was lost.
+                    self.share_roster().await;
+                    self.refresh_remote_roster().await;
+                    if !self.degraded {
+                        self.resync_after_failure().await;
                     }
                 }
                 _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
-                    self.announce_presence();
+                    self.announce_presence().await;
                 }
                 n = rx.recv_many(&mut batch, MAX_BATCH) => {
                     if n == 0 {
@@ -390,6 +541,7 @@ impl Room {
                             }
                             self.process(&mut batch).await;
                             debug!(room = %self.name, "room idle, leaving memory");
+                            self.leave_engine().await;
                             break;
                         }
                     } else {
@@ -402,22 +554,27 @@ impl Room {
                         batch.push(cmd);
                     }
                     self.process(&mut batch).await;
+                    self.leave_engine().await;
                     break;
                 }
             }
         }
     }
 
-    /// Subscribes to the engine's notifications for this room, if it has any.
-    async fn watch(&mut self) {
-        self.rewatch_at = None;
-        match self.store.watch(&self.name).await {
-            Ok(feed) => self.feed = feed,
-            Err(e) => {
-                warn!(room = %self.name, error = %e, "cannot subscribe to the engine; retrying");
-                self.rewatch_at = Some(Instant::now() + REWATCH_DELAY);
-            }
+    /// Takes this node's people off the shared roster (the room is leaving memory).
+    async fn leave_engine(&mut self) {
+        self.online.clear();
+        if self.shared.as_ref().is_some_and(|r| !r.is_empty()) {
+            self.share_roster().await;
         }
+    }
+
+    /// Subscribes to the engine's notifications for this room, if it has any.
+    async fn watch(&mut self) -> Result<(), StoreError> {
+        // The old subscription goes first, so that its end cannot undo the new one.
+        self.feed = None;
+        self.feed = self.store.watch(&self.name).await?;
+        Ok(())
     }
 
     /// Delivers, in order, what other writers committed after this room's head.
@@ -427,7 +584,7 @@ impl Room {
                 Ok(page) => page,
                 Err(e) => {
                     warn!(room = %self.name, error = %e, "cannot read what other nodes wrote");
-                    self.head = None;
+                    self.engine_failed(&e);
                     return;
                 }
             };
@@ -442,8 +599,9 @@ impl Room {
         }
     }
 
-    /// After a failed append: catch up with the store if it moved on, start again from its head
-    /// if it went back (a Redis that lost data), or read it afresh later if it is unreachable.
+    /// After a failed append, a recovery, or as a periodic safety net for lost notifications:
+    /// catch up with the store if it moved on, or start again from its head if it went back (a
+    /// Redis that lost data).
     async fn resync_after_failure(&mut self) {
         let Some((local, _)) = self.head else {
             return;
@@ -455,7 +613,7 @@ impl Room {
                 self.head = Some(head);
             }
             Ok(_) => {}
-            Err(_) => self.head = None,
+            Err(e) => self.engine_failed(&e),
         }
     }
 
@@ -463,10 +621,17 @@ impl Room {
         if let Some(head) = self.head {
             return Ok(head);
         }
-        let head = self.store.head(&self.name).await.map_err(|e| {
-            error!(room = %self.name, error = %e, "cannot read room head");
-            RoomError::Unavailable
-        })?;
+        if self.degraded {
+            return Err(RoomError::Unavailable);
+        }
+        let head = match self.store.head(&self.name).await {
+            Ok(head) => head,
+            Err(e) => {
+                error!(room = %self.name, error = %e, "cannot read room head");
+                self.engine_failed(&e);
+                return Err(RoomError::Unavailable);
+            }
+        };
         self.head = Some(head);
         Ok(head)
     }
@@ -487,21 +652,16 @@ impl Room {
                 _ => None,
             })
             .collect();
-        let stored = if unknown.is_empty() {
+        let stored = if unknown.is_empty() || head.is_err() {
             Ok(HashMap::new())
         } else {
-            self.store
-                .find_client_ids(&self.name, &unknown)
-                .await
-                .map_err(|e| {
-                    error!(room = %self.name, error = %e, "cannot look up client ids");
-                    RoomError::Unavailable
-                })
+            self.store.find_client_ids(&self.name, &unknown).await
         };
-        if stored.is_err() {
-            // The store is in trouble: read the head again once it is back.
-            self.head = None;
-        }
+        let stored = stored.map_err(|e| {
+            error!(room = %self.name, error = %e, "cannot look up client ids");
+            self.engine_failed(&e);
+            RoomError::Unavailable
+        });
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Join { name, left, reply } => {
@@ -510,8 +670,12 @@ impl Room {
                     // rest live, so it sees each message exactly once.
                     let committed = self.head.map_or(0, |(seq, _)| seq);
                     self.add_member(name, left);
-                    let online = self.online.keys().cloned().collect();
-                    let _ = reply.send((committed, self.live.subscribe(), online));
+                    let _ = reply.send(JoinReply {
+                        head: committed,
+                        live: self.live.subscribe(),
+                        online: self.roster_names().into_iter().collect(),
+                        degraded: self.degraded,
+                    });
                 }
                 Command::Send {
                     sender,
@@ -577,6 +741,7 @@ impl Room {
         let started = Instant::now();
         if let Err(e) = self.store.append(&self.name, &unique).await {
             error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
+            self.engine_failed(&e);
             // Nothing of this batch was stored. With a shared engine another node may have
             // moved the room on (deliver what it wrote, then number after it), or the engine may
             // have lost data (start again from its head).
@@ -786,7 +951,7 @@ mod tests {
         assert_eq!(store.head(&room("test")).await.unwrap().0, 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_failed_commit_is_refused_not_broadcast_and_leaves_no_hole() {
         let store = Arc::new(FlakyStore::default());
         let handle = start(store.clone());
@@ -800,12 +965,32 @@ mod tests {
             refused.await.unwrap(),
             Err(RoomError::Unavailable)
         ));
+        assert_eq!(
+            next_status(&mut live).await,
+            Some(true),
+            "the room says it is degraded"
+        );
         assert!(
             live.try_recv().is_err(),
             "nothing is broadcast that was not stored"
         );
+        // While degraded, sends are refused at once, and a joiner is told.
+        let refused = handle
+            .send("a".into(), "c2".into(), "also refused".into())
+            .await
+            .unwrap();
+        assert!(matches!(
+            refused.await.unwrap(),
+            Err(RoomError::Unavailable)
+        ));
+        assert!(handle.join("late".into()).await.unwrap().degraded);
 
         store.down.store(false, Ordering::SeqCst);
+        assert_eq!(
+            next_status(&mut live).await,
+            Some(false),
+            "the probe finds storage back and says so"
+        );
         // The same client id can be retried and gets number 1: no hole, no duplicate.
         let retried = handle
             .send("a".into(), "c1".into(), "lost?".into())
@@ -813,6 +998,18 @@ mod tests {
             .unwrap();
         assert_eq!(retried.await.unwrap().unwrap(), 1);
         assert_eq!(next_seq(&mut live).await, 1);
+    }
+
+    /// The next status frame's `degraded`, skipping presence; `None` if a message comes first.
+    async fn next_status(live: &mut broadcast::Receiver<Arc<Delivery>>) -> Option<bool> {
+        loop {
+            let d = live.recv().await.unwrap();
+            match &d.msg {
+                ServerMsg::Status { degraded } => return Some(*degraded),
+                ServerMsg::Message(_) => return None,
+                _ => {}
+            }
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -248,7 +248,7 @@ fn insert_batch(conn: &Connection, room: &str, batch: &[ChatMessage]) -> Result<
         .map_err(unavailable)?;
     for (expected, m) in (head + 1..).zip(batch) {
         if m.seq != expected {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Conflict(format!(
                 "room {room}: expected seq {expected}, got {}",
                 m.seq
             )));

@@ -1,11 +1,12 @@
-//! Where rooms keep their messages: the [`RoomStore`] interface (the SQLite implementation is in
-//! `sqlite.rs`; an in-memory one here serves the room logic's tests).
+//! Where rooms keep their messages, and what rooms on several nodes share: the [`RoomStore`]
+//! engine interface (the embedded SQLite implementation is in `sqlite.rs`, the Redis one in
+//! `redis_store.rs`; an in-memory one here serves the room logic's tests).
 //!
 //! The room task is the only writer of a room; it assigns sequence numbers and hands the store
 //! complete batches. Readers (sessions catching up) read committed messages directly, without going
 //! through the room task, so a big catch-up never slows a room down.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 #[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(test)]
@@ -26,6 +27,26 @@ pub mod conformance;
 pub enum StoreError {
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
+    /// The batch was refused because the room moved on: another writer (another node sharing the
+    /// engine) took these sequence numbers or already stored one of these client ids. The store
+    /// itself works; the room catches up and its clients send again.
+    #[error("the room moved on: {0}")]
+    Conflict(String),
+}
+
+/// Who is in a room, by display name, with how many connections each has (tabs, devices).
+pub type Roster = BTreeMap<String, usize>;
+
+/// What a shared engine tells a room about other nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineEvent {
+    /// Another writer committed up to this sequence number.
+    Head(Seq),
+    /// Another node's part of the room's roster changed.
+    Roster,
+    /// The node lost its connection to the engine: notifications may have been missed, and
+    /// writes will fail until it is back.
+    Lost,
 }
 
 /// Durable (or, for [`MemoryStore`], process-lifetime) history of every room.
@@ -71,16 +92,51 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Whether the store can serve reads and writes right now (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 
-    /// The room's new heads as other writers (other nodes sharing this engine) commit: a stream
-    /// of sequence numbers that ends if the subscription is lost. `None` when this process is the
-    /// room's only writer, as with the embedded engine.
+    /// Whether other nodes share this engine (then rooms watch it, share rosters, and check
+    /// periodically that they missed nothing).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// What other nodes sharing this engine do in the room (new heads, roster changes), for as
+    /// long as the stream is held; dropping it unsubscribes. The stream ends if the subscription
+    /// is lost. `None` when this process is the room's only writer, as with the embedded engine.
     fn watch<'a>(
         &'a self,
         _room: &'a RoomName,
-    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, Seq>>, StoreError>> {
+    ) -> BoxFuture<'a, Result<Option<BoxStream<'static, EngineEvent>>, StoreError>> {
         Box::pin(futures::future::ready(Ok(None)))
     }
+
+    /// Publishes this node's part of the room's roster (empty: this node has nobody there), so
+    /// that other nodes list these people too; `changed` tells them to read it again (a renewal
+    /// does not). It lapses unless published again within [`ROSTER_LEASE`]. A no-op for the
+    /// embedded engine.
+    fn share_roster<'a>(
+        &'a self,
+        _room: &'a RoomName,
+        _local: &'a Roster,
+        _changed: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(futures::future::ready(Ok(())))
+    }
+
+    /// Everyone other nodes have in the room (leases that lapsed are left out). Empty for the
+    /// embedded engine.
+    fn remote_roster<'a>(
+        &'a self,
+        _room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Roster, StoreError>> {
+        Box::pin(futures::future::ready(Ok(Roster::new())))
+    }
 }
+
+/// How long a node's published roster counts without being published again. A node that dies
+/// without saying goodbye (SIGKILL, lost machine) leaves the other nodes' rosters within this.
+pub const ROSTER_LEASE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often a room with people in it publishes its roster again (well within the lease) and
+/// checks it has missed nothing of what other nodes wrote.
+pub const ROSTER_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Keeps every room's history in memory for the life of the process: the room logic's tests use
 /// it to run without a file. The server itself always uses [`crate::sqlite::SqliteStore`].
@@ -121,7 +177,7 @@ impl RoomStore for MemoryStore {
         let result = self.with_room(room, |r| {
             let expected = r.messages.last().map_or(0, |m| m.seq) + 1;
             if batch.first().is_some_and(|m| m.seq != expected) {
-                return Err(StoreError::Unavailable(format!(
+                return Err(StoreError::Conflict(format!(
                     "batch does not start at seq {expected}"
                 )));
             }

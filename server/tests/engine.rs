@@ -136,16 +136,21 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
         text: "during".into(),
     })
     .await;
-    loop {
+    let (mut refused, mut told_degraded) = (false, false);
+    while !(refused && told_degraded) {
         match ada.recv().await {
             ServerMsg::Error {
                 code, client_id, ..
             } => {
                 assert_eq!(code, app::protocol::ErrorCode::Unavailable);
                 assert_eq!(client_id.as_deref(), Some("o2"));
-                break;
+                refused = true;
             }
-            ServerMsg::Message(_) => {}
+            ServerMsg::Status { degraded } => {
+                assert!(degraded, "the first status says degraded");
+                told_degraded = true;
+            }
+            ServerMsg::Message(_) | ServerMsg::Presence { .. } => {}
             other => panic!("{other:?}"),
         }
     }
@@ -157,6 +162,16 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
     // Redis comes back (empty: it kept nothing); the node reconnects by itself and the resend is
     // accepted.
     let _redis = PrivateRedis::start(port).await;
+    loop {
+        match ada.recv().await {
+            ServerMsg::Status { degraded } => {
+                assert!(!degraded, "the next status says it is back");
+                break;
+            }
+            ServerMsg::Presence { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
         if common::http("GET", &server.http_url("/readyz")).await.0 == 200 {

@@ -87,6 +87,9 @@ pub struct RoomState {
     pub conn: RwSignal<ConnState>,
     /// The last problem worth telling the user about (a refused message, for example).
     pub notice: RwSignal<Option<String>>,
+    /// Whether the server said it cannot store messages right now (its storage is unreachable):
+    /// messages wait in the outbox until it says it is back.
+    pub degraded: RwSignal<bool>,
     /// Who is in the room (empty until the server says).
     pub online: RwSignal<Vec<String>>,
     /// Join and leave lines, in arrival order.
@@ -107,6 +110,7 @@ impl RoomState {
             outbox: RwSignal::new(Vec::new()),
             conn: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
+            degraded: RwSignal::new(false),
             online: RwSignal::new(Vec::new()),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),

@@ -204,6 +204,8 @@ async fn connect_once(
                     if welcome {
                         joined = true;
                         state.conn.set(ConnState::Connected);
+                        // A degraded server says so right after the welcome.
+                        state.degraded.set(false);
                         state.notice.set(None);
                         if send_queued(state, &mut sink, &mut liveness).await.is_err() {
                             return Session::Ended { joined };
@@ -246,6 +248,14 @@ async fn connect_once(
 fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
     match msg {
         ServerMsg::Welcome { .. } | ServerMsg::Pong => None,
+        ServerMsg::Status { degraded } => {
+            state.degraded.set(degraded);
+            if !degraded && state.outbox.with_untracked(|o| !o.is_empty()) {
+                // Storage is back: send what waits now rather than at the next retry.
+                return Some(0);
+            }
+            None
+        }
         ServerMsg::Message(m) => {
             state.deliver(m);
             None

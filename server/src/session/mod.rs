@@ -98,6 +98,11 @@ pub trait Dialect: Send + 'static {
     /// Frames right after joining, before the catch-up messages.
     fn welcome(&mut self, room: &RoomName, name: &str, head: Seq, online: &[String])
         -> Vec<String>;
+    /// Frames saying whether the room can store messages (after the welcome when it cannot;
+    /// later changes arrive as live deliveries).
+    fn status(&mut self, _degraded: bool) -> Vec<String> {
+        Vec::new()
+    }
     /// Frames after the join's catch-up messages.
     fn caught_up(&mut self) -> Vec<String> {
         Vec::new()
@@ -277,6 +282,11 @@ async fn session(
     for frame in dialect.welcome(room, &join.name, joined.head, &joined.online) {
         socket.write_text(frame.into()).await?;
     }
+    if joined.degraded {
+        for frame in dialect.status(true) {
+            socket.write_text(frame.into()).await?;
+        }
+    }
 
     // 3. Catch up from the store to the head, then follow live.
     let mut sent_seq: Seq = match join.after_seq {
@@ -332,7 +342,7 @@ async fn session(
                 let answers = match frame {
                     Message::Text(text) => match dialect.frame(text.as_str()) {
                         Ok(post) => {
-                            if let Err(wait) = state.guard.check_post(ip) {
+                            if let Err(wait) = state.guard.check_post(ip).await {
                                 state.metrics.rejected(Rejection::RateLimited);
                                 for frame in dialect.rate_limited(post.client_id, wait) {
                                     socket.write_text(frame.into()).await?;

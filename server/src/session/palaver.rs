@@ -132,6 +132,10 @@ impl Dialect for Palaver {
         ]
     }
 
+    fn status(&mut self, degraded: bool) -> Vec<String> {
+        vec![ServerMsg::Status { degraded }.encode()]
+    }
+
     fn history(&mut self, message: &ChatMessage) -> Option<Arc<str>> {
         Some(ServerMsg::Message(message.clone()).encode().into())
     }

@@ -4,7 +4,7 @@
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 
-use super::RoomStore;
+use super::{RoomStore, Roster, StoreError};
 
 pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
     ChatMessage {
@@ -26,6 +26,7 @@ pub async fn all(store: &dyn RoomStore) {
     reads_in_order_per_room(store).await;
     refuses_holes_repeats_and_duplicate_ids(store).await;
     finds_client_ids(store).await;
+    own_roster_is_not_remote(store).await;
     store.check().await.expect("a working store checks out");
 }
 
@@ -62,12 +63,18 @@ async fn refuses_holes_repeats_and_duplicate_ids(store: &dyn RoomStore) {
     let r = room("conf-refuse");
     store.append(&r, &[msg(1, "c1")]).await.unwrap();
     assert!(
-        store.append(&r, &[msg(3, "c3")]).await.is_err(),
-        "hole refused"
+        matches!(
+            store.append(&r, &[msg(3, "c3")]).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "hole refused as a conflict"
     );
     assert!(
-        store.append(&r, &[msg(1, "again")]).await.is_err(),
-        "repeat refused"
+        matches!(
+            store.append(&r, &[msg(1, "again")]).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "repeat refused as a conflict"
     );
     assert!(
         store.append(&r, &[msg(2, "c1")]).await.is_err(),
@@ -101,4 +108,15 @@ async fn finds_client_ids(store: &dyn RoomStore) {
         .unwrap()
         .is_empty());
     assert!(store.find_client_ids(&r, &[]).await.unwrap().is_empty());
+}
+
+async fn own_roster_is_not_remote(store: &dyn RoomStore) {
+    let r = room("conf-roster");
+    let local = Roster::from([("Ada".to_owned(), 2)]);
+    store.share_roster(&r, &local, true).await.unwrap();
+    assert!(
+        store.remote_roster(&r).await.unwrap().is_empty(),
+        "a node's own people are not listed as another node's"
+    );
+    store.share_roster(&r, &Roster::new(), true).await.unwrap();
 }
