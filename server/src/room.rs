@@ -618,11 +618,12 @@ impl Room {
     }
 
     async fn load_head(&mut self) -> Result<(Seq, i64), RoomError> {
-        if let Some(head) = self.head {
-            return Ok(head);
-        }
+        // Degraded: refuse at once rather than make every sender wait for a timeout.
         if self.degraded {
             return Err(RoomError::Unavailable);
+        }
+        if let Some(head) = self.head {
+            return Ok(head);
         }
         let head = match self.store.head(&self.name).await {
             Ok(head) => head,

@@ -5,156 +5,26 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::protocol::{ChatMessage, ClientMsg, ServerMsg};
-use common::{Client, Frame, TestServer};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// The real `server` binary, running on a free port with the given data directory.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Process {
-    async fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--bind", "127.0.0.1:0"])
-            .args(common::RELAXED_RATE_LIMIT)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("server binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("read log") {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .expect("address")
-                        .parse()
-                        .expect("socket address");
-                }
-            }
-            panic!("server exited before listening");
-        })
-        .await
-        .expect("server listens within 30 s");
-        // Keep draining the log so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Self { child, addr }
-    }
-
-    fn ws_url(&self, room: &str) -> String {
-        format!("ws://{}/api/rooms/{room}/ws", self.addr)
-    }
-
-    async fn sigkill(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("reaped");
-    }
-}
-
-/// What one writer knows when its connection dies.
-#[derive(Default, Debug)]
-struct WriterLog {
-    /// client_id -> seq for every acknowledged message.
-    acked: HashMap<String, u64>,
-    /// Sent but not acknowledged (at most one: writers wait for each ack).
-    unacked: Vec<(String, String)>,
-    /// Last sequence number this writer received.
-    last_seen: u64,
-    /// Every seq received, in order.
-    seen: Vec<u64>,
-}
+use app::protocol::{ClientMsg, ServerMsg};
+use common::process::{full_history, join_url, write_until_closed, ServerProcess, WriterLog};
+use common::{Client, TestServer};
 
 async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Client {
-    let mut c = Client::connect(url).await;
-    c.send(&ClientMsg::Join {
-        name: name.into(),
-        after_seq,
-    })
-    .await;
-    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
-    c
-}
-
-/// Sends messages one after another until the connection breaks.
-async fn write_until_killed(
-    url: String,
-    writer: usize,
-    log: Arc<Mutex<WriterLog>>,
-    total_acks: Arc<Mutex<usize>>,
-) {
-    let mut c = join(&url, &format!("Writer {writer}"), Some(0)).await;
-    for i in 0.. {
-        let client_id = format!("w{writer}-{i}");
-        let text = format!("message {i} from writer {writer}");
-        log.lock()
-            .unwrap()
-            .unacked
-            .push((client_id.clone(), text.clone()));
-        c.send(&ClientMsg::Send {
-            client_id: client_id.clone(),
-            text,
-        })
-        .await;
-        loop {
-            match c.next_event(Duration::from_secs(10)).await {
-                Some(Frame::Msg(ServerMsg::Ack { client_id: id, seq })) if id == client_id => {
-                    let mut l = log.lock().unwrap();
-                    l.unacked.retain(|(u, _)| u != &id);
-                    l.acked.insert(id, seq);
-                    *total_acks.lock().unwrap() += 1;
-                    break;
-                }
-                Some(Frame::Msg(ServerMsg::Message(m))) => {
-                    let mut l = log.lock().unwrap();
-                    l.last_seen = m.seq;
-                    l.seen.push(m.seq);
-                }
-                Some(Frame::Msg(other)) => panic!("unexpected {other:?}"),
-                Some(Frame::Closed(_)) | None => return,
-            }
-        }
-    }
-}
-
-/// Reads the whole history of a room through the protocol (join with after_seq 0).
-async fn full_history(url: &str) -> Vec<ChatMessage> {
-    let mut c = Client::connect(url).await;
-    c.send(&ClientMsg::Join {
-        name: "Auditor".into(),
-        after_seq: Some(0),
-    })
-    .await;
-    let ServerMsg::Welcome { last_seq, .. } = c.recv().await else {
-        panic!("welcome")
-    };
-    c.messages(last_seq as usize).await
+    join_url(url, name, after_seq).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplicates() {
     let data = tempfile::tempdir().unwrap();
-    let server = Process::start(data.path()).await;
+    let server = ServerProcess::start(data.path(), common::RELAXED_RATE_LIMIT).await;
     let url = server.ws_url("crash");
 
     const WRITERS: usize = 4;
-    let total = Arc::new(Mutex::new(0usize));
+    let total = Arc::new(AtomicUsize::new(0));
     let logs: Vec<_> = (0..WRITERS)
         .map(|_| Arc::new(Mutex::new(WriterLog::default())))
         .collect();
@@ -162,16 +32,17 @@ async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplic
         .iter()
         .enumerate()
         .map(|(w, log)| {
-            tokio::spawn(write_until_killed(
+            tokio::spawn(write_until_closed(
                 url.clone(),
-                w,
+                format!("Writer {w}"),
+                format!("w{w}"),
                 log.clone(),
                 total.clone(),
             ))
         })
         .collect();
     tokio::time::timeout(Duration::from_secs(60), async {
-        while *total.lock().unwrap() < 200 {
+        while total.load(Ordering::SeqCst) < 200 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
@@ -182,7 +53,7 @@ async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplic
         t.await.unwrap();
     }
 
-    let server = Process::start(data.path()).await;
+    let server = ServerProcess::start(data.path(), common::RELAXED_RATE_LIMIT).await;
     let url = server.ws_url("crash");
     let history = full_history(&url).await;
 

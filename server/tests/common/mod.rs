@@ -14,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod process;
+
 /// Settings for tests that send in bulk and are not about the per-IP rate limit.
 pub const RELAXED_RATE_LIMIT: &[&str] = &["--rate-limit-burst", "1000000"];
 
@@ -130,6 +132,26 @@ impl Client {
             ws,
             presence: Default::default(),
         }
+    }
+
+    /// Connects from a chosen local address (127.0.0.2, …): another "person" for per-IP limits.
+    pub async fn connect_from(url: &str, source: std::net::IpAddr) -> Self {
+        let host = url
+            .strip_prefix("ws://")
+            .and_then(|r| r.split('/').next())
+            .expect("ws url");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .expect("bind source");
+        let stream = socket
+            .connect(host.parse().expect("socket address"))
+            .await
+            .expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
+            .await
+            .expect("websocket handshake");
+        Self::from_stream(ws)
     }
 
     pub async fn connect(url: &str) -> Self {
@@ -273,13 +295,13 @@ impl Client {
         }
     }
 
-    /// Receives chat messages until `count` have arrived, skipping acks.
+    /// Receives chat messages until `count` have arrived, skipping acks and status frames.
     pub async fn messages(&mut self, count: usize) -> Vec<app::protocol::ChatMessage> {
         let mut out = Vec::with_capacity(count);
         while out.len() < count {
             match self.recv().await {
                 ServerMsg::Message(m) => out.push(m),
-                ServerMsg::Ack { .. } => {}
+                ServerMsg::Ack { .. } | ServerMsg::Status { .. } => {}
                 other => panic!("expected a message, got {other:?}"),
             }
         }

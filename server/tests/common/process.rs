@@ -1,0 +1,181 @@
+//! The real `server` binary as a child process: for what only a process can show (SIGKILL,
+//! several nodes sharing one engine).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use app::protocol::{ClientMsg, ServerMsg};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use super::Client;
+
+/// A running server process on a free port; killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts the binary with `data_dir` and extra settings, and waits until it listens.
+    pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .args(["--bind", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("server binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.expect("read log") {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    return rest
+                        .split_whitespace()
+                        .next()
+                        .expect("address")
+                        .parse()
+                        .expect("socket address");
+                }
+            }
+            panic!("server exited before listening");
+        })
+        .await
+        .expect("server listens within 30 s");
+        // Keep draining the log so the server never blocks on a full pipe; PALAVER_TEST_LOGS=1
+        // shows it.
+        let show = std::env::var_os("PALAVER_TEST_LOGS").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if show {
+                    eprintln!("[{addr}] {line}");
+                }
+            }
+        });
+        Self { child, addr }
+    }
+
+    pub fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws", self.addr)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Connects and joins `room` as `name`, returning the client after the welcome.
+    pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
+        join_url(&self.ws_url(room), name, after_seq).await
+    }
+
+    /// Ends the process the hard way: no shutdown, no goodbye.
+    pub async fn sigkill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("reaped");
+    }
+}
+
+/// Connects to a room's WebSocket URL and joins as `name`, returning the client after the welcome.
+pub async fn join_url(url: &str, name: &str, after_seq: Option<u64>) -> Client {
+    let mut c = Client::connect(url).await;
+    c.send(&ClientMsg::Join {
+        name: name.into(),
+        after_seq,
+    })
+    .await;
+    match c.recv().await {
+        ServerMsg::Welcome { .. } => c,
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+/// What one writer knows when its connection dies.
+#[derive(Default, Debug)]
+pub struct WriterLog {
+    /// client_id -> seq for every acknowledged message.
+    pub acked: std::collections::HashMap<String, u64>,
+    /// Sent but not acknowledged (at most one: writers wait for each ack).
+    pub unacked: Vec<(String, String)>,
+    /// Last sequence number this writer received.
+    pub last_seen: u64,
+    /// Every seq received, in order.
+    pub seen: Vec<u64>,
+}
+
+/// Sends messages one after another, each after the previous one's ack, until the connection
+/// breaks. A message refused as `unavailable` (another node took its number first) is sent again,
+/// as browsers do.
+pub async fn write_until_closed(
+    url: String,
+    name: String,
+    prefix: String,
+    log: std::sync::Arc<std::sync::Mutex<WriterLog>>,
+    total_acks: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use super::Frame;
+    use app::protocol::ErrorCode;
+    let mut c = join_url(&url, &name, Some(0)).await;
+    for i in 0.. {
+        let client_id = format!("{prefix}-{i}");
+        let text = format!("message {i} from {name}");
+        log.lock()
+            .unwrap()
+            .unacked
+            .push((client_id.clone(), text.clone()));
+        let send = ClientMsg::Send {
+            client_id: client_id.clone(),
+            text,
+        };
+        c.send(&send).await;
+        loop {
+            match c.next_event(Duration::from_secs(10)).await {
+                Some(Frame::Msg(ServerMsg::Ack { client_id: id, seq })) if id == client_id => {
+                    let mut l = log.lock().unwrap();
+                    l.unacked.retain(|(u, _)| u != &id);
+                    l.acked.insert(id, seq);
+                    total_acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    break;
+                }
+                Some(Frame::Msg(ServerMsg::Message(m))) => {
+                    let mut l = log.lock().unwrap();
+                    l.last_seen = m.seq;
+                    l.seen.push(m.seq);
+                }
+                Some(Frame::Msg(ServerMsg::Error {
+                    code: ErrorCode::Unavailable,
+                    client_id: Some(id),
+                    ..
+                })) if id == client_id => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    c.send(&send).await;
+                }
+                Some(Frame::Msg(ServerMsg::Status { .. })) => {}
+                Some(Frame::Msg(other)) => panic!("unexpected {other:?}"),
+                Some(Frame::Closed(_)) | None => return,
+            }
+        }
+    }
+}
+
+/// Reads the whole history of a room through the protocol (join with after_seq 0).
+pub async fn full_history(url: &str) -> Vec<app::protocol::ChatMessage> {
+    let mut c = Client::connect(url).await;
+    c.send(&ClientMsg::Join {
+        name: "Auditor".into(),
+        after_seq: Some(0),
+    })
+    .await;
+    let ServerMsg::Welcome { last_seq, .. } = c.recv().await else {
+        panic!("welcome")
+    };
+    c.messages(last_seq as usize).await
+}
