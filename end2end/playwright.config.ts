@@ -4,6 +4,10 @@ import { defineConfig } from "@playwright/test";
 const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
 /** A second server with a strict per-IP rate limit, for the test of what a limited person sees. */
 export const STRICT_PORT = PORT + 1;
+/** Two nodes sharing one Redis (the scale-out engine), for people on different nodes. */
+export const NODE_PORTS = [PORT + 2, PORT + 3];
+/** The Redis those nodes share (the one `scripts/setup.sh --e2e` makes sure is running). */
+export const REDIS_URL = process.env.PALAVER_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 export default defineConfig({
   testDir: "./tests",
@@ -67,5 +71,21 @@ export default defineConfig({
       stdout: "pipe",
       stderr: "pipe",
     },
+    ...NODE_PORTS.map((port, i) => ({
+      command: "target/debug/server",
+      cwd: "..",
+      url: `http://127.0.0.1:${port}/`,
+      env: {
+        PALAVER_BIND: `127.0.0.1:${port}`,
+        PALAVER_DATA_DIR: `target/e2e-node-${i}`,
+        PALAVER_ENGINE: REDIS_URL,
+        PALAVER_RATE_LIMIT_BURST: "100000",
+        RUST_LOG: "warn",
+      },
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe" as const,
+      stderr: "pipe" as const,
+    })),
   ],
 });

@@ -15,11 +15,12 @@ export interface Person {
   page: Page;
 }
 
-/** A new browser context (a separate person) that joins `room` as `name` through the home page. */
-export async function joinThroughHome(browser: Browser, name: string, room: string): Promise<Person> {
+/** A new browser context (a separate person) that joins `room` as `name` through the home page
+ * (of the server at `origin`, default the main e2e server). */
+export async function joinThroughHome(browser: Browser, name: string, room: string, origin = ""): Promise<Person> {
   const context = await browser.newContext();
   const page = await context.newPage();
-  await page.goto("/");
+  await page.goto(`${origin}/`);
   await hydrated(page);
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Room", { exact: true }).fill(room);
