@@ -125,7 +125,7 @@ pub struct Config {
 pub enum Engine {
     /// SQLite in the data directory, and in-process fan-out.
     Embedded,
-    /// A Redis server.
+    /// A Redis server, or a Redis Cluster (`redis+cluster://`).
     Redis(RedisUrl),
 }
 
@@ -171,7 +171,14 @@ impl Engine {
             redis::Client::open(value).map_err(|e| format!("not a usable Redis URL: {e}"))?;
             return Ok(Engine::Redis(RedisUrl(value.to_owned())));
         }
-        Err("expected `embedded` or a redis:// URL".into())
+        if let Some(seeds) = value.strip_prefix("redis+cluster://") {
+            for seed in seeds.split(',') {
+                redis::Client::open(format!("redis://{seed}"))
+                    .map_err(|e| format!("not a usable Redis Cluster node `{seed}`: {e}"))?;
+            }
+            return Ok(Engine::Redis(RedisUrl(value.to_owned())));
+        }
+        Err("expected `embedded`, a redis:// URL or redis+cluster://host:port,host:port".into())
     }
 }
 
@@ -231,5 +238,12 @@ mod tests {
             format!("{:?}", Engine::parse("redis://127.0.0.1:6379").unwrap()),
             "redis://127.0.0.1:6379"
         );
+        let cluster = Engine::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000").unwrap();
+        assert_eq!(
+            format!("{cluster:?}"),
+            "redis+cluster://:***@10.0.0.1:7000,10.0.0.2:7000"
+        );
+        let bad = Engine::parse("redis+cluster://10.0.0.1:7000,:bad:port:").unwrap_err();
+        assert!(bad.contains(":bad:port:"), "{bad}");
     }
 }

@@ -20,9 +20,11 @@
 //! round trip. A second writer for the same room therefore gets a clear refusal
 //! ([`StoreError::Conflict`]) instead of a hole or a duplicate, and history order is live order.
 //!
-//! Notifications: one pub/sub connection per node (RESP3 push messages on a connection manager
-//! that reconnects and resubscribes by itself), subscribed to the rooms this node has loaded, i.e.
-//! the rooms with local clients. Each message is routed to its room's task. When the connection
+//! Notifications: one pub/sub connection per node (RESP3 push messages on a connection that
+//! reconnects and resubscribes by itself), subscribed to the rooms this node has loaded, i.e. the
+//! rooms with local clients. On Redis Cluster (`redis+cluster://host:port,host:port`) the
+//! channels are sharded (`SPUBLISH`/`SSUBSCRIBE`), so each message goes only to the shard that
+//! holds its room; on a single Redis, plain `PUBLISH`/`SUBSCRIBE`. Each message is routed to its room's task. When the connection
 //! drops, every room hears [`EngineEvent::Lost`]; each then probes until Redis answers again and
 //! catches up from its last sequence number.
 
@@ -35,9 +37,13 @@ use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, Stream, StreamExt};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{
+    AsyncCommands, Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, PushKind,
+    RedisFuture, RedisResult, Value,
+};
 use tokio::sync::mpsc;
 
 use crate::store::{EngineEvent, RoomStore, Roster, StoreError, ROSTER_LEASE};
@@ -65,7 +71,7 @@ for i = 0, n - 1 do
   ts = ARGV[b + 3]
 end
 redis.call('HSET', KEYS[1], 'seq', first + n - 1, 'ts', ts)
-redis.call('PUBLISH', KEYS[4], 'h' .. (first + n - 1))
+redis.call('__PUBLISH__', KEYS[4], 'h' .. (first + n - 1))
 return n
 "#;
 
@@ -87,7 +93,7 @@ else
   redis.call('PEXPIRE', KEYS[1], lease * 2)
 end
 if ARGV[4] == '1' then
-  redis.call('PUBLISH', KEYS[2], 'r' .. ARGV[1])
+  redis.call('__PUBLISH__', KEYS[2], 'r' .. ARGV[1])
 end
 return 1
 "#;
@@ -128,6 +134,123 @@ fn with_clock(script: &str) -> redis::Script {
     redis::Script::new(&format!("{NOW_MS}{script}"))
 }
 
+/// The script with its publish command: sharded on a Cluster (the channel shares the room's
+/// hash tag, so it lives on the room's shard).
+fn publishing(script: &str, cluster: bool) -> String {
+    script.replace("__PUBLISH__", if cluster { "SPUBLISH" } else { "PUBLISH" })
+}
+
+/// A connection to a single Redis (reconnecting by itself) or to a Redis Cluster (following its
+/// slots and failovers by itself).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Connection {
+    async fn subscribe(&mut self, channel: &str) -> RedisResult<()> {
+        match self {
+            Connection::Single(c) => c.subscribe(channel).await,
+            Connection::Cluster(c) => c.ssubscribe(channel).await,
+        }
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) -> RedisResult<()> {
+        match self {
+            Connection::Single(c) => c.unsubscribe(channel).await,
+            Connection::Cluster(c) => c.sunsubscribe(channel).await,
+        }
+    }
+}
+
+/// Longest wait for a connection to be made, and how many times to try.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_RETRIES: usize = 2;
+
+/// Opens the data connection and the pub/sub connection (whose push messages go to `push`).
+async fn open(
+    url: &str,
+    push: impl Fn(PushInfo) -> Result<(), std::convert::Infallible> + Send + Sync + 'static,
+) -> Result<(Connection, Connection), StoreError> {
+    if let Some(seeds) = url.strip_prefix("redis+cluster://") {
+        let nodes: Vec<String> = seeds
+            .split(',')
+            .map(|seed| format!("redis://{seed}"))
+            .collect();
+        let builder = || {
+            redis::cluster::ClusterClient::builder(nodes.clone())
+                .retries(CONNECT_RETRIES as u32)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(REQUEST_TIMEOUT)
+        };
+        let data = builder().build().map_err(unavailable)?;
+        let pubsub = builder()
+            .use_protocol(ProtocolVersion::RESP3)
+            .push_sender(push)
+            .build()
+            .map_err(unavailable)?;
+        let data = data.get_async_connection().await.map_err(unavailable)?;
+        let pubsub = pubsub.get_async_connection().await.map_err(unavailable)?;
+        return Ok((Connection::Cluster(data), Connection::Cluster(pubsub)));
+    }
+    let info = url.into_connection_info().map_err(unavailable)?;
+    let client = redis::Client::open(info.clone()).map_err(unavailable)?;
+    // Reconnects by itself later; at start, fail fast with a clear error instead.
+    let config = || {
+        redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(CONNECT_RETRIES)
+            .set_max_delay(Duration::from_millis(500))
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+    };
+    let data = client
+        .get_connection_manager_with_config(config())
+        .await
+        .map_err(unavailable)?;
+    let resp3 = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    let pubsub_client = redis::Client::open(info.set_redis_settings(resp3)).map_err(unavailable)?;
+    let pubsub = pubsub_client
+        .get_connection_manager_with_config(
+            config()
+                .set_push_sender(push)
+                .set_automatic_resubscription(),
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok((Connection::Single(data), Connection::Single(pubsub)))
+}
+
 /// Room channel name -> the room task's event queue. Filled by `watch`, read by the push handler
 /// (which runs on the pub/sub connection's task, so it never blocks: a full queue already holds
 /// an event that makes the room catch up).
@@ -156,7 +279,7 @@ impl Notifications {
     /// Called for every push message of the pub/sub connection.
     fn route(&self, push: PushInfo) {
         match push.kind {
-            PushKind::Message => {
+            PushKind::Message | PushKind::SMessage => {
                 let mut data = push.data.into_iter();
                 let (Some(Value::BulkString(channel)), Some(Value::BulkString(payload))) =
                     (data.next(), data.next())
@@ -193,9 +316,9 @@ impl Notifications {
 /// A Redis-backed [`RoomStore`]. Cheap to clone; reconnects by itself.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: Connection,
     /// The node's pub/sub connection (RESP3); resubscribes by itself after a reconnect.
-    pubsub: ConnectionManager,
+    pubsub: Connection,
     notifications: Arc<Notifications>,
     /// Prepended to every key (tests use a fresh one each).
     prefix: String,
@@ -205,21 +328,10 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://host:port/db`).
+    /// Connects to `url`: `redis://host:port/db` for one Redis, or
+    /// `redis+cluster://host:port,host:port` for a Redis Cluster (any of its nodes as seeds).
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        let info = url.into_connection_info().map_err(unavailable)?;
-        let client = redis::Client::open(info.clone()).map_err(unavailable)?;
-        // Reconnects by itself later; at start, fail fast with a clear error instead.
-        let config = || {
-            redis::aio::ConnectionManagerConfig::new()
-                .set_number_of_retries(2)
-                .set_max_delay(Duration::from_millis(500))
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-        };
-        let conn = client
-            .get_connection_manager_with_config(config())
-            .await
-            .map_err(unavailable)?;
+        let cluster = url.starts_with("redis+cluster://");
         let node = random_id();
         let notifications = Arc::new(Notifications {
             routes: Mutex::default(),
@@ -233,27 +345,14 @@ impl RedisStore {
             }
             Ok(())
         };
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let pubsub_client =
-            redis::Client::open(info.set_redis_settings(resp3)).map_err(unavailable)?;
-        let pubsub = pubsub_client
-            .get_connection_manager_with_config(
-                config()
-                    .set_push_sender(push)
-                    .set_automatic_resubscription(),
-            )
-            .await
-            .map_err(unavailable)?;
+        let (conn, pubsub) = open(url, push).await?;
         Ok(Self {
             conn,
             pubsub,
             notifications,
             prefix: prefix.to_owned(),
-            append: redis::Script::new(APPEND),
-            share_roster: with_clock(SHARE_ROSTER),
+            append: redis::Script::new(&publishing(APPEND, cluster)),
+            share_roster: with_clock(&publishing(SHARE_ROSTER, cluster)),
             remote_roster: with_clock(REMOTE_ROSTER),
         })
     }
@@ -343,7 +442,7 @@ struct Subscription {
     events: mpsc::Receiver<EngineEvent>,
     channel: String,
     notifications: Arc<Notifications>,
-    pubsub: ConnectionManager,
+    pubsub: Connection,
 }
 
 impl Stream for Subscription {
@@ -588,7 +687,7 @@ impl RoomStore for RedisStore {
 /// The per-IP post rate limit kept in Redis, so an address gets one budget across every node.
 #[derive(Clone)]
 pub struct SharedRateLimit {
-    conn: ConnectionManager,
+    conn: Connection,
     prefix: String,
     script: redis::Script,
     interval_ms: u64,
@@ -686,5 +785,228 @@ mod tests {
             panic!("connected to nothing");
         };
         assert!(e.to_string().starts_with("storage is unavailable"), "{e}");
+    }
+}
+
+/// The engine on a real Redis Cluster (three primaries started here from `redis-server`): the
+/// store contract, sharded notifications, the shared roster and rate limit, and two rooms on
+/// two "nodes" agreeing on every number.
+#[cfg(test)]
+mod cluster_tests {
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::room::{spawn_room, RoomSettings};
+
+    /// Three cluster-enabled `redis-server`s joined into one cluster; killed when dropped.
+    struct TestCluster {
+        servers: Vec<Child>,
+        ports: Vec<u16>,
+        _dir: tempfile::TempDir,
+    }
+
+    /// A port that is free, with its cluster bus port (+10000) free too.
+    fn free_cluster_port() -> u16 {
+        loop {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port");
+            if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+                return port;
+            }
+        }
+    }
+
+    impl TestCluster {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let ports: Vec<u16> = (0..3).map(|_| free_cluster_port()).collect();
+            let servers = ports
+                .iter()
+                .map(|port| {
+                    Command::new("redis-server")
+                        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                        .args([
+                            "--cluster-enabled",
+                            "yes",
+                            "--save",
+                            "",
+                            "--appendonly",
+                            "no",
+                        ])
+                        .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+                        .arg("--dir")
+                        .arg(dir.path())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("redis-server is installed (.ci/run installs it)")
+                })
+                .collect();
+            let cluster = Self {
+                servers,
+                ports,
+                _dir: dir,
+            };
+            for port in &cluster.ports {
+                cluster.wait_for(*port, |_| true).await;
+            }
+            let status = Command::new("redis-cli")
+                .arg("--cluster")
+                .arg("create")
+                .args(cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")))
+                .args(["--cluster-replicas", "0", "--cluster-yes"])
+                .stdout(Stdio::null())
+                .status()
+                .expect("redis-cli is installed with redis-server");
+            assert!(status.success(), "redis-cli --cluster create failed");
+            for port in &cluster.ports {
+                cluster
+                    .wait_for(*port, |info| info.contains("cluster_state:ok"))
+                    .await;
+            }
+            cluster
+        }
+
+        /// Waits until `CLUSTER INFO` on `port` satisfies `ready`.
+        async fn wait_for(&self, port: u16, ready: impl Fn(&str) -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) {
+                    if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
+                        let info: RedisResult<String> = redis::cmd("CLUSTER")
+                            .arg("INFO")
+                            .query_async(&mut conn)
+                            .await;
+                        if info.is_ok_and(|i| ready(&i)) {
+                            return;
+                        }
+                    }
+                }
+                assert!(std::time::Instant::now() < deadline, "cluster never ready");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+
+        fn url(&self) -> String {
+            let seeds: Vec<String> = self
+                .ports
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect();
+            format!("redis+cluster://{}", seeds.join(","))
+        }
+    }
+
+    impl Drop for TestCluster {
+        fn drop(&mut self) {
+            for server in &mut self.servers {
+                let _ = server.kill();
+                let _ = server.wait();
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
+        let cluster = TestCluster::start().await;
+        let url = cluster.url();
+        let one = RedisStore::connect(&url, "palaver")
+            .await
+            .expect("node one");
+        let two = RedisStore::connect(&url, "palaver")
+            .await
+            .expect("node two");
+
+        // The same contract as SQLite and a single Redis (rooms spread over the shards).
+        crate::store::conformance::all(&one).await;
+
+        // Sharded notifications: node two hears node one's head and roster change.
+        let room = crate::store::conformance::room("cluster-watch");
+        let mut events = two.watch(&room).await.unwrap().expect("a shared engine");
+        one.append(&room, &[crate::store::conformance::msg(1, "w1")])
+            .await
+            .unwrap();
+        let roster = Roster::from([("Ada".to_owned(), 1)]);
+        one.share_roster(&room, &roster, true).await.unwrap();
+        let mut heard = Vec::new();
+        while heard.len() < 2 {
+            let event = tokio::time::timeout(Duration::from_secs(5), events.next())
+                .await
+                .expect("an event in time")
+                .expect("subscription open");
+            heard.push(event);
+        }
+        assert_eq!(heard, [EngineEvent::Head(1), EngineEvent::Roster]);
+        assert_eq!(two.remote_roster(&room).await.unwrap(), roster);
+        assert!(one.remote_roster(&room).await.unwrap().is_empty());
+
+        // One rate-limit budget for an address, whichever node asks.
+        let ip: IpAddr = "192.0.2.77".parse().unwrap();
+        let (limit_one, limit_two) = (
+            one.rate_limit(Duration::from_secs(60), 2),
+            two.rate_limit(Duration::from_secs(60), 2),
+        );
+        assert!(limit_one.check(ip).await.unwrap().is_ok());
+        assert!(limit_two.check(ip).await.unwrap().is_ok());
+        assert!(
+            limit_one.check(ip).await.unwrap().is_err(),
+            "the third is refused"
+        );
+
+        // Two room tasks, one per node, on one room: the same messages, numbers and order.
+        let room = crate::store::conformance::room("cluster-room");
+        let rooms: Vec<_> = [one, two]
+            .into_iter()
+            .map(|store| {
+                spawn_room(
+                    room.clone(),
+                    Arc::new(store),
+                    RoomSettings::default(),
+                    CancellationToken::new(),
+                    |_| {},
+                )
+            })
+            .collect();
+        let mut watchers = Vec::new();
+        for handle in &rooms {
+            watchers.push(handle.join("watcher".into()).await.unwrap());
+        }
+        for i in 0..20 {
+            let handle = &rooms[i % 2];
+            // A send that lost the race to the other node is refused; send it again.
+            loop {
+                let ack = handle
+                    .send("a".into(), format!("c{i}"), format!("t{i}"))
+                    .await
+                    .unwrap();
+                if ack.await.unwrap().is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let mut seen = Vec::new();
+        for watcher in &mut watchers {
+            let mut messages = Vec::new();
+            while messages.len() < 20 {
+                let delivery = tokio::time::timeout(Duration::from_secs(5), watcher.live.recv())
+                    .await
+                    .expect("delivered in time")
+                    .expect("room open");
+                if let app::protocol::ServerMsg::Message(m) = &delivery.msg {
+                    messages.push((m.seq, m.client_id.clone()));
+                }
+            }
+            seen.push(messages);
+        }
+        assert!(seen[0].iter().map(|(seq, _)| *seq).eq(1..=20));
+        assert_eq!(
+            seen[0], seen[1],
+            "both nodes delivered the same, in the same order"
+        );
     }
 }
