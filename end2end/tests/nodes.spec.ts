@@ -105,6 +105,11 @@ test("when its Redis goes away a node says saving is paused, keeps what is typed
     await say(ada.page, "typed during the outage");
     await expect(ada.page.locator("li.msg.pending", { hasText: "typed during the outage" })).toContainText("Waiting to send");
     await ada.page.screenshot({ path: "test-results/degraded.png" });
+    // How it looks on a phone, in dark mode.
+    await ada.page.setViewportSize({ width: 390, height: 760 });
+    await ada.page.emulateMedia({ colorScheme: "dark" });
+    await expect(status).toBeInViewport();
+    await ada.page.screenshot({ path: "test-results/degraded-phone-dark.png" });
 
     redis = await startRedis();
     await expect(status).toHaveText(/Connected$/, { timeout: 20_000 });

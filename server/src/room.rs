@@ -484,6 +484,9 @@ impl Room {
             warn!(room = %self.name, error = %e, "cannot subscribe to the engine");
             self.set_degraded(true);
         }
+        // Who is already here through other nodes: they announced it before this room was
+        // loaded (and subscribed) on this node.
+        self.refresh_remote_roster().await;
         let mut refresh = tokio::time::interval_at(Instant::now() + ROSTER_REFRESH, ROSTER_REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Grows to the largest batch seen; a quiet room keeps it small.
