@@ -165,7 +165,7 @@ impl Dialect for Palaver {
             Ok(seq) => ServerMsg::Ack { client_id, seq }.encode(),
             Err(e) => error(
                 e.code(),
-                "The message could not be stored; it was not sent. Try again.",
+                "Not saved yet: the server cannot store messages right now. It will be sent again by itself.",
                 Some(client_id),
             ),
         })
