@@ -3,8 +3,12 @@
 # docs/benchmarks.svg. Release builds; the load generator, the ceiling server and Palaver all run
 # on this machine. Takes about ten minutes after the builds.
 #
-#   scripts/bench.sh                  the whole grid, idle connections at 10,000 and 50,000
+#   scripts/bench.sh                  the whole grid, idle connections at 10,000 and 50,000,
+#                                     then the Redis engine (one node, two nodes on one Redis)
 #   scripts/bench.sh --idle 10000     fewer idle connections (a quicker run)
+#   scripts/bench.sh --nodes          only the Redis engine's grid
+#
+# The Redis grid uses PALAVER_TEST_REDIS_URL, else the Redis on 127.0.0.1:6379.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,5 +21,9 @@ step "Build the site and server (release, assets precompressed)"
 cargo leptos build --release --precompress
 step "Build the load generator (release)"
 cargo build --release -p loadgen --features app/ssr
-step "Run the grid"
-target/release/loadgen bench --server target/release/server "$@"
+if [[ "${1:-}" != "--nodes" ]]; then
+  step "Run the grid"
+  target/release/loadgen bench --server target/release/server "$@"
+fi
+step "Run the Redis engine's grid (one node, then two nodes on one Redis)"
+target/release/loadgen nodes --server target/release/server

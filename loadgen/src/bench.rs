@@ -12,9 +12,9 @@ use crate::fanout::{self, Outcome, Scenario, Target};
 use crate::idle::{self, IdleOutcome};
 
 /// A child process killed when dropped.
-struct Process {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Process {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
 }
 
 impl Drop for Process {
@@ -24,14 +24,14 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+pub(crate) fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| e.to_string())
 }
 
-async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), String> {
+pub(crate) async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         if Instant::now() > deadline {
@@ -212,7 +212,7 @@ fn scenario(
     }
 }
 
-fn command_output(cmd: &str, args: &[&str]) -> String {
+pub(crate) fn command_output(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)
         .output()
@@ -221,7 +221,7 @@ fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -324,11 +324,23 @@ const BEGIN: &str =
 const END: &str = "<!-- loadgen:end -->";
 
 fn rewrite_page(page: &Path, section: &str) -> Result<(), String> {
+    rewrite_section(page, BEGIN, END, "Results", section)
+}
+
+/// Replaces what lies between the `begin` and `end` markers of `page` with `section` (or appends
+/// a `## {heading}` with the markers when they are missing).
+pub(crate) fn rewrite_section(
+    page: &Path,
+    begin: &str,
+    end: &str,
+    heading: &str,
+    section: &str,
+) -> Result<(), String> {
     let text = std::fs::read_to_string(page).map_err(|e| format!("{}: {e}", page.display()))?;
-    let new = match (text.find(BEGIN), text.find(END)) {
-        (Some(a), Some(b)) if a < b => format!("{}{BEGIN}\n{section}{}", &text[..a], &text[b..]),
+    let new = match (text.find(begin), text.find(end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{begin}\n{section}{}", &text[..a], &text[b..]),
         _ => format!(
-            "{}\n\n## Results\n\n{BEGIN}\n{section}{END}\n",
+            "{}\n\n## {heading}\n\n{begin}\n{section}{end}\n",
             text.trim_end()
         ),
     };

@@ -18,14 +18,31 @@ pub enum Target {
     Palaver(String),
     /// The ceiling server at `ws://addr/<room>`.
     Ceiling(String),
+    /// Several Palaver nodes sharing one engine: client `i` of each room connects to node
+    /// `i % n`, as a load balancer without sticky sessions would spread them.
+    PalaverNodes(Vec<String>),
 }
 
 impl Target {
     pub fn url(&self, room: &str) -> String {
+        self.url_for(room, 0)
+    }
+
+    /// The URL client `index` of a room connects to.
+    pub fn url_for(&self, room: &str, index: usize) -> String {
         match self {
             Target::Palaver(addr) => format!("ws://{addr}/api/rooms/{room}/ws"),
             Target::Ceiling(addr) => format!("ws://{addr}/{room}"),
+            Target::PalaverNodes(addrs) => {
+                let addr = &addrs[index % addrs.len().max(1)];
+                format!("ws://{addr}/api/rooms/{room}/ws")
+            }
         }
+    }
+
+    /// Whether it speaks Palaver's protocol (join, acks) rather than the ceiling's.
+    pub fn is_palaver(&self) -> bool {
+        !matches!(self, Target::Ceiling(_))
     }
 }
 
@@ -56,6 +73,8 @@ pub struct Outcome {
     pub max_ms: f64,
     pub lost: u64,
     pub duplicated: u64,
+    /// Sends refused as `unavailable` and sent again (another node took the number first).
+    pub resent: u64,
 }
 
 /// Sends a Palaver `join` and waits for the welcome.
@@ -93,6 +112,10 @@ struct Incoming<'a> {
     text: Option<std::borrow::Cow<'a, str>>,
     #[serde(borrow)]
     message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    code: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    client_id: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn now_ns() -> u64 {
@@ -110,6 +133,7 @@ struct ClientReport {
     lost: u64,
     duplicated: u64,
     sent: u64,
+    resent: u64,
     last_receive: Option<Instant>,
 }
 
@@ -154,6 +178,7 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Outcome, String
         outcome.lost += r.lost;
         outcome.duplicated += r.duplicated;
         outcome.sent += r.sent;
+        outcome.resent += r.resent;
         latencies.extend(r.latencies_us);
     }
     latencies.sort_unstable();
@@ -182,7 +207,7 @@ async fn client(
     deadline_after: Duration,
 ) -> Result<ClientReport, String> {
     let room_name = format!("{}-{room}", scenario.room_prefix);
-    let (ws, _) = tokio_tungstenite::connect_async(target.url(&room_name))
+    let (ws, _) = tokio_tungstenite::connect_async(target.url_for(&room_name, index))
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = match ws.get_ref() {
@@ -190,7 +215,7 @@ async fn client(
         _ => Ok(()),
     };
     let (mut sink, mut stream) = ws.split();
-    let palaver = matches!(target, Target::Palaver(_));
+    let palaver = target.is_palaver();
     if palaver {
         join(&mut sink, &mut stream, format!("load-{index}")).await?;
     }
@@ -206,6 +231,8 @@ async fn client(
     let mut sent = 0usize;
     let mut in_flight = 0usize;
     let padding = "x".repeat(64);
+    // Palaver sends awaiting their ack, by client id, to send again if refused as unavailable.
+    let mut unacked: std::collections::HashMap<String, Message> = std::collections::HashMap::new();
     let deadline = tokio::time::sleep(deadline_after);
     tokio::pin!(deadline);
     // Paced senders send on this ticker; the others fill their window.
@@ -247,7 +274,11 @@ async fn client(
     loop {
         if is_sender && !paced && sent < per_sender && in_flight < scenario.window {
             while sent < per_sender && in_flight < scenario.window {
-                sink.feed(encode(sent)).await.map_err(|e| e.to_string())?;
+                let frame = encode(sent);
+                if palaver {
+                    unacked.insert(format!("r{room}s{index}n{sent}"), frame.clone());
+                }
+                sink.feed(frame).await.map_err(|e| e.to_string())?;
                 sent += 1;
                 in_flight += 1;
             }
@@ -271,8 +302,27 @@ async fn client(
                 };
                 let body: &str = match incoming.kind {
                     "message" => incoming.text.as_deref().unwrap_or_default(),
-                    "ack" => { in_flight = in_flight.saturating_sub(1); continue; }
-                    "error" => return Err(format!("server refused: {}", incoming.message.as_deref().unwrap_or_default())),
+                    "ack" => {
+                        if let Some(id) = incoming.client_id.as_deref() {
+                            unacked.remove(id);
+                        }
+                        in_flight = in_flight.saturating_sub(1);
+                        continue;
+                    }
+                    "error" => {
+                        // Refused because another node took the number first: send it again,
+                        // as browsers do (its latency keeps the first send time).
+                        let again = match (incoming.code.as_deref(), incoming.client_id.as_deref()) {
+                            (Some("unavailable"), Some(id)) => unacked.get(id).cloned(),
+                            _ => None,
+                        };
+                        let Some(frame) = again else {
+                            return Err(format!("server refused: {}", incoming.message.as_deref().unwrap_or_default()));
+                        };
+                        report.resent += 1;
+                        sink.send(frame).await.map_err(|e| e.to_string())?;
+                        continue;
+                    }
                     _ => continue,
                 };
                 let now = now_ns();
@@ -294,7 +344,11 @@ async fn client(
                 }
             }
             _ = ticker.tick(), if paced && is_sender && sent < per_sender => {
-                sink.send(encode(sent)).await.map_err(|e| e.to_string())?;
+                let frame = encode(sent);
+                if palaver {
+                    unacked.insert(format!("r{room}s{index}n{sent}"), frame.clone());
+                }
+                sink.send(frame).await.map_err(|e| e.to_string())?;
                 sent += 1;
             }
             () = &mut deadline => break,

@@ -109,7 +109,7 @@ async fn connect_and_hold(
         .await
         .map_err(|e| e.to_string())?;
     let (mut sink, mut frames) = ws.split();
-    if matches!(target, Target::Palaver(_)) {
+    if target.is_palaver() {
         crate::fanout::join(&mut sink, &mut frames, format!("idle-{i}")).await?;
     }
     let (stop, mut stopped) = oneshot::channel();

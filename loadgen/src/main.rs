@@ -1,10 +1,11 @@
-//! Palaver's load generator. `loadgen bench` runs the whole grid (see `docs/BENCHMARKS.md`);
-//! the other subcommands run one piece by hand.
+//! Palaver's load generator. `loadgen bench` runs the whole grid and `loadgen nodes` the Redis
+//! engine's (see `docs/BENCHMARKS.md`); the other subcommands run one piece by hand.
 
 mod bench;
 mod ceiling;
 mod fanout;
 mod idle;
+mod nodes;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +67,23 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
         idle: Vec<usize>,
     },
+    /// Runs the Redis-engine scenarios (one node, then two nodes sharing one Redis) and rewrites
+    /// the "Several nodes" section of the benchmarks page.
+    Nodes {
+        /// The Palaver server binary (release build).
+        #[arg(long, default_value = "target/release/server")]
+        server: PathBuf,
+        /// The Redis the nodes share.
+        #[arg(
+            long,
+            env = "PALAVER_TEST_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis: String,
+        /// The page whose "Several nodes" section is rewritten.
+        #[arg(long, default_value = "docs/BENCHMARKS.md")]
+        page: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -118,6 +136,11 @@ async fn main() -> ExitCode {
             chart,
             idle,
         } => bench::run(&server, &page, &chart, &idle).await,
+        Command::Nodes {
+            server,
+            redis,
+            page,
+        } => nodes::run(&server, &redis, &page).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
