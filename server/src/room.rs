@@ -10,8 +10,9 @@
 //!
 //! Shared engines (Redis): other nodes append to the same room. Their new heads arrive on the
 //! store's `watch` feed; the room reads what they wrote and broadcasts it in sequence order like
-//! its own. A batch refused because another node took its numbers is answered `unavailable` (the
-//! clients resend it), after the room has caught up. The roster is this node's people plus the
+//! its own. A batch refused because another node took its numbers is numbered again after the
+//! room has caught up, and retried (up to [`CONFLICT_RETRIES`] times, then answered
+//! `unavailable`: the clients resend it). The roster is this node's people plus the
 //! other nodes' (published through the engine under a lease, renewed every
 //! [`ROSTER_REFRESH`]).
 //!
@@ -53,6 +54,10 @@ const RECENT_CLIENT_IDS: usize = 4096;
 
 /// Messages read per page when catching up with what other nodes wrote.
 const SYNC_PAGE: usize = 500;
+/// How many times a batch that lost the race for its numbers to another node is numbered again
+/// and retried before its senders are told `unavailable` (and resend).
+const CONFLICT_RETRIES: usize = 3;
+
 /// How often a degraded room checks whether the engine is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -277,7 +282,9 @@ async fn next_event(feed: &mut Option<BoxStream<'static, EngineEvent>>) -> Optio
 
 /// A send waiting for its batch to commit.
 struct PendingSend {
-    /// The new message, or `None` when this send repeats a client id earlier in the same batch.
+    client_id: String,
+    /// The new message, or `None` when this send repeats a client id earlier in the same batch
+    /// (or one another node stored while this batch waited).
     message: Option<ChatMessage>,
     /// The sequence number the sender will be told.
     seq: Seq,
@@ -705,6 +712,7 @@ impl Room {
                     if let Some(&seq) = batch_ids.get(&client_id) {
                         // Same id twice in one batch: the second gets the first's number.
                         sends.push(PendingSend {
+                            client_id,
                             message: None,
                             seq,
                             reply,
@@ -725,8 +733,9 @@ impl Room {
                         sent_at_ms: now_ms().max(prev_ts),
                         client_id: client_id.clone(),
                     };
-                    batch_ids.insert(client_id, message.seq);
+                    batch_ids.insert(client_id.clone(), message.seq);
                     sends.push(PendingSend {
+                        client_id,
                         seq: message.seq,
                         message: Some(message),
                         reply,
@@ -739,22 +748,32 @@ impl Room {
         }
     }
 
-    async fn commit(&mut self, sends: Vec<PendingSend>) {
-        // Entries that repeat an id already in this batch are answered, not stored.
-        let unique: Vec<ChatMessage> = sends.iter().filter_map(|p| p.message.clone()).collect();
-        let started = Instant::now();
-        if let Err(e) = self.store.append(&self.name, &unique).await {
-            error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
+    async fn commit(&mut self, mut sends: Vec<PendingSend>) {
+        let mut lost_races = 0;
+        let (unique, started) = loop {
+            // Entries that repeat an id already in this batch are answered, not stored.
+            let unique: Vec<ChatMessage> = sends.iter().filter_map(|p| p.message.clone()).collect();
+            let started = Instant::now();
+            let Err(e) = self.store.append(&self.name, &unique).await else {
+                break (unique, started);
+            };
             self.engine_failed(&e);
             // Nothing of this batch was stored. With a shared engine another node may have
             // moved the room on (deliver what it wrote, then number after it), or the engine may
             // have lost data (start again from its head).
             self.resync_after_failure().await;
+            let lost_race = matches!(e, StoreError::Conflict(_));
+            if lost_race && lost_races < CONFLICT_RETRIES && self.renumber(&mut sends).await {
+                lost_races += 1;
+                debug!(room = %self.name, error = %e, "another node wrote first; numbering the batch again");
+                continue;
+            }
+            error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
             for p in sends {
                 let _ = p.reply.send(Err(RoomError::Unavailable));
             }
             return;
-        }
+        };
         let committed_at = Instant::now();
         let metrics = &self.settings.metrics;
         metrics.observe_commit(committed_at - started);
@@ -768,6 +787,54 @@ impl Room {
         for p in sends {
             let _ = p.reply.send(Ok(p.seq));
         }
+    }
+
+    /// After losing a race to another node (and catching up): numbers the batch again after the
+    /// room's head. Sends whose client ids were stored meanwhile (a resend through another node)
+    /// are answered with those numbers instead. False when the head is unknown.
+    async fn renumber(&mut self, sends: &mut [PendingSend]) -> bool {
+        let (Some((mut prev_seq, mut prev_ts)), false) = (self.head, self.degraded) else {
+            return false;
+        };
+        let unknown: Vec<String> = sends
+            .iter()
+            .filter(|p| p.message.is_some() && !self.recent.contains_key(&p.client_id))
+            .map(|p| p.client_id.clone())
+            .collect();
+        let stored = if unknown.is_empty() {
+            HashMap::new()
+        } else {
+            match self.store.find_client_ids(&self.name, &unknown).await {
+                Ok(stored) => stored,
+                Err(e) => {
+                    self.engine_failed(&e);
+                    return false;
+                }
+            }
+        };
+        let mut numbered: HashMap<String, Seq> = HashMap::new();
+        for p in sends.iter_mut() {
+            if let Some(&seq) = self.recent.get(&p.client_id).or(stored.get(&p.client_id)) {
+                p.message = None;
+                p.seq = seq;
+                continue;
+            }
+            match &mut p.message {
+                Some(m) => {
+                    m.seq = prev_seq + 1;
+                    m.sent_at_ms = m.sent_at_ms.max(prev_ts);
+                    (prev_seq, prev_ts) = (m.seq, m.sent_at_ms);
+                    p.seq = m.seq;
+                    numbered.insert(p.client_id.clone(), m.seq);
+                }
+                None => {
+                    if let Some(&seq) = numbered.get(&p.client_id) {
+                        p.seq = seq;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// Remembers a committed message's client id and sends it, encoded once, to every session.
@@ -1013,6 +1080,40 @@ mod tests {
                 ServerMsg::Message(_) => return None,
                 _ => {}
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn two_writers_of_one_room_renumber_instead_of_refusing() {
+        // Two room tasks on one store stand for two nodes serving the same room.
+        let store = Arc::new(MemoryStore::default());
+        let (one, two) = (start(store.clone()), start(store.clone()));
+        // Each waits for the other's commit, so each node's idea of the head is always stale.
+        let mut seqs = Vec::new();
+        for i in 0..60 {
+            let node = if i % 2 == 0 { &one } else { &two };
+            let ack = node
+                .send("a".into(), format!("c{i}"), format!("t{i}"))
+                .await
+                .unwrap();
+            seqs.push(ack.await.unwrap().expect("accepted, not refused"));
+        }
+        // A resend through the other node of a message already stored gets its number.
+        let again = two
+            .send("a".into(), "c0".into(), "t0".into())
+            .await
+            .unwrap();
+        assert_eq!(again.await.unwrap().unwrap(), seqs[0]);
+        let mut sorted = seqs.clone();
+        sorted.sort_unstable();
+        assert!(
+            sorted.iter().copied().eq(1..=60),
+            "each number once: {seqs:?}"
+        );
+        let stored = store.after(&room("test"), 0, 100).await.unwrap();
+        assert_eq!(stored.len(), 60);
+        for (i, seq) in seqs.iter().enumerate() {
+            assert_eq!(stored[*seq as usize - 1].client_id, format!("c{i}"));
         }
     }
 
