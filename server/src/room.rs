@@ -410,19 +410,12 @@ impl Room {
         if joined.is_empty() && left.is_empty() {
             return;
         }
-        let frame = ServerMsg::Presence {
+        self.broadcast(ServerMsg::Presence {
             online: now.iter().cloned().collect(),
             joined,
             left,
             at_seq,
-        };
-        let encoded = frame.encode().into();
-        let _ = self.live.send(Arc::new(Delivery {
-            seq: None,
-            msg: frame,
-            frame: encoded,
-            committed_at: Instant::now(),
-        }));
+        });
         self.announced = now;
     }
 
