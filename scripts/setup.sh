@@ -63,13 +63,15 @@ if [[ "$(wasm-opt --version 2>/dev/null || true)" != *"version ${BINARYEN_VERSIO
 fi
 
 # The Redis engine's tests need a Redis: PALAVER_TEST_REDIS_URL, or one on 127.0.0.1:6379, which
-# is started (and installed from Debian's packages) when missing. Never skipped silently.
+# is started when missing. Some tests also start private redis-servers (a Redis killed and
+# restarted, a Cluster), so the binaries are installed from Debian's packages if missing. Never
+# skipped silently.
 redis_up() { (exec 3<>/dev/tcp/127.0.0.1/6379 && printf 'PING\r\n' >&3 && head -c 5 <&3 | grep -q PONG) 2>/dev/null; }
+if $e2e && ! { command -v redis-server && command -v redis-cli; } >/dev/null; then
+  step "Installing Redis (Debian packages)"
+  apt_install redis-server redis-tools
+fi
 if $e2e && [[ -z "${PALAVER_TEST_REDIS_URL:-}" ]] && ! redis_up; then
-  if ! command -v redis-server >/dev/null; then
-    step "Installing Redis (Debian package)"
-    apt_install redis-server
-  fi
   step "Starting Redis on 127.0.0.1:6379"
   redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no >/dev/null
   for _ in $(seq 50); do redis_up && break; sleep 0.1; done
