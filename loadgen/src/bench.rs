@@ -193,7 +193,7 @@ pub async fn run(
     Ok(())
 }
 
-fn scenario(
+pub(crate) fn scenario(
     rooms: usize,
     clients: usize,
     senders: usize,

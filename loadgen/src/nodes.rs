@@ -41,6 +41,7 @@ async fn node(server: &Path, redis: &str) -> Result<Process, String> {
     Ok(process)
 }
 
+/// A scenario of the main grid, in rooms of its own.
 fn scenario(
     prefix: &str,
     rooms: usize,
@@ -51,13 +52,8 @@ fn scenario(
     rate: Option<f64>,
 ) -> Scenario {
     Scenario {
-        rooms,
-        clients_per_room: clients,
-        senders_per_room: senders,
-        messages_per_sender: messages,
-        window,
-        rate,
         room_prefix: prefix.to_owned(),
+        ..bench::scenario(rooms, clients, senders, messages, window, rate)
     }
 }
 

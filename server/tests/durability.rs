@@ -5,16 +5,18 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use app::protocol::{ClientMsg, ServerMsg};
-use common::process::{full_history, join_url, write_until_closed, ServerProcess, WriterLog};
+use common::process::{
+    assert_history_keeps, full_history, wait_for_acks, write_until_closed, ServerProcess, WriterLog,
+};
 use common::{Client, TestServer};
 
 async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Client {
-    join_url(url, name, after_seq).await
+    Client::join(url, name, after_seq).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,13 +43,7 @@ async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplic
             ))
         })
         .collect();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while total.load(Ordering::SeqCst) < 200 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("200 acknowledgements within 60 s");
+    wait_for_acks(&total, 200).await;
     server.sigkill().await;
     for t in tasks {
         t.await.unwrap();
@@ -57,29 +53,13 @@ async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplic
     let url = server.ws_url("crash");
     let history = full_history(&url).await;
 
-    // Contiguous, no holes, no duplicates.
-    assert!(
-        history.iter().map(|m| m.seq).eq(1..=history.len() as u64),
-        "sequence has no holes"
-    );
-    let ids: HashSet<_> = history.iter().map(|m| m.client_id.as_str()).collect();
-    assert_eq!(ids.len(), history.len(), "each client id stored once");
-    let stored: HashMap<_, _> = history
+    // Contiguous, no holes, no duplicates; every acknowledged message under its number.
+    let acked: HashMap<String, u64> = logs
         .iter()
-        .map(|m| (m.client_id.clone(), m.seq))
+        .flat_map(|log| log.lock().unwrap().acked.clone())
         .collect();
-    let mut acked_total = 0;
-    for log in &logs {
-        for (id, seq) in &log.lock().unwrap().acked {
-            acked_total += 1;
-            assert_eq!(
-                stored.get(id),
-                Some(seq),
-                "acknowledged {id} is stored as {seq}"
-            );
-        }
-    }
-    assert!(acked_total >= 200);
+    assert!(acked.len() >= 200);
+    let stored = assert_history_keeps(&history, &acked);
 
     // Each writer resumes after its last seen message and resends its unacknowledged message.
     for (w, log) in logs.iter().enumerate() {

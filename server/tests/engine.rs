@@ -187,31 +187,6 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
     );
 }
 
-/// Posts `text` as `client_id`, sending it again while the room is briefly unavailable (two nodes
-/// racing for the same number: the loser is refused and retries, as browsers do).
-async fn post(c: &mut common::Client, client_id: &str, text: &str) -> u64 {
-    for _ in 0..20 {
-        c.send(&app::protocol::ClientMsg::Send {
-            client_id: client_id.into(),
-            text: text.into(),
-        })
-        .await;
-        loop {
-            match c.recv().await {
-                ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
-                ServerMsg::Error {
-                    code: app::protocol::ErrorCode::Unavailable,
-                    client_id: Some(id),
-                    ..
-                } if id == client_id => break,
-                _ => {}
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{client_id} never accepted");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_on_one_redis_deliver_the_same_messages_in_the_same_order() {
     let url = redis_url();
@@ -227,12 +202,14 @@ async fn two_nodes_on_one_redis_deliver_the_same_messages_in_the_same_order() {
     let (a, b) = tokio::join!(
         async {
             for i in 0..20 {
-                post(&mut ada, &format!("a{i}"), &format!("from Ada {i}")).await;
+                ada.post(&format!("a{i}"), &format!("from Ada {i}"), &mut Vec::new())
+                    .await;
             }
         },
         async {
             for i in 0..20 {
-                post(&mut bob, &format!("b{i}"), &format!("from Bob {i}")).await;
+                bob.post(&format!("b{i}"), &format!("from Bob {i}"), &mut Vec::new())
+                    .await;
             }
         }
     );

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::protocol::{ChatMessage, ClientMsg, ErrorCode, ServerMsg};
-use common::process::{full_history, join_url, write_until_closed, ServerProcess, WriterLog};
+use common::process::{
+    assert_history_keeps, full_history, wait_for_acks, write_until_closed, ServerProcess, WriterLog,
+};
 use common::{Client, Frame};
 
 fn redis_url() -> String {
@@ -79,35 +81,6 @@ async fn roster_becomes(client: &mut Client, expected: &[&str]) {
     }
 }
 
-/// Posts `text` and returns its number, sending again while it is refused as `unavailable`
-/// (two nodes racing for one number: the loser resends, as browsers do). Messages that arrive
-/// meanwhile are added to `seen`.
-async fn post(c: &mut Client, client_id: &str, text: &str, seen: &mut Vec<ChatMessage>) -> u64 {
-    // Long enough for a node to notice Redis is back (it probes every second).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        c.send(&ClientMsg::Send {
-            client_id: client_id.into(),
-            text: text.into(),
-        })
-        .await;
-        loop {
-            match c.recv().await {
-                ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
-                ServerMsg::Error {
-                    code: ErrorCode::Unavailable,
-                    client_id: Some(id),
-                    ..
-                } if id == client_id => break,
-                ServerMsg::Message(m) => seen.push(m),
-                _ => {}
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{client_id} never accepted");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_show_the_same_messages_in_the_same_order_and_one_roster() {
     let (nodes, _dirs) = start_nodes(3, &redis_url(), common::RELAXED_RATE_LIMIT).await;
@@ -130,13 +103,9 @@ async fn three_nodes_show_the_same_messages_in_the_same_order_and_one_roster() {
         tasks.push(tokio::spawn(async move {
             let mut seen = Vec::new();
             for n in 0..EACH {
-                post(
-                    &mut person,
-                    &format!("p{i}-{n}"),
-                    &format!("{i} says {n}"),
-                    &mut seen,
-                )
-                .await;
+                person
+                    .post(&format!("p{i}-{n}"), &format!("{i} says {n}"), &mut seen)
+                    .await;
             }
             (person, seen)
         }));
@@ -305,13 +274,7 @@ async fn a_node_killed_with_sigkill_loses_nothing_its_clients_resume_on_another(
             ))
         })
         .collect();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while total.load(Ordering::SeqCst) < 150 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("150 acknowledgements within 60 s");
+    wait_for_acks(&total, 150).await;
     nodes.remove(0).sigkill().await;
     // The killed node's writers end; the survivor keeps writing a little longer, then is stopped.
     let [dead_a, dead_b, survivor]: [_; 3] = tasks.try_into().map_err(|_| ()).unwrap();
@@ -333,10 +296,10 @@ async fn a_node_killed_with_sigkill_loses_nothing_its_clients_resume_on_another(
             );
             (l.last_seen, l.unacked.clone(), l.acked.clone())
         };
-        let mut c = join_url(&url, &format!("Writer {w}"), Some(last_seen)).await;
+        let mut c = Client::join(&url, &format!("Writer {w}"), Some(last_seen)).await;
         let mut resumed = Vec::new();
         for (id, text) in unacked {
-            post(&mut c, &id, &text, &mut resumed).await;
+            c.post(&id, &text, &mut resumed).await;
             assert!(!acked.contains_key(&id));
         }
         // Everything after last_seen arrives, once, in order.
@@ -361,24 +324,11 @@ async fn a_node_killed_with_sigkill_loses_nothing_its_clients_resume_on_another(
     // Every acknowledged message is stored once under the number it was acknowledged with, and
     // the history has no holes.
     let history = full_history(&nodes[1].ws_url(&room)).await;
-    assert!(
-        history.iter().map(|m| m.seq).eq(1..=history.len() as u64),
-        "no holes"
-    );
-    let stored: HashMap<&str, u64> = history
+    let acked: HashMap<String, u64> = logs
         .iter()
-        .map(|m| (m.client_id.as_str(), m.seq))
+        .flat_map(|log| log.lock().unwrap().acked.clone())
         .collect();
-    assert_eq!(stored.len(), history.len(), "each client id once");
-    for log in &logs {
-        for (id, seq) in &log.lock().unwrap().acked {
-            assert_eq!(
-                stored.get(id.as_str()),
-                Some(seq),
-                "acknowledged {id} kept its number"
-            );
-        }
-    }
+    assert_history_keeps(&history, &acked);
     // The watcher on node three saw the whole stream live, each message once, in order.
     let mut live = Vec::new();
     while live.len() < history.len() {
@@ -486,7 +436,7 @@ async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_message() {
             let mut i = 0;
             while !stop.load(Ordering::SeqCst) {
                 let id = format!("w{w}-{i}");
-                let seq = post(&mut c, &id, "kept?", &mut Vec::new()).await;
+                let seq = c.post(&id, "kept?", &mut Vec::new()).await;
                 acked.lock().unwrap().insert(id, seq);
                 i += 1;
             }
@@ -532,23 +482,8 @@ async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_message() {
 
     // Every acknowledged message survived the kill, under its number, once; no holes.
     let history = full_history(&nodes[0].ws_url(&room)).await;
-    assert!(
-        history.iter().map(|m| m.seq).eq(1..=history.len() as u64),
-        "no holes"
-    );
-    let stored: HashMap<&str, u64> = history
-        .iter()
-        .map(|m| (m.client_id.as_str(), m.seq))
-        .collect();
-    assert_eq!(stored.len(), history.len(), "each client id once");
     let acked = acked.lock().unwrap().clone();
-    for (id, seq) in acked.iter() {
-        assert_eq!(
-            stored.get(id.as_str()),
-            Some(seq),
-            "acknowledged {id} survived as {seq}"
-        );
-    }
+    assert_history_keeps(&history, &acked);
 
     // The watchers saw each message once, in order, with none missing.
     for (watcher, live) in watchers.iter_mut().zip(&mut live) {

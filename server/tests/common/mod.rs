@@ -69,17 +69,7 @@ impl TestServer {
 
     /// Connects and joins `room` as `name`, returning the client after the welcome.
     pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
-        let mut client = Client::connect(&self.ws_url(room)).await;
-        client
-            .send(&ClientMsg::Join {
-                name: name.into(),
-                after_seq,
-            })
-            .await;
-        match client.recv().await {
-            ServerMsg::Welcome { .. } => client,
-            other => panic!("expected welcome, got {other:?}"),
-        }
+        Client::join(&self.ws_url(room), name, after_seq).await
     }
 }
 
@@ -152,6 +142,55 @@ impl Client {
             .await
             .expect("websocket handshake");
         Self::from_stream(ws)
+    }
+
+    /// Connects to a room's WebSocket URL and joins as `name`; returns after the welcome.
+    pub async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Self {
+        let mut client = Client::connect(url).await;
+        client
+            .send(&ClientMsg::Join {
+                name: name.into(),
+                after_seq,
+            })
+            .await;
+        match client.recv().await {
+            ServerMsg::Welcome { .. } => client,
+            other => panic!("expected welcome, got {other:?}"),
+        }
+    }
+
+    /// Posts `text` and returns its number, sending it again while it is refused as
+    /// `unavailable` (a node that cannot store right now, or two nodes racing for one number),
+    /// as browsers do. Messages that arrive meanwhile are added to `seen`.
+    pub async fn post(
+        &mut self,
+        client_id: &str,
+        text: &str,
+        seen: &mut Vec<app::protocol::ChatMessage>,
+    ) -> u64 {
+        // Long enough for a node to notice its Redis is back (it probes every second).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            self.send(&ClientMsg::Send {
+                client_id: client_id.into(),
+                text: text.into(),
+            })
+            .await;
+            loop {
+                match self.recv().await {
+                    ServerMsg::Ack { client_id: id, seq } if id == client_id => return seq,
+                    ServerMsg::Error {
+                        code: app::protocol::ErrorCode::Unavailable,
+                        client_id: Some(id),
+                        ..
+                    } if id == client_id => break,
+                    ServerMsg::Message(m) => seen.push(m),
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("{client_id} never accepted");
     }
 
     pub async fn connect(url: &str) -> Self {

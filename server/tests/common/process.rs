@@ -74,27 +74,13 @@ impl ServerProcess {
 
     /// Connects and joins `room` as `name`, returning the client after the welcome.
     pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
-        join_url(&self.ws_url(room), name, after_seq).await
+        Client::join(&self.ws_url(room), name, after_seq).await
     }
 
     /// Ends the process the hard way: no shutdown, no goodbye.
     pub async fn sigkill(mut self) {
         self.child.start_kill().expect("SIGKILL");
         self.child.wait().await.expect("reaped");
-    }
-}
-
-/// Connects to a room's WebSocket URL and joins as `name`, returning the client after the welcome.
-pub async fn join_url(url: &str, name: &str, after_seq: Option<u64>) -> Client {
-    let mut c = Client::connect(url).await;
-    c.send(&ClientMsg::Join {
-        name: name.into(),
-        after_seq,
-    })
-    .await;
-    match c.recv().await {
-        ServerMsg::Welcome { .. } => c,
-        other => panic!("expected welcome, got {other:?}"),
     }
 }
 
@@ -123,7 +109,7 @@ pub async fn write_until_closed(
 ) {
     use super::Frame;
     use app::protocol::ErrorCode;
-    let mut c = join_url(&url, &name, Some(0)).await;
+    let mut c = Client::join(&url, &name, Some(0)).await;
     for i in 0.. {
         let client_id = format!("{prefix}-{i}");
         let text = format!("message {i} from {name}");
@@ -178,4 +164,41 @@ pub async fn full_history(url: &str) -> Vec<app::protocol::ChatMessage> {
         panic!("welcome")
     };
     c.messages(last_seq as usize).await
+}
+
+/// Waits (up to a minute) until the writers have `count` acknowledgements between them.
+pub async fn wait_for_acks(total: &std::sync::atomic::AtomicUsize, count: usize) {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while total.load(std::sync::atomic::Ordering::SeqCst) < count {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} acknowledgements within 60 s"));
+}
+
+/// Checks a room's whole history against what clients were told: numbers 1..=N with no holes,
+/// each client id once, and every acknowledged message stored under the number it was
+/// acknowledged with. Returns client id -> seq.
+pub fn assert_history_keeps<'a>(
+    history: &[app::protocol::ChatMessage],
+    acked: impl IntoIterator<Item = (&'a String, &'a u64)>,
+) -> std::collections::HashMap<String, u64> {
+    assert!(
+        history.iter().map(|m| m.seq).eq(1..=history.len() as u64),
+        "no holes in the history"
+    );
+    let stored: std::collections::HashMap<String, u64> = history
+        .iter()
+        .map(|m| (m.client_id.clone(), m.seq))
+        .collect();
+    assert_eq!(stored.len(), history.len(), "each client id stored once");
+    for (id, seq) in acked {
+        assert_eq!(
+            stored.get(id),
+            Some(seq),
+            "acknowledged {id} is stored as {seq}"
+        );
+    }
+    stored
 }
