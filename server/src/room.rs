@@ -56,7 +56,7 @@ const RECENT_CLIENT_IDS: usize = 4096;
 const SYNC_PAGE: usize = 500;
 /// How many times a batch that lost the race for its numbers to another node is numbered again
 /// and retried before its senders are told `unavailable` (and resend).
-const CONFLICT_RETRIES: usize = 3;
+const CONFLICT_RETRIES: usize = 10;
 
 /// How often a degraded room checks whether the engine is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
