@@ -59,6 +59,11 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// Time from a message's commit until it is written to a reader's socket.
     pub fanout_seconds: Histogram,
+    /// Rooms that cannot reach their storage right now (refusing sends, probing).
+    pub rooms_degraded: Gauge,
+    /// Batches refused because another node took their numbers first (each is numbered again
+    /// and retried): how hard nodes contend for the same rooms.
+    pub lost_races: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -87,6 +92,8 @@ impl Metrics {
             commit_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             // 50 µs .. ~0.8 s
             fanout_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
+            rooms_degraded: Gauge::default(),
+            lost_races: Counter::default(),
         };
         metrics.registry.register(
             "connections",
@@ -127,6 +134,16 @@ impl Metrics {
             "fanout_seconds",
             "Time from a message's commit to its write to a reader",
             metrics.fanout_seconds.clone(),
+        );
+        metrics.registry.register(
+            "rooms_degraded",
+            "Rooms that cannot reach their storage (refusing messages until it is back)",
+            metrics.rooms_degraded.clone(),
+        );
+        metrics.registry.register(
+            "storage_lost_races",
+            "Batches another node numbered first (numbered again and retried)",
+            metrics.lost_races.clone(),
         );
         metrics.registry.register(
             "build",

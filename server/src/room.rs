@@ -443,6 +443,11 @@ impl Room {
         if self.degraded != degraded {
             self.degraded = degraded;
             if degraded {
+                self.settings.metrics.rooms_degraded.inc();
+            } else {
+                self.settings.metrics.rooms_degraded.dec();
+            }
+            if degraded {
                 // The head stays: it is what this node's clients have seen, and the probe
                 // catches up from it (or starts again from the engine's, if that went back).
                 warn!(room = %self.name, "storage unreachable; refusing messages until it is back");
@@ -566,6 +571,9 @@ impl Room {
 
     /// Takes this node's people off the shared roster (the room is leaving memory).
     async fn leave_engine(&mut self) {
+        if self.degraded {
+            self.settings.metrics.rooms_degraded.dec();
+        }
         self.online.clear();
         if self.shared.as_ref().is_some_and(|r| !r.is_empty()) {
             self.share_roster().await;
@@ -756,6 +764,9 @@ impl Room {
             // have lost data (start again from its head).
             self.resync_after_failure().await;
             let lost_race = matches!(e, StoreError::Conflict(_));
+            if lost_race {
+                self.settings.metrics.lost_races.inc();
+            }
             if lost_race && lost_races < CONFLICT_RETRIES && self.renumber(&mut sends).await {
                 lost_races += 1;
                 debug!(room = %self.name, error = %e, "another node wrote first; numbering the batch again");

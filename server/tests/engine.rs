@@ -158,6 +158,11 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
         common::http("GET", &server.http_url("/readyz")).await.0,
         503
     );
+    let (_, metrics) = common::http("GET", &server.http_url("/metrics")).await;
+    assert!(
+        metrics.contains("palaver_rooms_degraded 1"),
+        "the degraded room is counted"
+    );
 
     // Redis comes back (empty: it kept nothing); the node reconnects by itself and the resend is
     // accepted.
@@ -180,6 +185,11 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
         assert!(std::time::Instant::now() < deadline, "never ready again");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+    let (_, metrics) = common::http("GET", &server.http_url("/metrics")).await;
+    assert!(
+        metrics.contains("palaver_rooms_degraded 0"),
+        "and uncounted"
+    );
     let (seq, _) = ada.send_and_ack("o2", "during").await;
     assert_eq!(
         seq, 1,
