@@ -73,7 +73,7 @@ pub struct Outcome {
     pub max_ms: f64,
     pub lost: u64,
     pub duplicated: u64,
-    /// Sends refused as `unavailable` and sent again (another node took the number first).
+    /// Sends refused as `unavailable` and sent again (storage briefly unreachable).
     pub resent: u64,
 }
 
@@ -310,8 +310,8 @@ async fn client(
                         continue;
                     }
                     "error" => {
-                        // Refused because another node took the number first: send it again,
-                        // as browsers do (its latency keeps the first send time).
+                        // Refused because storage was briefly unreachable: send it again, as
+                        // browsers do (its latency keeps the first send time).
                         let again = match (incoming.code.as_deref(), incoming.client_id.as_deref()) {
                             (Some("unavailable"), Some(id)) => unacked.get(id).cloned(),
                             _ => None,

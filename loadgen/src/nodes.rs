@@ -115,7 +115,7 @@ pub async fn run(server: &Path, redis: &str, page: &Path) -> Result<(), String> 
         bench::machine(),
         redis_version.split(" sha=").next().unwrap_or("Redis")
     );
-    let _ = writeln!(out, "| scenario | deliveries/s | accepted msg/s | p50 / p99 / max ms | resent after a lost race | lost | duplicated |");
+    let _ = writeln!(out, "| scenario | deliveries/s | accepted msg/s | p50 / p99 / max ms | resent (refused as unavailable) | lost | duplicated |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (label, o) in &rows {
         let _ = writeln!(

@@ -61,9 +61,6 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// Rooms that cannot reach their storage right now (refusing sends, probing).
     pub rooms_degraded: Gauge,
-    /// Batches refused because another node took their numbers first (each is numbered again
-    /// and retried): how hard nodes contend for the same rooms.
-    pub lost_races: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -93,7 +90,6 @@ impl Metrics {
             // 50 µs .. ~0.8 s
             fanout_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
             rooms_degraded: Gauge::default(),
-            lost_races: Counter::default(),
         };
         metrics.registry.register(
             "connections",
@@ -139,11 +135,6 @@ impl Metrics {
             "rooms_degraded",
             "Rooms that cannot reach their storage (refusing messages until it is back)",
             metrics.rooms_degraded.clone(),
-        );
-        metrics.registry.register(
-            "storage_lost_races",
-            "Batches another node numbered first (numbered again and retried)",
-            metrics.lost_races.clone(),
         );
         metrics.registry.register(
             "build",

@@ -15,10 +15,10 @@
 //! Per address, `palaver:rate:{ip}` holds the GCRA "theoretical arrival time" of the shared rate
 //! limit.
 //!
-//! `append` is one Lua script: it checks the batch starts right after the stored head and repeats
-//! no client id, then adds every message, moves the head and publishes it, atomically and in one
-//! round trip. A second writer for the same room therefore gets a clear refusal
-//! ([`StoreError::Conflict`]) instead of a hole or a duplicate, and history order is live order.
+//! `append` is one Lua script: it numbers the new messages after the stored head (skipping client
+//! ids already stored, which get their earlier numbers), adds them, moves the head and publishes
+//! it, atomically and in one round trip. Several nodes writing one room therefore never race for
+//! a number, never leave a hole or a duplicate, and history order is live order.
 //!
 //! Notifications: one pub/sub connection per node (RESP3 push messages on a connection that
 //! reconnects and resubscribes by itself), subscribed to the rooms this node has loaded, i.e. the
@@ -46,33 +46,47 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-use crate::store::{EngineEvent, RoomStore, Roster, StoreError, ROSTER_LEASE};
+use crate::store::{Appended, EngineEvent, RoomStore, Roster, StoreError, ROSTER_LEASE};
 
+/// KEYS: meta, log, ids, live. ARGV: the message count, then id, sender, text, ts, client id
+/// for each. Numbers the new messages after the stored head, skips client ids already stored,
+/// and publishes the new head: returns {seq, ts, 1 if stored now} per message.
 const APPEND: &str = r#"
-local head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-local first = tonumber(ARGV[1])
-if first ~= head + 1 then
-  return redis.error_reply('CONFLICT batch starts at ' .. first .. ' but the head is ' .. head)
-end
-local n = tonumber(ARGV[2])
+local stored_head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local head = stored_head
+local head_ts = redis.call('HGET', KEYS[1], 'ts') or '0'
+local n = tonumber(ARGV[1])
+local out = {}
 for i = 0, n - 1 do
-  local cid = ARGV[3 + i * 5 + 4]
-  if redis.call('HEXISTS', KEYS[3], cid) == 1 then
-    return redis.error_reply('CONFLICT client id ' .. cid .. ' is already stored')
+  local b = 2 + i * 5
+  local cid = ARGV[b + 4]
+  local old = redis.call('HGET', KEYS[3], cid)
+  if old then
+    local entry = redis.call('XRANGE', KEYS[2], old .. '-1', old .. '-1')
+    local ts = 0
+    if entry[1] then
+      local fields = entry[1][2]
+      for f = 1, #fields, 2 do
+        if fields[f] == 'ts' then ts = tonumber(fields[f + 1]) end
+      end
+    end
+    out[#out + 1] = {tonumber(old), ts, 0}
+  else
+    head = head + 1
+    local ts = ARGV[b + 3]
+    if tonumber(ts) < tonumber(head_ts) then ts = head_ts end
+    head_ts = ts
+    redis.call('XADD', KEYS[2], head .. '-1', 'id', ARGV[b], 'sender', ARGV[b + 1],
+      'text', ARGV[b + 2], 'ts', ts, 'cid', cid)
+    redis.call('HSET', KEYS[3], cid, head)
+    out[#out + 1] = {head, tonumber(ts), 1}
   end
 end
-local ts = '0'
-for i = 0, n - 1 do
-  local b = 3 + i * 5
-  local seq = first + i
-  redis.call('XADD', KEYS[2], seq .. '-1', 'id', ARGV[b], 'sender', ARGV[b + 1],
-    'text', ARGV[b + 2], 'ts', ARGV[b + 3], 'cid', ARGV[b + 4])
-  redis.call('HSET', KEYS[3], ARGV[b + 4], seq)
-  ts = ARGV[b + 3]
+if head > stored_head then
+  redis.call('HSET', KEYS[1], 'seq', head, 'ts', head_ts)
+  redis.call('__PUBLISH__', KEYS[4], 'h' .. head)
 end
-redis.call('HSET', KEYS[1], 'seq', first + n - 1, 'ts', ts)
-redis.call('__PUBLISH__', KEYS[4], 'h' .. (first + n - 1))
-return n
+return out
 "#;
 
 /// Redis's own clock in milliseconds, so that leases and rate limits do not depend on the nodes'
@@ -410,11 +424,7 @@ async fn timed<T>(
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    if e.code() == Some("CONFLICT") {
-        StoreError::Conflict(e.to_string())
-    } else {
-        StoreError::Unavailable(e.to_string())
-    }
+    StoreError::Unavailable(e.to_string())
 }
 
 fn message(entry: &redis::streams::StreamId) -> Option<ChatMessage> {
@@ -491,18 +501,17 @@ impl RoomStore for RedisStore {
         &'a self,
         room: &'a RoomName,
         batch: &'a [ChatMessage],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
         Box::pin(async move {
-            let Some(first) = batch.first() else {
-                return Ok(());
-            };
+            if batch.is_empty() {
+                return Ok(Vec::new());
+            }
             let mut invocation = self.append.prepare_invoke();
             invocation
                 .key(self.key(room, "meta"))
                 .key(self.key(room, "log"))
                 .key(self.key(room, "ids"))
                 .key(self.key(room, "live"))
-                .arg(first.seq)
                 .arg(batch.len());
             for m in batch {
                 invocation
@@ -513,8 +522,15 @@ impl RoomStore for RedisStore {
                     .arg(&m.client_id);
             }
             let mut conn = self.conn.clone();
-            let _: i64 = timed(invocation.invoke_async(&mut conn)).await?;
-            Ok(())
+            let reply: Vec<(Seq, i64, i64)> = timed(invocation.invoke_async(&mut conn)).await?;
+            Ok(reply
+                .into_iter()
+                .map(|(seq, sent_at_ms, new)| Appended {
+                    seq,
+                    sent_at_ms,
+                    new: new == 1,
+                })
+                .collect())
         })
     }
 
@@ -570,31 +586,6 @@ impl RoomStore for RedisStore {
             let mut page = messages(reply)?;
             page.reverse();
             Ok(page)
-        })
-    }
-
-    fn find_client_ids<'a>(
-        &'a self,
-        room: &'a RoomName,
-        client_ids: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
-        Box::pin(async move {
-            if client_ids.is_empty() {
-                return Ok(HashMap::new());
-            }
-            let mut conn = self.conn.clone();
-            let seqs: Vec<Option<Seq>> = timed(
-                redis::cmd("HMGET")
-                    .arg(self.key(room, "ids"))
-                    .arg(client_ids)
-                    .query_async(&mut conn),
-            )
-            .await?;
-            Ok(client_ids
-                .iter()
-                .zip(seqs)
-                .filter_map(|(id, seq)| seq.map(|s| (id.clone(), s)))
-                .collect())
         })
     }
 
@@ -977,17 +968,12 @@ mod cluster_tests {
         }
         for i in 0..20 {
             let handle = &rooms[i % 2];
-            // A send that lost the race to the other node is refused; send it again.
-            loop {
-                let ack = handle
-                    .send("a".into(), format!("c{i}"), format!("t{i}"))
-                    .await
-                    .unwrap();
-                if ack.await.unwrap().is_ok() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            // The script numbers each batch: nodes never race, nothing is refused.
+            let ack = handle
+                .send("a".into(), format!("c{i}"), format!("t{i}"))
+                .await
+                .unwrap();
+            ack.await.unwrap().expect("accepted");
         }
         let mut seen = Vec::new();
         for watcher in &mut watchers {

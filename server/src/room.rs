@@ -10,9 +10,9 @@
 //!
 //! Shared engines (Redis): other nodes append to the same room. Their new heads arrive on the
 //! store's `watch` feed; the room reads what they wrote and broadcasts it in sequence order like
-//! its own. A batch refused because another node took its numbers is numbered again after the
-//! room has caught up, and retried (up to [`CONFLICT_RETRIES`] times, then answered
-//! `unavailable`: the clients resend it). The roster is this node's people plus the
+//! its own. The store numbers every batch, so nodes never race for a number: when the numbers
+//! of a batch do not follow the room's head, another node wrote in between, and the room
+//! delivers from the store, in order. The roster is this node's people plus the
 //! other nodes' (published through the engine under a lease, renewed every
 //! [`ROSTER_REFRESH`]).
 //!
@@ -54,10 +54,6 @@ const RECENT_CLIENT_IDS: usize = 4096;
 
 /// Messages read per page when catching up with what other nodes wrote.
 const SYNC_PAGE: usize = 500;
-/// How many times a batch that lost the race for its numbers to another node is numbered again
-/// and retried before its senders are told `unavailable` (and resend).
-const CONFLICT_RETRIES: usize = 10;
-
 /// How often a degraded room checks whether the engine is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -282,12 +278,8 @@ async fn next_event(feed: &mut Option<BoxStream<'static, EngineEvent>>) -> Optio
 
 /// A send waiting for its batch to commit.
 struct PendingSend {
-    client_id: String,
-    /// The new message, or `None` when this send repeats a client id earlier in the same batch
-    /// (or one another node stored while this batch waited).
-    message: Option<ChatMessage>,
-    /// The sequence number the sender will be told.
-    seq: Seq,
+    /// The message as sent; the store gives it its number.
+    message: ChatMessage,
     reply: oneshot::Sender<Result<Seq, RoomError>>,
 }
 
@@ -430,12 +422,10 @@ impl Room {
         }));
     }
 
-    /// The engine failed a request. Unless it only refused a batch that lost a race (the
-    /// engine works), the room is degraded until a probe finds the engine back.
+    /// The engine failed a request: the room is degraded until a probe finds it back.
     fn engine_failed(&mut self, error: &StoreError) {
-        if matches!(error, StoreError::Unavailable(_)) {
-            self.set_degraded(true);
-        }
+        debug!(room = %self.name, %error, "engine request failed");
+        self.set_degraded(true);
     }
 
     fn set_degraded(&mut self, degraded: bool) {
@@ -475,7 +465,7 @@ impl Room {
         }
         // Each step below sets `probe_at` again if the engine fails it.
         self.probe_at = None;
-        self.resync_after_failure().await;
+        self.resync().await;
         self.shared = None; // publish again: the engine may have lost it
         self.share_roster().await;
         self.refresh_remote_roster().await;
@@ -524,7 +514,7 @@ impl Room {
                     self.share_roster().await;
                     self.refresh_remote_roster().await;
                     if !self.degraded {
-                        self.resync_after_failure().await;
+                        self.resync().await;
                     }
                 }
                 _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
@@ -610,17 +600,16 @@ impl Room {
         }
     }
 
-    /// After a failed append, a recovery, or as a periodic safety net for lost notifications:
-    /// catch up with the store if it moved on, or start again from its head if it went back (a
-    /// Redis that lost data).
-    async fn resync_after_failure(&mut self) {
+    /// After a recovery, or as a periodic safety net for lost notifications: catch up with the
+    /// store if it moved on, or follow its head if it went back (a Redis that lost data).
+    async fn resync(&mut self) {
         let Some((local, _)) = self.head else {
             return;
         };
         match self.store.head(&self.name).await {
             Ok((stored, _)) if stored > local => self.sync_from_store().await,
             Ok(head) if head.0 < local => {
-                warn!(room = %self.name, local, stored = head.0, "the engine has fewer messages than this room had; numbering from its head");
+                warn!(room = %self.name, local, stored = head.0, "the engine has fewer messages than this room had; following its head");
                 self.head = Some(head);
             }
             Ok(_) => {}
@@ -651,29 +640,8 @@ impl Room {
     /// Handles a batch of commands: joins at once, sends as one group commit.
     async fn process(&mut self, batch: &mut Vec<Command>) {
         let mut sends: Vec<PendingSend> = Vec::new();
-        // client_ids within this batch, so a duplicate inside one batch is caught too.
-        let mut batch_ids: HashMap<String, Seq> = HashMap::new();
+        // Joiners are told the head; sends are refused at once without one (degraded).
         let head = self.load_head().await;
-        // Ids this room does not remember are looked up in the store, all in one call.
-        let unknown: Vec<String> = batch
-            .iter()
-            .filter_map(|cmd| match cmd {
-                Command::Send { client_id, .. } if !self.recent.contains_key(client_id) => {
-                    Some(client_id.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        let stored = if unknown.is_empty() || head.is_err() {
-            Ok(HashMap::new())
-        } else {
-            self.store.find_client_ids(&self.name, &unknown).await
-        };
-        let stored = stored.map_err(|e| {
-            error!(room = %self.name, error = %e, "cannot look up client ids");
-            self.engine_failed(&e);
-            RoomError::Unavailable
-        });
         for cmd in batch.drain(..) {
             match cmd {
                 Command::Join { name, left, reply } => {
@@ -695,50 +663,26 @@ impl Room {
                     text,
                     reply,
                 } => {
-                    let Ok((head_seq, head_ts)) = head else {
+                    if head.is_err() {
                         let _ = reply.send(Err(RoomError::Unavailable));
                         continue;
-                    };
-                    let known = match &stored {
-                        Ok(stored) => self.recent.get(&client_id).or(stored.get(&client_id)),
-                        Err(e) => {
-                            let _ = reply.send(Err(e.clone()));
-                            continue;
-                        }
-                    };
-                    if let Some(&seq) = known {
+                    }
+                    // A resend of a recent message is answered from memory; older ones (and
+                    // repeats within this batch) the store recognises.
+                    if let Some(&seq) = self.recent.get(&client_id) {
                         let _ = reply.send(Ok(seq));
                         continue;
                     }
-                    if let Some(&seq) = batch_ids.get(&client_id) {
-                        // Same id twice in one batch: the second gets the first's number.
-                        sends.push(PendingSend {
-                            client_id,
-                            message: None,
-                            seq,
-                            reply,
-                        });
-                        continue;
-                    }
-                    let (prev_seq, prev_ts) = sends
-                        .iter()
-                        .rev()
-                        .find_map(|p| p.message.as_ref())
-                        .map_or((head_seq, head_ts), |m| (m.seq, m.sent_at_ms));
-                    let message = ChatMessage {
-                        seq: prev_seq + 1,
-                        id: uuid::Uuid::new_v4().simple().to_string(),
-                        sender,
-                        text,
-                        // Timestamps never go backwards within a room, even if the clock does.
-                        sent_at_ms: now_ms().max(prev_ts),
-                        client_id: client_id.clone(),
-                    };
-                    batch_ids.insert(client_id.clone(), message.seq);
                     sends.push(PendingSend {
-                        client_id,
-                        seq: message.seq,
-                        message: Some(message),
+                        message: ChatMessage {
+                            // The store numbers it.
+                            seq: 0,
+                            id: uuid::Uuid::new_v4().simple().to_string(),
+                            sender,
+                            text,
+                            sent_at_ms: now_ms(),
+                            client_id,
+                        },
                         reply,
                     });
                 }
@@ -749,96 +693,54 @@ impl Room {
         }
     }
 
-    async fn commit(&mut self, mut sends: Vec<PendingSend>) {
-        let mut lost_races = 0;
-        let (unique, started) = loop {
-            // Entries that repeat an id already in this batch are answered, not stored.
-            let unique: Vec<ChatMessage> = sends.iter().filter_map(|p| p.message.clone()).collect();
-            let started = Instant::now();
-            let Err(e) = self.store.append(&self.name, &unique).await else {
-                break (unique, started);
-            };
-            self.engine_failed(&e);
-            // Nothing of this batch was stored. With a shared engine another node may have
-            // moved the room on (deliver what it wrote, then number after it), or the engine may
-            // have lost data (start again from its head).
-            self.resync_after_failure().await;
-            let lost_race = matches!(e, StoreError::Conflict(_));
-            if lost_race {
-                self.settings.metrics.lost_races.inc();
+    async fn commit(&mut self, sends: Vec<PendingSend>) {
+        let batch: Vec<ChatMessage> = sends.iter().map(|p| p.message.clone()).collect();
+        let started = Instant::now();
+        let appended = match self.store.append(&self.name, &batch).await {
+            Ok(appended) => appended,
+            Err(e) => {
+                error!(room = %self.name, error = %e, count = batch.len(), "commit failed; batch refused");
+                // Nothing of this batch was stored; the room is degraded until storage is back.
+                self.engine_failed(&e);
+                for p in sends {
+                    let _ = p.reply.send(Err(RoomError::Unavailable));
+                }
+                return;
             }
-            if lost_race && lost_races < CONFLICT_RETRIES && self.renumber(&mut sends).await {
-                lost_races += 1;
-                debug!(room = %self.name, error = %e, "another node wrote first; numbering the batch again");
-                continue;
-            }
-            error!(room = %self.name, error = %e, count = unique.len(), "commit failed; batch refused");
-            for p in sends {
-                let _ = p.reply.send(Err(RoomError::Unavailable));
-            }
-            return;
         };
         let committed_at = Instant::now();
         let metrics = &self.settings.metrics;
         metrics.observe_commit(committed_at - started);
-        metrics.accepted.inc_by(unique.len() as u64);
-        if let Some(last) = unique.last() {
-            self.head = Some((last.seq, last.sent_at_ms));
-        }
-        for m in unique {
-            self.deliver(m, committed_at);
-        }
-        for p in sends {
-            let _ = p.reply.send(Ok(p.seq));
-        }
-    }
-
-    /// After losing a race to another node (and catching up): numbers the batch again after the
-    /// room's head. Sends whose client ids were stored meanwhile (a resend through another node)
-    /// are answered with those numbers instead. False when the head is unknown.
-    async fn renumber(&mut self, sends: &mut [PendingSend]) -> bool {
-        let (Some((mut prev_seq, mut prev_ts)), false) = (self.head, self.degraded) else {
-            return false;
-        };
-        let unknown: Vec<String> = sends
-            .iter()
-            .filter(|p| p.message.is_some() && !self.recent.contains_key(&p.client_id))
-            .map(|p| p.client_id.clone())
+        let stored: Vec<ChatMessage> = batch
+            .into_iter()
+            .zip(&appended)
+            .filter(|(_, a)| a.new)
+            .map(|(m, a)| ChatMessage {
+                seq: a.seq,
+                sent_at_ms: a.sent_at_ms,
+                ..m
+            })
             .collect();
-        let stored = if unknown.is_empty() {
-            HashMap::new()
-        } else {
-            match self.store.find_client_ids(&self.name, &unknown).await {
-                Ok(stored) => stored,
-                Err(e) => {
-                    self.engine_failed(&e);
-                    return false;
+        metrics.accepted.inc_by(stored.len() as u64);
+        let head = self.head.map_or(0, |(seq, _)| seq);
+        match stored.first() {
+            // Another node wrote in between: deliver its messages and ours from the store, in
+            // sequence order.
+            Some(first) if first.seq > head + 1 => self.sync_from_store().await,
+            Some(first) => {
+                if first.seq <= head {
+                    warn!(room = %self.name, local = head, stored = first.seq - 1, "the engine has fewer messages than this room had; following its numbers");
+                }
+                for m in stored {
+                    self.head = Some((m.seq, m.sent_at_ms));
+                    self.deliver(m, committed_at);
                 }
             }
-        };
-        let mut numbered: HashMap<String, Seq> = HashMap::new();
-        for p in sends.iter_mut() {
-            if let Some(&seq) = self.recent.get(&p.client_id).or(stored.get(&p.client_id)) {
-                p.message = None;
-                p.seq = seq;
-                continue;
-            }
-            match &mut p.message {
-                Some(m) => {
-                    m.seq = prev_seq + 1;
-                    m.sent_at_ms = m.sent_at_ms.max(prev_ts);
-                    (prev_seq, prev_ts) = (m.seq, m.sent_at_ms);
-                    p.seq = m.seq;
-                    numbered.insert(p.client_id.clone(), m.seq);
-                }
-                None => {
-                    if let Some(&seq) = numbered.get(&p.client_id) {
-                        p.seq = seq;
-                    }
-                }
-            }
+            None => {}
         }
-        true
+        for (p, a) in sends.into_iter().zip(appended) {
+            let _ = p.reply.send(Ok(a.seq));
+        }
     }
 
     /// Remembers a committed message's client id and sends it, encoded once, to every session.
@@ -1088,10 +990,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn two_writers_of_one_room_renumber_instead_of_refusing() {
+    async fn two_writers_of_one_room_never_refuse_and_deliver_in_order() {
         // Two room tasks on one store stand for two nodes serving the same room.
         let store = Arc::new(MemoryStore::default());
         let (one, two) = (start(store.clone()), start(store.clone()));
+        let mut live = two.join("watcher".into()).await.unwrap().live;
         // Each waits for the other's commit, so each node's idea of the head is always stale.
         let mut seqs = Vec::new();
         for i in 0..60 {
@@ -1118,6 +1021,10 @@ mod tests {
         assert_eq!(stored.len(), 60);
         for (i, seq) in seqs.iter().enumerate() {
             assert_eq!(stored[*seq as usize - 1].client_id, format!("c{i}"));
+        }
+        // The last writer's room delivered everything, the other's messages included, in order.
+        for expected in 1..=60 {
+            assert_eq!(next_seq(&mut live).await, expected);
         }
     }
 

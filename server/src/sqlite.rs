@@ -9,7 +9,6 @@
 //!
 //! Reads use a small pool of separate connections; in WAL mode they never wait for the writer.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -20,7 +19,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use crate::store::{RoomStore, StoreError};
+use crate::store::{Appended, RoomStore, StoreError};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_messages.sql")];
@@ -66,7 +65,7 @@ pub struct SqliteStore {
 struct WriteJob {
     room: String,
     batch: Vec<ChatMessage>,
-    reply: oneshot::Sender<Result<(), StoreError>>,
+    reply: oneshot::Sender<Result<Vec<Appended>, StoreError>>,
 }
 
 impl SqliteStore {
@@ -199,7 +198,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
 }
 
 /// Commits every job's batch in one transaction; returns each job's outcome.
-fn commit_jobs(conn: &mut Connection, jobs: &[WriteJob]) -> Vec<Result<(), StoreError>> {
+fn commit_jobs(conn: &mut Connection, jobs: &[WriteJob]) -> Vec<Result<Vec<Appended>, StoreError>> {
     let fail_all = |e: rusqlite::Error| {
         error!(error = %e, "database commit failed");
         jobs.iter()
@@ -212,10 +211,11 @@ fn commit_jobs(conn: &mut Connection, jobs: &[WriteJob]) -> Vec<Result<(), Store
     };
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let outcome = (|| -> Result<(), StoreError> {
+        let outcome = (|| -> Result<Vec<Appended>, StoreError> {
             let sp = tx.savepoint().map_err(unavailable)?;
-            insert_batch(&sp, &job.room, &job.batch)?;
-            sp.commit().map_err(unavailable)
+            let appended = insert_batch(&sp, &job.room, &job.batch)?;
+            sp.commit().map_err(unavailable)?;
+            Ok(appended)
         })();
         if let Err(e) = &outcome {
             error!(room = %job.room, error = %e, "batch refused");
@@ -232,13 +232,23 @@ fn unavailable(e: rusqlite::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-fn insert_batch(conn: &Connection, room: &str, batch: &[ChatMessage]) -> Result<(), StoreError> {
-    let head: Seq = conn
+/// Numbers and inserts one room's batch (see [`RoomStore::append`]).
+fn insert_batch(
+    conn: &Connection,
+    room: &str,
+    batch: &[ChatMessage],
+) -> Result<Vec<Appended>, StoreError> {
+    let (mut head, mut head_ts): (Seq, i64) = conn
         .query_row(
-            "SELECT COALESCE(MAX(seq), 0) FROM messages WHERE room = ?1",
+            "SELECT seq, sent_at_ms FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1",
             [room],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
+        .optional()
+        .map_err(unavailable)?
+        .unwrap_or((0, 0));
+    let mut stored = conn
+        .prepare_cached("SELECT seq, sent_at_ms FROM messages WHERE room = ?1 AND client_id = ?2")
         .map_err(unavailable)?;
     let mut insert = conn
         .prepare_cached(
@@ -246,26 +256,41 @@ fn insert_batch(conn: &Connection, room: &str, batch: &[ChatMessage]) -> Result<
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .map_err(unavailable)?;
-    for (expected, m) in (head + 1..).zip(batch) {
-        if m.seq != expected {
-            return Err(StoreError::Conflict(format!(
-                "room {room}: expected seq {expected}, got {}",
-                m.seq
-            )));
+    let mut appended = Vec::with_capacity(batch.len());
+    for m in batch {
+        // Rows inserted earlier in this batch are visible too: a repeat within it is caught.
+        if let Some((seq, sent_at_ms)) = stored
+            .query_row(params![room, m.client_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(unavailable)?
+        {
+            appended.push(Appended {
+                seq,
+                sent_at_ms,
+                new: false,
+            });
+            continue;
         }
+        head += 1;
+        head_ts = head_ts.max(m.sent_at_ms);
         insert
             .execute(params![
                 room,
-                m.seq,
+                head,
                 m.id,
                 m.sender,
                 m.text,
-                m.sent_at_ms,
+                head_ts,
                 m.client_id
             ])
             .map_err(unavailable)?;
+        appended.push(Appended {
+            seq: head,
+            sent_at_ms: head_ts,
+            new: true,
+        });
     }
-    Ok(())
+    Ok(appended)
 }
 
 fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
@@ -284,7 +309,7 @@ impl RoomStore for SqliteStore {
         &'a self,
         room: &'a RoomName,
         batch: &'a [ChatMessage],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
         Box::pin(async move {
             let (reply, rx) = oneshot::channel();
             let job = WriteJob {
@@ -362,30 +387,6 @@ impl RoomStore for SqliteStore {
             Ok(page)
         })
     }
-
-    fn find_client_ids<'a>(
-        &'a self,
-        room: &'a RoomName,
-        client_ids: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
-        let room = room.to_string();
-        let client_ids = client_ids.to_vec();
-        self.read(move |c| {
-            // One reader, one prepared statement, an index lookup per id.
-            let mut query =
-                c.prepare_cached("SELECT seq FROM messages WHERE room = ?1 AND client_id = ?2")?;
-            let mut found = HashMap::new();
-            for id in client_ids {
-                if let Some(seq) = query
-                    .query_row(rusqlite::params![room, id], |r| r.get(0))
-                    .optional()?
-                {
-                    found.insert(id, seq);
-                }
-            }
-            Ok(found)
-        })
-    }
 }
 
 #[cfg(test)]
@@ -420,17 +421,12 @@ mod tests {
         let page = store.after(&room("a"), 2, 2).await.unwrap();
         assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(page[0], msg(3, "c3"), "every field round-trips");
-        let ids = ["c4".to_owned(), "c9".to_owned()];
-        let found = store.find_client_ids(&room("a"), &ids).await.unwrap();
+        let resent = store.append(&room("a"), &[msg(9, "c4")]).await.unwrap();
         assert_eq!(
-            found.into_iter().collect::<Vec<_>>(),
-            [("c4".to_owned(), 4)]
+            (resent[0].seq, resent[0].new),
+            (4, false),
+            "ids survive reopening"
         );
-        assert!(store
-            .find_client_ids(&room("b"), &ids)
-            .await
-            .unwrap()
-            .is_empty());
         let latest = store.before(&room("a"), None, 2).await.unwrap();
         assert_eq!(latest.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
         let older = store.before(&room("a"), Some(4), 10).await.unwrap();
@@ -443,24 +439,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_batch_that_would_leave_a_hole_or_repeat_is_refused_alone() {
+    async fn writers_racing_on_one_room_get_distinct_contiguous_numbers() {
+        // Batches of one room from several writers land in the same group commits.
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        store.append(&room("a"), &[msg(1, "c1")]).await.unwrap();
-        assert!(
-            store.append(&room("a"), &[msg(3, "c3")]).await.is_err(),
-            "hole refused"
-        );
-        assert!(
-            store.append(&room("a"), &[msg(1, "again")]).await.is_err(),
-            "repeat refused"
-        );
-        assert!(
-            store.append(&room("a"), &[msg(2, "c1")]).await.is_err(),
-            "duplicate client id refused"
-        );
-        store.append(&room("a"), &[msg(2, "c2")]).await.unwrap();
-        assert_eq!(store.head(&room("a")).await.unwrap().0, 2);
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..25 {
+                    let batch = [msg(1, &format!("w{w}-{i}")), msg(1, &format!("w{w}-{i}b"))];
+                    let appended = store.append(&room("race"), &batch).await.unwrap();
+                    assert_eq!(
+                        appended[1].seq,
+                        appended[0].seq + 1,
+                        "a batch stays together"
+                    );
+                    seqs.extend(appended.iter().map(|a| a.seq));
+                }
+                seqs
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(1..=400), "each number once, no hole");
     }
 
     #[tokio::test]

@@ -6,7 +6,9 @@
 //! complete batches. Readers (sessions catching up) read committed messages directly, without going
 //! through the room task, so a big catch-up never slows a room down.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+#[cfg(test)]
+use std::collections::HashMap;
 #[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
 #[cfg(test)]
@@ -27,11 +29,18 @@ pub mod conformance;
 pub enum StoreError {
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
-    /// The batch was refused because the room moved on: another writer (another node sharing the
-    /// engine) took these sequence numbers or already stored one of these client ids. The store
-    /// itself works; the room catches up and its clients send again.
-    #[error("the room moved on: {0}")]
-    Conflict(String),
+}
+
+/// What `append` did with one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The message's sequence number.
+    pub seq: Seq,
+    /// Its stored timestamp (raised to the room's last one if the clock went back).
+    pub sent_at_ms: i64,
+    /// Stored by this call; `false` when its client id was already stored (a resend), and `seq`
+    /// is the earlier message's.
+    pub new: bool,
 }
 
 /// Who is in a room, by display name, with how many connections each has (tabs, devices).
@@ -51,16 +60,20 @@ pub enum EngineEvent {
 
 /// Durable (or, for [`MemoryStore`], process-lifetime) history of every room.
 ///
-/// Contract: `append` is called only by a room's own task, with messages numbered contiguously
-/// after the room's last stored sequence number, and returns only once they are committed. A
-/// message returned by any read has been committed.
+/// Contract: the store numbers messages. `append` commits a batch atomically, giving each new
+/// message the next sequence number after whatever the room has stored (so several writers, e.g.
+/// nodes sharing one engine, never race for a number and never leave a hole), and returns only
+/// once the batch is committed. A message returned by any read has been committed.
 pub trait RoomStore: Send + Sync + 'static {
-    /// Commits a batch of messages to a room, all or nothing.
+    /// Commits a batch to a room, all or nothing, in one round trip. The messages' `seq` fields
+    /// are ignored. A message whose client id the room already has (stored earlier, or earlier in
+    /// this batch) is not stored again and gets that number. Timestamps never go back within a
+    /// room. Returns what happened to each message, in batch order.
     fn append<'a>(
         &'a self,
         room: &'a RoomName,
         batch: &'a [ChatMessage],
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>>;
 
     /// The room's last committed sequence number and that message's timestamp (0, 0 when empty).
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>>;
@@ -80,14 +93,6 @@ pub trait RoomStore: Send + Sync + 'static {
         before: Option<Seq>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>>;
-
-    /// Of these client ids, the ones already stored in the room, with their sequence numbers.
-    /// One call per batch: the room looks up every id it does not remember at once.
-    fn find_client_ids<'a>(
-        &'a self,
-        room: &'a RoomName,
-        client_ids: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>>;
 
     /// Whether the store can serve reads and writes right now (for `/readyz`).
     fn check(&self) -> BoxFuture<'_, Result<(), StoreError>>;
@@ -173,21 +178,38 @@ impl RoomStore for MemoryStore {
         &'a self,
         room: &'a RoomName,
         batch: &'a [ChatMessage],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        let result = self.with_room(room, |r| {
-            let expected = r.messages.last().map_or(0, |m| m.seq) + 1;
-            if batch.first().is_some_and(|m| m.seq != expected) {
-                return Err(StoreError::Conflict(format!(
-                    "batch does not start at seq {expected}"
-                )));
-            }
-            for m in batch {
-                r.by_client_id.insert(m.client_id.clone(), m.seq);
-                r.messages.push(m.clone());
-            }
-            Ok(())
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
+        let appended = self.with_room(room, |r| {
+            batch
+                .iter()
+                .map(|m| {
+                    if let Some(&seq) = r.by_client_id.get(&m.client_id) {
+                        let sent_at_ms = r.messages[seq as usize - 1].sent_at_ms;
+                        return Appended {
+                            seq,
+                            sent_at_ms,
+                            new: false,
+                        };
+                    }
+                    let (head, head_ts) =
+                        r.messages.last().map_or((0, 0), |l| (l.seq, l.sent_at_ms));
+                    let stored = ChatMessage {
+                        seq: head + 1,
+                        sent_at_ms: m.sent_at_ms.max(head_ts),
+                        ..m.clone()
+                    };
+                    r.by_client_id.insert(m.client_id.clone(), stored.seq);
+                    let appended = Appended {
+                        seq: stored.seq,
+                        sent_at_ms: stored.sent_at_ms,
+                        new: true,
+                    };
+                    r.messages.push(stored);
+                    appended
+                })
+                .collect()
         });
-        Box::pin(future::ready(result))
+        Box::pin(future::ready(Ok(appended)))
     }
 
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), StoreError>> {
@@ -229,20 +251,6 @@ impl RoomStore for MemoryStore {
         });
         Box::pin(future::ready(Ok(page)))
     }
-
-    fn find_client_ids<'a>(
-        &'a self,
-        room: &'a RoomName,
-        client_ids: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
-        let found = self.with_room(room, |r| {
-            client_ids
-                .iter()
-                .filter_map(|id| r.by_client_id.get(id).map(|&seq| (id.clone(), seq)))
-                .collect()
-        });
-        Box::pin(future::ready(Ok(found)))
-    }
 }
 
 #[cfg(test)]
@@ -270,7 +278,7 @@ impl RoomStore for FlakyStore {
         &'a self,
         room: &'a RoomName,
         batch: &'a [ChatMessage],
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<Vec<Appended>, StoreError>> {
         if self.down.load(Ordering::SeqCst) {
             return Box::pin(async { Err(StoreError::Unavailable("switched off".into())) });
         }
@@ -294,12 +302,5 @@ impl RoomStore for FlakyStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, StoreError>> {
         self.inner.before(room, before, limit)
-    }
-    fn find_client_ids<'a>(
-        &'a self,
-        room: &'a RoomName,
-        ids: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Seq>, StoreError>> {
-        self.inner.find_client_ids(room, ids)
     }
 }

@@ -4,7 +4,7 @@
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 
-use super::{RoomStore, Roster, StoreError};
+use super::{RoomStore, Roster};
 
 pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
     ChatMessage {
@@ -24,8 +24,9 @@ pub fn room(name: &str) -> RoomName {
 /// Every contract test, in turn.
 pub async fn all(store: &dyn RoomStore) {
     reads_in_order_per_room(store).await;
-    refuses_holes_repeats_and_duplicate_ids(store).await;
-    finds_client_ids(store).await;
+    numbers_every_batch_after_its_head(store).await;
+    stores_each_client_id_once(store).await;
+    timestamps_never_go_back(store).await;
     own_roster_is_not_remote(store).await;
     store.check().await.expect("a working store checks out");
 }
@@ -59,55 +60,73 @@ async fn reads_in_order_per_room(store: &dyn RoomStore) {
     assert!(store.before(&a, Some(1), 10).await.unwrap().is_empty());
 }
 
-async fn refuses_holes_repeats_and_duplicate_ids(store: &dyn RoomStore) {
-    let r = room("conf-refuse");
+async fn numbers_every_batch_after_its_head(store: &dyn RoomStore) {
+    let r = room("conf-number");
     store.append(&r, &[msg(1, "c1")]).await.unwrap();
-    assert!(
-        matches!(
-            store.append(&r, &[msg(3, "c3")]).await,
-            Err(StoreError::Conflict(_))
-        ),
-        "hole refused as a conflict"
-    );
-    assert!(
-        matches!(
-            store.append(&r, &[msg(1, "again")]).await,
-            Err(StoreError::Conflict(_))
-        ),
-        "repeat refused as a conflict"
-    );
-    assert!(
-        store.append(&r, &[msg(2, "c1")]).await.is_err(),
-        "duplicate client id refused"
-    );
+    // Whatever numbers the writer proposes (a stale or a skipping one), the store numbers after
+    // its head: several writers never leave a hole or take one number twice.
+    let appended = store
+        .append(&r, &[msg(1, "c2"), msg(7, "c3")])
+        .await
+        .unwrap();
     assert_eq!(
-        store.head(&r).await.unwrap().0,
-        1,
-        "a refused batch left nothing"
+        appended.iter().map(|a| (a.seq, a.new)).collect::<Vec<_>>(),
+        [(2, true), (3, true)]
     );
-    assert_eq!(store.after(&r, 0, 10).await.unwrap().len(), 1);
-    store.append(&r, &[msg(2, "c2")]).await.unwrap();
-    assert_eq!(store.head(&r).await.unwrap().0, 2);
+    assert_eq!(store.head(&r).await.unwrap().0, 3);
+    assert!(store
+        .after(&r, 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .eq(1..=3));
 }
 
-async fn finds_client_ids(store: &dyn RoomStore) {
-    let (r, other) = (room("conf-ids"), room("conf-ids-other"));
+async fn stores_each_client_id_once(store: &dyn RoomStore) {
+    let r = room("conf-ids");
     store
         .append(&r, &[msg(1, "x1"), msg(2, "x2")])
         .await
         .unwrap();
-    let ids = ["x2".to_owned(), "nope".to_owned()];
-    let found = store.find_client_ids(&r, &ids).await.unwrap();
-    assert_eq!(
-        found.into_iter().collect::<Vec<_>>(),
-        [("x2".to_owned(), 2)]
-    );
-    assert!(store
-        .find_client_ids(&other, &ids)
+    // A resend (stored earlier), a new one, and a repeat within the batch.
+    let appended = store
+        .append(&r, &[msg(3, "x2"), msg(4, "x3"), msg(5, "x3")])
         .await
-        .unwrap()
-        .is_empty());
-    assert!(store.find_client_ids(&r, &[]).await.unwrap().is_empty());
+        .unwrap();
+    assert_eq!(
+        appended.iter().map(|a| (a.seq, a.new)).collect::<Vec<_>>(),
+        [(2, false), (3, true), (3, false)]
+    );
+    assert_eq!(
+        appended[0].sent_at_ms,
+        msg(2, "x2").sent_at_ms,
+        "the stored timestamp"
+    );
+    let stored = store.after(&r, 0, 10).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .map(|m| m.client_id.as_str())
+            .collect::<Vec<_>>(),
+        ["x1", "x2", "x3"]
+    );
+    // Ids are per room.
+    let other = room("conf-ids-other");
+    let appended = store.append(&other, &[msg(1, "x1")]).await.unwrap();
+    assert_eq!((appended[0].seq, appended[0].new), (1, true));
+    assert!(store.append(&r, &[]).await.unwrap().is_empty());
+}
+
+async fn timestamps_never_go_back(store: &dyn RoomStore) {
+    let r = room("conf-clock");
+    let mut later = msg(1, "t1");
+    later.sent_at_ms += 1_000;
+    store.append(&r, &[later.clone()]).await.unwrap();
+    // A writer whose clock is behind (another node's).
+    let appended = store.append(&r, &[msg(2, "t2")]).await.unwrap();
+    assert_eq!(appended[0].sent_at_ms, later.sent_at_ms);
+    assert_eq!(store.head(&r).await.unwrap(), (2, later.sent_at_ms));
 }
 
 async fn own_roster_is_not_remote(store: &dyn RoomStore) {

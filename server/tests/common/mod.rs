@@ -160,7 +160,7 @@ impl Client {
     }
 
     /// Posts `text` and returns its number, sending it again while it is refused as
-    /// `unavailable` (a node that cannot store right now, or two nodes racing for one number),
+    /// `unavailable` (a node that cannot store right now, e.g. its Redis is down),
     /// as browsers do. Messages that arrive meanwhile are added to `seen`.
     pub async fn post(
         &mut self,
