@@ -42,6 +42,39 @@ pub(crate) async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), S
     Ok(())
 }
 
+/// Starts a Palaver server on a free port with the limits lifted (the load comes from one
+/// address) and rooms kept in memory, plus `extra` settings; returns once it listens.
+pub(crate) async fn start_palaver(
+    server: &Path,
+    data_dir: &Path,
+    extra: &[&str],
+) -> Result<Process, String> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let process = Process {
+        child: Command::new(server)
+            .args(["--bind", &addr.to_string(), "--data-dir"])
+            .arg(data_dir)
+            .args([
+                "--rate-limit-burst",
+                "1000000",
+                "--max-connections",
+                "1000000",
+                "--max-connections-per-ip",
+                "1000000",
+                "--room-idle-secs",
+                "3600",
+            ])
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", server.display()))?,
+        addr,
+    };
+    wait_listening(addr, "Palaver").await?;
+    Ok(process)
+}
+
 struct Row {
     label: &'static str,
     palaver: Outcome,
@@ -67,29 +100,8 @@ pub async fn run(
             .map_err(|e| format!("ceiling: {e}"))?,
         addr: ceiling_addr,
     };
-    let palaver_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let palaver = Process {
-        child: Command::new(server)
-            .args(["--bind", &palaver_addr.to_string(), "--data-dir"])
-            .arg(&data_dir)
-            .args([
-                "--rate-limit-burst",
-                "1000000",
-                "--max-connections",
-                "1000000",
-                "--max-connections-per-ip",
-                "1000000",
-                "--room-idle-secs",
-                "3600",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", server.display()))?,
-        addr: palaver_addr,
-    };
+    let palaver = start_palaver(server, &data_dir, &[]).await?;
     wait_listening(ceiling.addr, "the ceiling").await?;
-    wait_listening(palaver.addr, "Palaver").await?;
     let p = Target::Palaver(palaver.addr.to_string());
     let c = Target::Ceiling(ceiling.addr.to_string());
 

@@ -4,9 +4,7 @@
 //! `docs/BENCHMARKS.md` (between the `nodes:begin`/`nodes:end` markers).
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use crate::bench::{self, Process};
 use crate::fanout::{self, Outcome, Scenario, Target};
@@ -17,28 +15,13 @@ const END: &str = "<!-- nodes:end -->";
 
 /// A release Palaver node on `redis`.
 async fn node(server: &Path, redis: &str) -> Result<Process, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], bench::free_port()?));
-    let data_dir = std::env::temp_dir().join(format!("palaver-nodes-{}", addr.port()));
-    let process = Process {
-        child: Command::new(server)
-            .args(["--bind", &addr.to_string(), "--engine", redis, "--data-dir"])
-            .arg(&data_dir)
-            .args([
-                "--rate-limit-burst",
-                "1000000",
-                "--max-connections-per-ip",
-                "1000000",
-                "--room-idle-secs",
-                "3600",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", server.display()))?,
-        addr,
-    };
-    bench::wait_listening(addr, "a Palaver node").await?;
-    Ok(process)
+    // Unused by the Redis engine, but each node gets its own.
+    let data_dir = std::env::temp_dir().join(format!(
+        "palaver-nodes-{}-{}",
+        std::process::id(),
+        bench::free_port()?
+    ));
+    bench::start_palaver(server, &data_dir, &["--engine", redis]).await
 }
 
 /// A scenario of the main grid, in rooms of its own.

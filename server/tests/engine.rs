@@ -4,6 +4,7 @@
 mod common;
 
 use app::protocol::ServerMsg;
+use common::redis_server::PrivateRedis;
 use common::TestServer;
 
 fn redis_url() -> String {
@@ -73,57 +74,10 @@ async fn an_unreachable_engine_is_a_clear_start_up_error() {
     );
 }
 
-/// A private redis-server on a free port (the shared one must not be stopped under other tests).
-struct PrivateRedis {
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        Self { child }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_by_itself() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = PrivateRedis::start(port).await;
-    let url = format!("redis://127.0.0.1:{port}");
+    let redis = PrivateRedis::start(PrivateRedis::free_port(), None).await;
+    let (port, url) = (redis.port, redis.url());
     let server = TestServer::start_with(&["--engine", &url]).await;
     let mut ada = server.join("outage", "Ada", None).await;
     assert_eq!(ada.send_and_ack("o1", "before").await.0, 1);
@@ -166,7 +120,7 @@ async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_
 
     // Redis comes back (empty: it kept nothing); the node reconnects by itself and the resend is
     // accepted.
-    let _redis = PrivateRedis::start(port).await;
+    let _redis = PrivateRedis::start(port, None).await;
     loop {
         match ada.recv().await {
             ServerMsg::Status { degraded } => {

@@ -16,6 +16,7 @@ use app::protocol::{ChatMessage, ClientMsg, ErrorCode, ServerMsg};
 use common::process::{
     assert_history_keeps, full_history, wait_for_acks, write_until_closed, ServerProcess, WriterLog,
 };
+use common::redis_server::PrivateRedis;
 use common::{Client, Frame};
 
 fn redis_url() -> String {
@@ -344,80 +345,11 @@ async fn a_node_killed_with_sigkill_loses_nothing_its_clients_resume_on_another(
     );
 }
 
-/// A private `redis-server` with AOF on (`appendfsync always`), in its own directory, so it can be
-/// killed and restarted without touching the shared one.
-struct DurableRedis {
-    child: std::process::Child,
-    port: u16,
-    dir: std::path::PathBuf,
-}
-
-impl DurableRedis {
-    async fn start(dir: &std::path::Path, port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (.ci/run installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}")) {
-                if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                    // Ready once it has loaded the AOF.
-                    if redis::cmd("PING")
-                        .query_async::<String>(&mut conn)
-                        .await
-                        .is_ok()
-                    {
-                        break;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self {
-            child,
-            port,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// SIGKILL (no shutdown save), then start again on the same port and directory.
-    async fn kill_and_restart(mut self) -> Self {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Self::start(&self.dir.clone(), self.port).await
-    }
-}
-
-impl Drop for DurableRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_message() {
     let redis_dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = DurableRedis::start(redis_dir.path(), port).await;
-    let engine = format!("redis://127.0.0.1:{port}");
+    let redis = PrivateRedis::start(PrivateRedis::free_port(), Some(redis_dir.path())).await;
+    let engine = redis.url();
     let (nodes, _dirs) = start_nodes(2, &engine, common::RELAXED_RATE_LIMIT).await;
     let room = unique_room("aof");
     let mut watchers = Vec::new();

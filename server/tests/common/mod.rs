@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod process;
+pub mod redis_server;
 
 /// Settings for tests that send in bulk and are not about the per-IP rate limit.
 pub const RELAXED_RATE_LIMIT: &[&str] = &["--rate-limit-burst", "1000000"];
