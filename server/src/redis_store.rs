@@ -12,8 +12,10 @@
 //!   clients in the room reads the new messages from the stream and delivers them in sequence
 //!   order, whoever wrote them), `r<node>` when a node's part of the roster changes.
 //!
-//! Per address, `palaver:rate:{ip}` holds the GCRA "theoretical arrival time" of the shared rate
-//! limit.
+//! Per address and rate-limit setting, `palaver:rate:{ip}:<interval ms>:<burst>` holds the GCRA
+//! "theoretical arrival time" of the shared rate limit. The setting is part of the key because a
+//! generous limit lets that time run far ahead (one interval per post): nodes started with a
+//! stricter setting later must not inherit it, or they would lock the address out for hours.
 //!
 //! `append` is one Lua script: it numbers the new messages after the stored head (skipping client
 //! ids already stored, which get their earlier numbers), adds them, moves the head and publishes
@@ -693,7 +695,10 @@ impl SharedRateLimit {
     /// `Err` when Redis did not answer (the caller falls back to its own limiter).
     pub async fn check(&self, ip: IpAddr) -> Result<Result<(), Duration>, StoreError> {
         let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(format!("{}:rate:{{{ip}}}", self.prefix));
+        let mut invocation = self.script.key(format!(
+            "{}:rate:{{{ip}}}:{}:{}",
+            self.prefix, self.interval_ms, self.burst
+        ));
         invocation.arg(self.interval_ms).arg(self.burst);
         let invocation = invocation.invoke_async::<u64>(&mut conn);
         let wait_ms = match tokio::time::timeout(RATE_LIMIT_TIMEOUT, invocation).await {
@@ -753,6 +758,21 @@ mod tests {
     async fn meets_the_store_contract() {
         let store = test_store().await;
         crate::store::conformance::all(&store).await;
+        clean_up(&store).await;
+    }
+
+    #[tokio::test]
+    async fn a_stricter_rate_limit_does_not_inherit_a_generous_ones_debt() {
+        let store = test_store().await;
+        let ip: IpAddr = "192.0.2.90".parse().unwrap();
+        // A generous limit, used a lot: its next allowed time runs 100 s ahead.
+        let generous = store.rate_limit(Duration::from_secs(1), 1000);
+        for _ in 0..100 {
+            assert!(generous.check(ip).await.unwrap().is_ok());
+        }
+        // Nodes restarted with a strict limit start afresh instead of refusing for 100 s.
+        let strict = store.rate_limit(Duration::from_secs(1), 3);
+        assert!(strict.check(ip).await.unwrap().is_ok());
         clean_up(&store).await;
     }
 
