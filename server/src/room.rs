@@ -394,7 +394,10 @@ impl Room {
 
     /// Broadcasts the net change of the roster since the last announcement, if any.
     async fn announce_presence(&mut self) {
-        self.share_roster().await;
+        // While degraded the engine cannot take it; the probe publishes it on recovery.
+        if !self.degraded {
+            self.share_roster().await;
+        }
         let at_seq = self.presence_due.take().map_or(0, |(_, seq)| seq);
         let now = self.roster_names();
         let joined: Vec<String> = now.difference(&self.announced).cloned().collect();
@@ -429,7 +432,12 @@ impl Room {
     }
 
     fn set_degraded(&mut self, degraded: bool) {
-        self.probe_at = degraded.then(|| Instant::now() + PROBE_INTERVAL);
+        // A probe already due stays due: further failures must not keep postponing it.
+        self.probe_at = match (degraded, self.probe_at) {
+            (true, Some(due)) => Some(due),
+            (true, None) => Some(Instant::now() + PROBE_INTERVAL),
+            (false, _) => None,
+        };
         if self.degraded != degraded {
             self.degraded = degraded;
             if degraded {
