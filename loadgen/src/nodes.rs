@@ -24,22 +24,6 @@ async fn node(server: &Path, redis: &str) -> Result<Process, String> {
     bench::start_palaver(server, &data_dir, &["--engine", redis]).await
 }
 
-/// A scenario of the main grid, in rooms of its own.
-fn scenario(
-    prefix: &str,
-    rooms: usize,
-    clients: usize,
-    senders: usize,
-    messages: usize,
-    window: usize,
-    rate: Option<f64>,
-) -> Scenario {
-    Scenario {
-        room_prefix: prefix.to_owned(),
-        ..bench::scenario(rooms, clients, senders, messages, window, rate)
-    }
-}
-
 pub async fn run(server: &Path, redis: &str, page: &Path) -> Result<(), String> {
     // Room names never seen before on this Redis: runs do not share history.
     let run_id = format!(
@@ -57,31 +41,33 @@ pub async fn run(server: &Path, redis: &str, page: &Path) -> Result<(), String> 
         (
             "1 node: durable write path, 1 room, 10 senders, window 32",
             single.clone(),
-            scenario(&format!("{run_id}a"), 1, 10, 10, 2000, 32, None),
+            bench::scenario(1, 10, 10, 2000, 32, None),
         ),
         (
             "1 node: 1 room × 100 clients, 10 senders",
             single,
-            scenario(&format!("{run_id}b"), 1, 100, 10, 300, 32, None),
+            bench::scenario(1, 100, 10, 300, 32, None),
         ),
         (
             "2 nodes: 1 room × 100 clients, 10 senders (5 per node)",
             both.clone(),
-            scenario(&format!("{run_id}c"), 1, 100, 10, 300, 32, None),
+            bench::scenario(1, 100, 10, 300, 32, None),
         ),
         (
             "2 nodes: 10 rooms × 50 clients, 10 senders each",
             both.clone(),
-            scenario(&format!("{run_id}d"), 10, 50, 10, 100, 32, None),
+            bench::scenario(10, 50, 10, 100, 32, None),
         ),
         (
             "2 nodes, moderate: 1 room × 100, 10 senders at 10 msg/s",
             both,
-            scenario(&format!("{run_id}e"), 1, 100, 10, 100, 1, Some(10.0)),
+            bench::scenario(1, 100, 10, 100, 1, Some(10.0)),
         ),
     ];
     let mut rows: Vec<(&str, Outcome)> = Vec::new();
-    for (label, target, s) in grid {
+    for (i, (label, target, mut s)) in grid.into_iter().enumerate() {
+        // Rooms of its own in each scenario.
+        s.room_prefix = format!("{run_id}-{i}");
         eprintln!("running: {label}");
         rows.push((label, fanout::run(&target, &s).await?));
     }
