@@ -2,18 +2,22 @@
 //!
 //! - [`protocol`]: the typed WebSocket frames (`ClientMsg`, `ServerMsg`).
 //! - [`limits`]: the rules for room names, display names and message text.
-//! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the browser.
+//! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the
+//!   browser, built from [`components`].
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
 //! - [`history`]: the server function pages load history with, and the server's side of it.
+//! - [`time`]: how times are shown.
 //! - `security` (server only): the Content-Security-Policy pages are served with.
 
 pub mod chat;
+mod components;
 pub mod history;
 pub mod limits;
 mod pages;
 pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod security;
+pub mod time;
 
 #[cfg(feature = "hydrate")]
 mod browser;

@@ -5,42 +5,12 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use testkit::process::Process;
 
 use crate::fanout::{self, Outcome, Scenario, Target};
 use crate::idle::{self, IdleOutcome};
-
-/// A child process killed when dropped.
-pub(crate) struct Process {
-    pub(crate) child: Child,
-    pub(crate) addr: SocketAddr,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-pub(crate) async fn wait_listening(addr: SocketAddr, what: &str) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        if Instant::now() > deadline {
-            return Err(format!("{what} did not start listening on {addr}"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
 
 /// Starts a Palaver server on a free port with the limits lifted (the load comes from one
 /// address) and rooms kept in memory, plus `extra` settings; returns once it listens.
@@ -49,30 +19,24 @@ pub(crate) async fn start_palaver(
     data_dir: &Path,
     extra: &[&str],
 ) -> Result<Process, String> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let process = Process {
-        child: Command::new(server)
-            .args(["--bind", &addr.to_string(), "--data-dir"])
-            .arg(data_dir)
-            .args([
-                "--rate-limit-burst",
-                "1000000",
-                "--max-connections",
-                "1000000",
-                "--max-connections-per-ip",
-                "1000000",
-                "--room-idle-secs",
-                "3600",
-            ])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("{}: {e}", server.display()))?,
-        addr,
-    };
-    wait_listening(addr, "Palaver").await?;
-    Ok(process)
+    let mut args = vec![
+        "--rate-limit-burst",
+        "1000000",
+        "--max-connections",
+        "1000000",
+        "--max-connections-per-ip",
+        "1000000",
+        "--room-idle-secs",
+        "3600",
+    ];
+    args.extend(extra);
+    let mut command = Process::palaver(server, data_dir, &args);
+    // Only the binary's own lines ("listening on"): per-session spans stay disabled, as in
+    // production with the default filter they would cost memory per connection being measured.
+    command.env("RUST_LOG", "warn,server=info");
+    Process::start(command)
+        .await
+        .map_err(|e| format!("{}: {e}", server.display()))
 }
 
 struct Row {
@@ -91,17 +55,13 @@ pub async fn run(
 ) -> Result<(), String> {
     let data_dir = std::env::temp_dir().join(format!("palaver-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let ceiling_addr = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let ceiling = Process {
-        child: Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .args(["ceiling", "--bind", &ceiling_addr.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("ceiling: {e}"))?,
-        addr: ceiling_addr,
-    };
+    let mut ceiling =
+        tokio::process::Command::new(std::env::current_exe().map_err(|e| e.to_string())?);
+    ceiling.args(["ceiling", "--bind", "127.0.0.1:0"]);
+    let ceiling = Process::start(ceiling)
+        .await
+        .map_err(|e| format!("ceiling: {e}"))?;
     let palaver = start_palaver(server, &data_dir, &[]).await?;
-    wait_listening(ceiling.addr, "the ceiling").await?;
     let p = Target::Palaver(palaver.addr.to_string());
     let c = Target::Ceiling(ceiling.addr.to_string());
 
@@ -163,12 +123,24 @@ pub async fn run(
     let mut idle_rows = Vec::new();
     for &n in idle_counts {
         eprintln!("idle: {n} connections");
-        let (po, held) =
-            idle::run(&p, palaver.addr, palaver.child.id(), n, &format!("idle{n}")).await;
+        let (po, held) = idle::run(
+            &p,
+            palaver.addr,
+            palaver.pid().unwrap_or(0),
+            n,
+            &format!("idle{n}"),
+        )
+        .await;
         drop(held);
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let (co, held) =
-            idle::run(&c, ceiling.addr, ceiling.child.id(), n, &format!("idle{n}")).await;
+        let (co, held) = idle::run(
+            &c,
+            ceiling.addr,
+            ceiling.pid().unwrap_or(0),
+            n,
+            &format!("idle{n}"),
+        )
+        .await;
         drop(held);
         tokio::time::sleep(Duration::from_secs(3)).await;
         idle_rows.push((n, po, co));
@@ -225,7 +197,7 @@ pub(crate) fn scenario(
 }
 
 pub(crate) fn command_output(cmd: &str, args: &[&str]) -> String {
-    Command::new(cmd)
+    std::process::Command::new(cmd)
         .args(args)
         .output()
         .ok()

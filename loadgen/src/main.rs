@@ -93,7 +93,7 @@ async fn main() -> ExitCode {
         Command::Ceiling { bind } => match tokio::net::TcpListener::bind(bind).await {
             Ok(listener) => {
                 if let Ok(addr) = listener.local_addr() {
-                    println!("ceiling listening on {addr}");
+                    println!("ceiling listening on http://{addr}");
                 }
                 ceiling::serve(listener).await.map_err(|e| e.to_string())
             }

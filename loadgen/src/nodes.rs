@@ -6,7 +6,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::bench::{self, Process};
+use testkit::process::Process;
+
+use crate::bench;
 use crate::fanout::{self, Outcome, Scenario, Target};
 
 const BEGIN: &str =
@@ -19,7 +21,7 @@ async fn node(server: &Path, redis: &str) -> Result<Process, String> {
     let data_dir = std::env::temp_dir().join(format!(
         "palaver-nodes-{}-{}",
         std::process::id(),
-        bench::free_port()?
+        testkit::free_port()
     ));
     bench::start_palaver(server, &data_dir, &["--engine", redis]).await
 }

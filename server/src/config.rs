@@ -1,10 +1,13 @@
-//! Start-up settings: every one is a flag and an environment variable (`server --help`).
+//! Start-up settings, and the only place their defaults are written: every one is a flag and an
+//! environment variable (`server --help`); the Leptos site settings come from cargo-leptos's
+//! `LEPTOS_*` environment or Palaver's defaults ([`leptos_options`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use leptos::config::LeptosOptions;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -18,12 +21,13 @@ pub struct Config {
     #[arg(long, env = "PALAVER_BIND")]
     pub bind: Option<SocketAddr>,
 
-    /// Where history lives: `embedded` (SQLite in --data-dir, the default) or a Redis URL,
-    /// `redis://[:password@]host:port[/db]`, which several nodes can share: history, numbering
-    /// and live delivery go through Redis (the roster and rate limit stay per node for now; see
-    /// docs/OPERATIONS.md).
-    #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = Engine::parse)]
-    pub engine: Engine,
+    /// Where history lives: `embedded` (SQLite in --data-dir, the default), a Redis URL
+    /// (`redis://[:password@]host:port[/db]`) or a Redis Cluster's nodes
+    /// (`redis+cluster://[:password@]host:port,host:port`). Several nodes on one Redis share
+    /// rooms: history, numbering, live delivery, rosters and the per-IP rate limit (connection
+    /// caps stay per node; see docs/OPERATIONS.md).
+    #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = EngineKind::parse)]
+    pub engine: EngineKind,
 
     /// Directory for Palaver's data (the SQLite database `palaver.db` and its WAL files). Created if
     /// missing.
@@ -122,7 +126,7 @@ pub struct Config {
 
 /// The storage engine (`--engine`).
 #[derive(Clone, PartialEq, Eq)]
-pub enum Engine {
+pub enum EngineKind {
     /// SQLite in the data directory, and in-process fan-out.
     Embedded,
     /// A Redis server, or a Redis Cluster (`redis+cluster://`).
@@ -153,30 +157,30 @@ impl std::fmt::Display for RedisUrl {
     }
 }
 
-impl std::fmt::Debug for Engine {
+impl std::fmt::Debug for EngineKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Engine::Embedded => f.write_str("embedded"),
-            Engine::Redis(url) => write!(f, "{url}"),
+            EngineKind::Embedded => f.write_str("embedded"),
+            EngineKind::Redis(url) => write!(f, "{url}"),
         }
     }
 }
 
-impl Engine {
+impl EngineKind {
     fn parse(value: &str) -> Result<Self, String> {
         if value == "embedded" {
-            return Ok(Engine::Embedded);
+            return Ok(EngineKind::Embedded);
         }
         if value.starts_with("redis://") || value.starts_with("rediss://") {
             redis::Client::open(value).map_err(|e| format!("not a usable Redis URL: {e}"))?;
-            return Ok(Engine::Redis(RedisUrl(value.to_owned())));
+            return Ok(EngineKind::Redis(RedisUrl(value.to_owned())));
         }
         if let Some(seeds) = value.strip_prefix("redis+cluster://") {
             for seed in seeds.split(',') {
                 redis::Client::open(format!("redis://{seed}"))
                     .map_err(|e| format!("not a usable Redis Cluster node `{seed}`: {e}"))?;
             }
-            return Ok(Engine::Redis(RedisUrl(value.to_owned())));
+            return Ok(EngineKind::Redis(RedisUrl(value.to_owned())));
         }
         Err("expected `embedded`, a redis:// URL or redis+cluster://host:port,host:port".into())
     }
@@ -220,6 +224,73 @@ impl Config {
     pub fn room_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.room_idle_secs)
     }
+
+    /// Every setting at its default (tests build on it).
+    #[cfg(test)]
+    pub fn defaults() -> Self {
+        Self::parse_from(["palaver"])
+    }
+}
+
+/// The Leptos site settings (where the built site is, where to listen, hashed file names). Under cargo-leptos (which sets `LEPTOS_OUTPUT_NAME` and the other
+/// `LEPTOS_*` variables) they come from that environment, and a bad value is an error; otherwise
+/// Palaver's defaults apply (site in `target/site`, listening on 127.0.0.1:3000), with
+/// `LEPTOS_SITE_ROOT` and `LEPTOS_SITE_ADDR` still honoured, so the plain binary and the tests
+/// run without cargo-leptos.
+pub fn leptos_options() -> Result<LeptosOptions, String> {
+    // Leptos's own errors do not say which variable is wrong; check the typed ones first.
+    fn check<T: std::str::FromStr>(var: &str) -> Result<(), String>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match std::env::var(var) {
+            Ok(v) => v
+                .parse::<T>()
+                .map(|_| ())
+                .map_err(|e| format!("{var}={v:?}: {e}")),
+            Err(_) => Ok(()),
+        }
+    }
+    check::<SocketAddr>("LEPTOS_SITE_ADDR")?;
+    check::<u32>("LEPTOS_RELOAD_PORT")?;
+    check::<bool>("LEPTOS_HASH_FILES")?;
+    // cargo-leptos writes the hashed file names next to the binary it builds; without
+    // LEPTOS_HASH_FILES, that file says whether to use them.
+    let hash_file_present = || {
+        std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
+            .unwrap_or(false)
+    };
+    if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
+        let mut options = leptos::config::get_configuration(None)
+            .map(|conf| conf.leptos_options)
+            .map_err(|e| e.to_string())?;
+        if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
+            options.hash_files = hash_file_present();
+        }
+        return Ok(options);
+    }
+    let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
+    let site_addr = match std::env::var("LEPTOS_SITE_ADDR") {
+        Ok(addr) => addr
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("LEPTOS_SITE_ADDR={addr:?}: {e}"))?,
+        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
+    };
+    let hash_files = match std::env::var("LEPTOS_HASH_FILES") {
+        Ok(v) => v
+            .parse::<bool>()
+            .map_err(|e| format!("LEPTOS_HASH_FILES={v:?}: {e}"))?,
+        Err(_) => hash_file_present(),
+    };
+    Ok(LeptosOptions::builder()
+        .output_name("palaver")
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(site_addr)
+        .hash_files(hash_files)
+        .build())
 }
 
 #[cfg(test)]
@@ -228,22 +299,22 @@ mod tests {
 
     #[test]
     fn engine_urls_are_checked_and_passwords_masked() {
-        assert_eq!(Engine::parse("embedded"), Ok(Engine::Embedded));
-        assert!(Engine::parse("postgres://x").is_err());
-        let engine = Engine::parse("redis://app:hunter2@10.0.0.5:6379/2").unwrap();
+        assert_eq!(EngineKind::parse("embedded"), Ok(EngineKind::Embedded));
+        assert!(EngineKind::parse("postgres://x").is_err());
+        let engine = EngineKind::parse("redis://app:hunter2@10.0.0.5:6379/2").unwrap();
         let shown = format!("{engine:?}");
         assert_eq!(shown, "redis://app:***@10.0.0.5:6379/2");
         assert!(!shown.contains("hunter2"));
         assert_eq!(
-            format!("{:?}", Engine::parse("redis://127.0.0.1:6379").unwrap()),
+            format!("{:?}", EngineKind::parse("redis://127.0.0.1:6379").unwrap()),
             "redis://127.0.0.1:6379"
         );
-        let cluster = Engine::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000").unwrap();
+        let cluster = EngineKind::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000").unwrap();
         assert_eq!(
             format!("{cluster:?}"),
             "redis+cluster://:***@10.0.0.1:7000,10.0.0.2:7000"
         );
-        let bad = Engine::parse("redis+cluster://10.0.0.1:7000,:bad:port:").unwrap_err();
+        let bad = EngineKind::parse("redis+cluster://10.0.0.1:7000,:bad:port:").unwrap_err();
         assert!(bad.contains(":bad:port:"), "{bad}");
     }
 }

@@ -22,7 +22,7 @@ async fn main() -> ExitCode {
     }
     let addr: SocketAddr = match config.bind {
         Some(addr) => addr,
-        None => match palaver_server::leptos_options() {
+        None => match palaver_server::config::leptos_options() {
             Ok(options) => options.site_addr,
             Err(e) => {
                 eprintln!("palaver: {e}");

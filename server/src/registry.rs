@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use app::limits::RoomName;
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::{Engine, History};
 use crate::room::{spawn_room, RoomHandle, RoomSettings};
-use crate::store::RoomStore;
 
 /// Shared by every session; cheap to clone.
 #[derive(Clone)]
@@ -18,29 +18,26 @@ pub struct Rooms {
 
 struct Inner {
     running: Mutex<HashMap<RoomName, RoomHandle>>,
-    store: Arc<dyn RoomStore>,
+    engine: Engine,
     settings: RoomSettings,
     shutdown: CancellationToken,
 }
 
 impl Rooms {
-    pub fn new(
-        store: Arc<dyn RoomStore>,
-        settings: RoomSettings,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn new(engine: Engine, settings: RoomSettings, shutdown: CancellationToken) -> Self {
         Self {
             inner: Arc::new(Inner {
                 running: Mutex::new(HashMap::new()),
-                store,
+                engine,
                 settings,
                 shutdown,
             }),
         }
     }
 
-    pub fn store(&self) -> &Arc<dyn RoomStore> {
-        &self.inner.store
+    /// The engine's history, for readers that do not go through a room (pages, catch-up).
+    pub fn history(&self) -> &Arc<dyn History> {
+        &self.inner.engine.history
     }
 
     /// The room's running task, started if needed.
@@ -57,7 +54,7 @@ impl Rooms {
         let key = name.clone();
         let handle = spawn_room(
             name.clone(),
-            self.inner.store.clone(),
+            self.inner.engine.clone(),
             self.inner.settings.clone(),
             self.inner.shutdown.clone(),
             move |exiting| {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use app::protocol::{close_code, ClientMsg, ErrorCode, ServerMsg};
-use common::{flood, join_and_stop_reading, TestServer};
+use common::{flood, join_and_stop_reading, Node, TestServer};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use app::protocol::{close_code, ClientMsg, ErrorCode, ServerMsg};
-use common::{Frame, TestServer};
+use common::{Frame, Node, TestServer};
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]

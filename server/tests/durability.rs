@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use app::protocol::{ClientMsg, ServerMsg};
 use common::process::{
-    assert_history_keeps, full_history, wait_for_acks, write_until_closed, ServerProcess, WriterLog,
+    assert_history_keeps, full_history, wait_for_acks, write_until_closed, WriterLog,
 };
-use common::{Client, TestServer};
+use common::{Client, Node, TestServer};
 
 async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Client {
     Client::join(url, name, after_seq).await
@@ -22,7 +22,7 @@ async fn join(url: &str, name: &str, after_seq: Option<u64>) -> Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplicates() {
     let data = tempfile::tempdir().unwrap();
-    let server = ServerProcess::start(data.path(), common::RELAXED_RATE_LIMIT).await;
+    let server = common::process::start(data.path(), common::RELAXED_RATE_LIMIT).await;
     let url = server.ws_url("crash");
 
     const WRITERS: usize = 4;
@@ -49,7 +49,7 @@ async fn sigkill_loses_no_acknowledged_message_and_clients_resume_without_duplic
         t.await.unwrap();
     }
 
-    let server = ServerProcess::start(data.path(), common::RELAXED_RATE_LIMIT).await;
+    let server = common::process::start(data.path(), common::RELAXED_RATE_LIMIT).await;
     let url = server.ws_url("crash");
     let history = full_history(&url).await;
 

@@ -3,7 +3,7 @@
 mod common;
 
 use app::protocol::ClientMsg;
-use common::{Client, TestServer};
+use common::{Client, Node, TestServer};
 use serde_json::{json, Value};
 
 fn demo_url(server: &TestServer, room: &str) -> String {

@@ -4,20 +4,11 @@
 mod common;
 
 use app::protocol::ServerMsg;
-use common::redis_server::PrivateRedis;
-use common::TestServer;
-
-fn redis_url() -> String {
-    std::env::var("PALAVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
+use common::{Node, TestServer};
+use testkit::redis::{shared_url as redis_url, PrivateRedis};
 
 fn unique_room() -> String {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    format!(
-        "engine-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    testkit::redis::unique("engine")
 }
 
 #[tokio::test]
@@ -76,7 +67,7 @@ async fn an_unreachable_engine_is_a_clear_start_up_error() {
 
 #[tokio::test]
 async fn while_redis_is_down_messages_are_refused_clearly_and_the_node_recovers_by_itself() {
-    let redis = PrivateRedis::start(PrivateRedis::free_port(), None).await;
+    let redis = PrivateRedis::start(testkit::free_port(), None).await;
     let (port, url) = (redis.port, redis.url());
     let server = TestServer::start_with(&["--engine", &url]).await;
     let mut ada = server.join("outage", "Ada", None).await;

@@ -14,28 +14,17 @@ use std::time::{Duration, Instant};
 
 use app::protocol::{ChatMessage, ClientMsg, ErrorCode, ServerMsg};
 use common::process::{
-    assert_history_keeps, full_history, wait_for_acks, write_until_closed, ServerProcess, WriterLog,
+    assert_history_keeps, full_history, wait_for_acks, write_until_closed, WriterLog,
 };
-use common::redis_server::PrivateRedis;
-use common::{Client, Frame};
-
-fn redis_url() -> String {
-    std::env::var("PALAVER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique_room(prefix: &str) -> String {
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    let suffix: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{suffix}")
-}
+use common::{Client, Frame, Node, Process};
+use testkit::redis::{shared_url as redis_url, unique as unique_room, PrivateRedis};
 
 /// `count` nodes on one engine, each with its own (unused) data directory.
 async fn start_nodes(
     count: usize,
     engine: &str,
     extra: &[&str],
-) -> (Vec<ServerProcess>, tempfile::TempDir) {
+) -> (Vec<Process>, tempfile::TempDir) {
     let dirs = tempfile::tempdir().unwrap();
     let mut nodes = Vec::new();
     for i in 0..count {
@@ -46,7 +35,7 @@ async fn start_nodes(
             .copied()
             .chain(extra.iter().copied())
             .collect();
-        nodes.push(ServerProcess::start(&dir, &args).await);
+        nodes.push(common::process::start(&dir, &args).await);
     }
     (nodes, dirs)
 }
@@ -348,7 +337,7 @@ async fn a_node_killed_with_sigkill_loses_nothing_its_clients_resume_on_another(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_and_restarted_with_aof_loses_no_acknowledged_message() {
     let redis_dir = tempfile::tempdir().unwrap();
-    let redis = PrivateRedis::start(PrivateRedis::free_port(), Some(redis_dir.path())).await;
+    let redis = PrivateRedis::start(testkit::free_port(), Some(redis_dir.path())).await;
     let engine = redis.url();
     let (nodes, _dirs) = start_nodes(2, &engine, common::RELAXED_RATE_LIMIT).await;
     let room = unique_room("aof");

@@ -4,11 +4,11 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use app::protocol::{close_code, ClientMsg, ServerMsg};
-use common::{Frame, TestServer};
+use common::{Frame, Node, TestServer};
 
 /// Every sample of a scrape, as metric name (plus labels) -> value; histograms give their count.
 fn scrape(text: &str) -> HashMap<String, f64> {
@@ -244,53 +244,17 @@ fn invalid_settings_each_fail_at_start_with_an_error_naming_the_setting() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--max-connections"));
 }
 
-/// The server binary on a free port, killed when dropped.
-struct Process {
-    child: Child,
-    addr: String,
-}
-
-impl Process {
-    async fn start(data_dir: &std::path::Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--bind", &addr, "--data-dir"])
-            .arg(data_dir)
-            .args(common::RELAXED_RATE_LIMIT)
-            .args([
-                "--max-connections-per-ip",
-                "1000",
-                "--shutdown-timeout-secs",
-                "5",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("server starts");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(&addr).await.is_err() {
-            assert!(Instant::now() < deadline, "server did not start listening");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { child, addr }
-    }
-
-    fn url(&self, room: &str) -> String {
-        format!("ws://{}/api/rooms/{room}/ws", self.addr)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The server binary on a free port with room for 50 senders from one address; killed when
+/// dropped.
+async fn start_process(data_dir: &std::path::Path) -> common::Process {
+    let mut args = common::RELAXED_RATE_LIMIT.to_vec();
+    args.extend([
+        "--max-connections-per-ip",
+        "1000",
+        "--shutdown-timeout-secs",
+        "5",
+    ]);
+    common::process::start(data_dir, &args).await
 }
 
 /// One of the 50 senders: what it was told, and what it still owes.
@@ -343,8 +307,8 @@ impl Sender {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart() {
     let data = tempfile::tempdir().unwrap();
-    let first = Process::start(data.path()).await;
-    let url = first.url("restart");
+    let mut first = start_process(data.path()).await;
+    let url = first.ws_url("restart");
     let mut senders = Vec::new();
     for id in 0..50 {
         senders.push(Sender {
@@ -358,7 +322,7 @@ async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart()
     }
 
     // Everyone sends, a few in flight each, until the server goes away under them.
-    let pid = first.child.id();
+    let pid = first.pid().expect("running");
     let killer = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(800)).await;
         let status = Command::new("kill")
@@ -401,9 +365,8 @@ async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart()
         senders.push(s);
     }
     let signalled = killer.await.unwrap();
-    let mut first = first;
     let status = loop {
-        if let Some(status) = first.child.try_wait().unwrap() {
+        if let Some(status) = first.try_wait() {
             break status;
         }
         assert!(
@@ -422,8 +385,8 @@ async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart()
     assert!(acked_before > 0);
 
     // Restart on the same data; everyone resumes where they were and resends what was unanswered.
-    let second = Process::start(data.path()).await;
-    let url = second.url("restart");
+    let second = start_process(data.path()).await;
+    let url = second.ws_url("restart");
     for s in &mut senders {
         let mut c = common::Client::connect(&url).await;
         c.send(&ClientMsg::Join {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{flood, join_and_stop_reading, TestServer};
+use common::{flood, join_and_stop_reading, Node, TestServer};
 
 /// This process's resident memory in KiB (the server runs in the test process).
 fn rss_kib() -> u64 {

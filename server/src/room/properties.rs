@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
-use crate::sqlite::SqliteStore;
+use crate::engine::sqlite::SqliteStore;
+use crate::engine::History;
 
 /// Members are a handful of people; client ids come from a small pool so resends are common.
 const PEOPLE: usize = 4;
@@ -60,13 +61,13 @@ impl Member {
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let store: Arc<dyn RoomStore> =
+    let store: Arc<dyn History> =
         Arc::new(SqliteStore::open(dir.path()).map_err(|e| TestCaseError::fail(e.to_string()))?);
     let name = RoomName::parse("props").map_err(|e| TestCaseError::fail(e.to_string()))?;
     let handle = spawn_room(
         name.clone(),
-        store.clone(),
-        RoomSettings::default(),
+        Engine::alone(store.clone()),
+        RoomSettings::for_tests(),
         CancellationToken::new(),
         |_| {},
     );

@@ -7,47 +7,22 @@
 //! rules for names and text apply (they are counted in characters, not UTF-16 units).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use app::limits::{validate_display_name, InputError, MessageLimits, RoomName};
-use app::protocol::{close_code, ChatMessage, Seq, ServerMsg};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use app::protocol::{close_code, ChatMessage};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Dialect, JoinRequest, PostRequest, Refusal};
+use super::admission::Refused;
+use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, PostRequest};
 use crate::metrics::{Metrics, Rejection};
-use crate::room::{Delivery, RoomError};
-use crate::AppState;
+use crate::room::RoomEvent;
 
 /// The demo closes with 1009 when a name is too long.
 const NAME_TOO_LONG_CLOSE: u16 = 1009;
-
-/// `GET /api/room/{name}/websocket`
-pub async fn upgrade(
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    Path(room): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    State(state): State<AppState>,
-) -> Response {
-    let room = RoomName::parse(&room).map_err(|e| match e {
-        InputError::RoomNameTooLong => (StatusCode::NOT_FOUND, "Name too long").into_response(),
-        e => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
-    });
-    let dialect = EdgeChat {
-        limits: state.limits,
-        metrics: state.metrics.clone(),
-        ..EdgeChat::default()
-    };
-    super::admit(ws, room, peer, &headers, state, dialect)
-}
 
 /// `POST /api/room`: a new private room id (64 hex digits, 256 random bits) as plain text.
 pub async fn new_private_room() -> Response {
@@ -86,19 +61,19 @@ struct MessageFrame {
     message: String,
 }
 
-fn error(text: impl std::fmt::Display) -> String {
-    json!({ "error": text.to_string() }).to_string()
+fn error(text: impl std::fmt::Display) -> Frame {
+    Frame::Owned(json!({ "error": text.to_string() }).to_string())
 }
 
-fn message(m: &ChatMessage) -> Arc<str> {
-    json!({ "name": m.sender, "message": m.text, "timestamp": m.sent_at_ms })
-        .to_string()
-        .into()
+fn message(m: &ChatMessage) -> Frame {
+    Frame::Owned(
+        json!({ "name": m.sender, "message": m.text, "timestamp": m.sent_at_ms }).to_string(),
+    )
 }
 
 impl EdgeChat {
     /// `{"joined"}` and `{"quit"}` frames that bring this client from what it was told to `online`.
-    fn roster_changes(&mut self, online: &[String]) -> Vec<Arc<str>> {
+    fn roster_changes(&mut self, online: &[String], out: &mut Frames) {
         let now: BTreeSet<String> = online
             .iter()
             .filter(|n| **n != self.name)
@@ -106,22 +81,46 @@ impl EdgeChat {
             .collect();
         let quits = self.told.difference(&now).map(|n| json!({ "quit": n }));
         let joins = now.difference(&self.told).map(|n| json!({ "joined": n }));
-        let frames = quits
-            .chain(joins)
-            .map(|v| Arc::from(v.to_string()))
-            .collect();
+        out.extend(quits.chain(joins).map(|v| Frame::Owned(v.to_string())));
         self.told = now;
-        frames
     }
 }
 
+const NOT_NAME: Close = Close {
+    code: close_code::BAD_JOIN,
+    reason: "expected name",
+};
+
 impl Dialect for EdgeChat {
-    fn join(&mut self, text: &str) -> Result<JoinRequest, Refusal> {
-        let Ok(NameFrame { name }) = serde_json::from_str(text) else {
-            return Err(Refusal {
-                frames: vec![error("The first message must be {\"name\": ...}.")],
-                close: (close_code::BAD_JOIN, "expected name"),
+    fn new(limits: MessageLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            limits,
+            metrics,
+            ..Self::default()
+        }
+    }
+
+    fn room(raw: &str) -> Result<RoomName, Refused> {
+        RoomName::parse(raw).map_err(|e| Refused::BadRoom {
+            status: StatusCode::NOT_FOUND,
+            message: match e {
+                InputError::RoomNameTooLong => "Name too long".to_owned(),
+                e => e.to_string(),
+            },
+        })
+    }
+
+    fn join(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Result<JoinRequest, Close> {
+        let Incoming::Text(text) = frame else {
+            out.push(error("Frames must be JSON text."));
+            return Err(Close {
+                code: close_code::BAD_JOIN,
+                reason: "expected join",
             });
+        };
+        let Ok(NameFrame { name }) = serde_json::from_str(text) else {
+            out.push(error("The first message must be {\"name\": ...}."));
+            return Err(NOT_NAME);
         };
         match validate_display_name(&name) {
             Ok(name) => {
@@ -131,82 +130,74 @@ impl Dialect for EdgeChat {
                     after_seq: None,
                 })
             }
-            Err(InputError::DisplayNameTooLong) => Err(Refusal {
-                frames: vec![error("Name too long.")],
-                close: (NAME_TOO_LONG_CLOSE, "name too long"),
-            }),
-            Err(e) => Err(Refusal {
-                frames: vec![error(e)],
-                close: (close_code::BAD_JOIN, "invalid name"),
-            }),
+            Err(InputError::DisplayNameTooLong) => {
+                out.push(error("Name too long."));
+                Err(Close {
+                    code: NAME_TOO_LONG_CLOSE,
+                    reason: "name too long",
+                })
+            }
+            Err(e) => {
+                out.push(error(e));
+                Err(Close {
+                    code: close_code::BAD_JOIN,
+                    reason: "invalid name",
+                })
+            }
         }
     }
 
-    fn frame(&mut self, text: &str) -> Result<PostRequest, Vec<String>> {
+    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest> {
+        let Incoming::Text(text) = frame else {
+            out.push(error("Frames must be JSON text."));
+            return None;
+        };
         let Ok(MessageFrame { message }) = serde_json::from_str(text) else {
-            return Err(vec![error("Expected {\"message\": ...}.")]);
+            out.push(error("Expected {\"message\": ...}."));
+            return None;
         };
         match self.limits.validate(&message) {
             // The demo has no client ids; each frame is a new message.
-            Ok(text) => Ok(PostRequest {
+            Ok(text) => Some(PostRequest {
                 client_id: uuid::Uuid::new_v4().to_string(),
                 text,
             }),
-            Err(InputError::MessageTooLong { .. }) => {
-                self.metrics.rejected(Rejection::Invalid);
-                Err(vec![error("Message too long.")])
-            }
             Err(e) => {
                 self.metrics.rejected(Rejection::Invalid);
-                Err(vec![error(e)])
+                out.push(match e {
+                    InputError::MessageTooLong { .. } => error("Message too long."),
+                    e => error(e),
+                });
+                None
             }
         }
     }
 
-    fn binary(&mut self) -> Vec<String> {
-        vec![error("Frames must be JSON text.")]
-    }
-
-    fn welcome(
-        &mut self,
-        _room: &RoomName,
-        _name: &str,
-        _head: Seq,
-        online: &[String],
-    ) -> Vec<String> {
-        self.roster_changes(online)
-            .iter()
-            .map(|f| f.to_string())
-            .collect()
-    }
-
-    fn caught_up(&mut self) -> Vec<String> {
-        vec![json!({ "ready": true }).to_string()]
-    }
-
-    fn history(&mut self, m: &ChatMessage) -> Option<Arc<str>> {
-        Some(message(m))
-    }
-
-    fn live(&mut self, delivery: &Delivery, out: &mut Vec<Arc<str>>) {
-        match &delivery.msg {
-            ServerMsg::Message(m) => out.push(message(m)),
-            ServerMsg::Presence { online, .. } => out.extend(self.roster_changes(online)),
-            _ => {}
+    fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames) {
+        match event {
+            Outgoing::Welcome { online, .. } => self.roster_changes(online, out),
+            // The demo has no such notice; sends are refused with an error instead.
+            Outgoing::Degraded => {}
+            Outgoing::History(m) => out.push(message(m)),
+            Outgoing::CaughtUp => out.push(Frame::Owned(json!({ "ready": true }).to_string())),
+            Outgoing::Live(delivery) => match &delivery.event {
+                RoomEvent::Message(m) => out.push(message(m)),
+                RoomEvent::Presence(change) => self.roster_changes(&change.online, out),
+                RoomEvent::Status { .. } => {}
+            },
+            // The demo has no acknowledgements: the sender sees its message when it is
+            // broadcast.
+            Outgoing::Ack { result, .. } => {
+                if result.is_err() {
+                    out.push(error(
+                        "The message could not be stored; it was not sent. Try again.",
+                    ));
+                }
+            }
+            // The demo's own wording, which its clients show as is.
+            Outgoing::RateLimited { .. } => out.push(error(
+                "Your IP is being rate-limited, please try again later.",
+            )),
         }
-    }
-
-    fn rate_limited(&mut self, _client_id: String, _retry_after: Duration) -> Vec<String> {
-        // The demo's own wording, which its clients show as is.
-        vec![error(
-            "Your IP is being rate-limited, please try again later.",
-        )]
-    }
-
-    fn ack(&mut self, _client_id: String, result: Result<Seq, RoomError>) -> Option<String> {
-        // The demo has no acknowledgements: the sender sees its message when it is broadcast.
-        result
-            .err()
-            .map(|_| error("The message could not be stored; it was not sent. Try again."))
     }
 }

@@ -1,38 +1,17 @@
-//! Palaver's own wire protocol (`app::protocol`, `docs/PROTOCOL.md`) at `/api/rooms/{room}/ws`.
+//! Palaver's own wire protocol (`app::protocol`, `docs/PROTOCOL.md`) at `/api/rooms/{room}/ws`:
+//! every frame it sends is encoded here.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::{validate_client_id, validate_display_name, MessageLimits, RoomName};
-use app::protocol::{close_code, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use app::protocol::{close_code, ClientMsg, ErrorCode, Seq, ServerMsg};
+use axum::http::StatusCode;
 
-use super::{Dialect, JoinRequest, PostRequest, Refusal};
+use super::admission::Refused;
+use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, PostRequest};
 use crate::metrics::{Metrics, Rejection};
-use crate::room::{Delivery, RoomError};
-use crate::AppState;
-
-/// `GET /api/rooms/{room}/ws`
-pub async fn upgrade(
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-    Path(room): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    State(state): State<AppState>,
-) -> Response {
-    let room = RoomName::parse(&room)
-        .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()).into_response());
-    let dialect = Palaver {
-        limits: state.limits,
-        metrics: state.metrics.clone(),
-    };
-    super::admit(ws, room, peer, &headers, state, dialect)
-}
+use crate::room::{RoomError, RoomEvent};
 
 /// Palaver's own protocol.
 pub struct Palaver {
@@ -41,113 +20,179 @@ pub struct Palaver {
     metrics: Arc<Metrics>,
 }
 
-fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> String {
-    ServerMsg::Error {
-        code,
-        message: message.into(),
-        client_id,
-        retry_after_ms: None,
-    }
-    .encode()
-}
+const NOT_JOIN: Close = Close {
+    code: close_code::BAD_JOIN,
+    reason: "expected join",
+};
 
 impl Dialect for Palaver {
-    fn join(&mut self, text: &str) -> Result<JoinRequest, Refusal> {
-        let refuse = |frame| Refusal {
-            frames: vec![frame],
-            close: (close_code::BAD_JOIN, "expected join"),
+    fn new(limits: MessageLimits, metrics: Arc<Metrics>) -> Self {
+        Self { limits, metrics }
+    }
+
+    fn room(raw: &str) -> Result<RoomName, Refused> {
+        RoomName::parse(raw).map_err(|e| Refused::BadRoom {
+            status: StatusCode::BAD_REQUEST,
+            message: e.to_string(),
+        })
+    }
+
+    fn join(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Result<JoinRequest, Close> {
+        let Incoming::Text(text) = frame else {
+            out.push(binary_refused());
+            return Err(NOT_JOIN);
         };
-        match ClientMsg::decode(text) {
-            Ok(ClientMsg::Join { name, after_seq }) => match validate_display_name(&name) {
-                Ok(name) => Ok(JoinRequest { name, after_seq }),
-                Err(e) => Err(Refusal {
-                    frames: vec![error(ErrorCode::InvalidName, e.to_string(), None)],
-                    close: (close_code::BAD_JOIN, "invalid name"),
-                }),
-            },
-            Ok(_) => Err(refuse(error(
-                ErrorCode::BadSequence,
-                "The first frame must be a join.",
-                None,
-            ))),
-            Err(e) => Err(refuse(error(ErrorCode::BadFrame, e, None))),
+        let (name, after_seq) = match ClientMsg::decode(text) {
+            Ok(ClientMsg::Join { name, after_seq }) => (name, after_seq),
+            Ok(_) => {
+                out.push(error(
+                    ErrorCode::BadSequence,
+                    "The first frame must be a join.",
+                    None,
+                ));
+                return Err(NOT_JOIN);
+            }
+            Err(e) => {
+                out.push(error(ErrorCode::BadFrame, e, None));
+                return Err(NOT_JOIN);
+            }
+        };
+        match validate_display_name(&name) {
+            Ok(name) => Ok(JoinRequest { name, after_seq }),
+            Err(e) => {
+                out.push(error(ErrorCode::InvalidName, e.to_string(), None));
+                Err(Close {
+                    code: close_code::BAD_JOIN,
+                    reason: "invalid name",
+                })
+            }
         }
     }
 
-    fn frame(&mut self, text: &str) -> Result<PostRequest, Vec<String>> {
+    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest> {
+        let Incoming::Text(text) = frame else {
+            out.push(binary_refused());
+            return None;
+        };
         let (client_id, text) = match ClientMsg::decode(text) {
             Ok(ClientMsg::Send { client_id, text }) => (client_id, text),
             Ok(ClientMsg::Join { .. }) => {
-                return Err(vec![error(ErrorCode::BadSequence, "Already joined.", None)])
+                out.push(error(ErrorCode::BadSequence, "Already joined.", None));
+                return None;
             }
-            Ok(ClientMsg::Ping) => return Err(vec![ServerMsg::Pong.encode()]),
-            Err(e) => return Err(vec![error(ErrorCode::BadFrame, e, None)]),
+            Ok(ClientMsg::Ping) => {
+                out.push(Frame::Owned(ServerMsg::Pong.encode()));
+                return None;
+            }
+            Err(e) => {
+                out.push(error(ErrorCode::BadFrame, e, None));
+                return None;
+            }
         };
         if let Err(e) = validate_client_id(&client_id) {
             self.metrics.rejected(Rejection::Invalid);
-            return Err(vec![error(ErrorCode::InvalidClientId, e.to_string(), None)]);
+            out.push(error(ErrorCode::InvalidClientId, e.to_string(), None));
+            return None;
         }
         match self.limits.validate(&text) {
-            Ok(text) => Ok(PostRequest { client_id, text }),
+            Ok(text) => Some(PostRequest { client_id, text }),
             Err(e) => {
                 self.metrics.rejected(Rejection::Invalid);
-                Err(vec![error(
+                out.push(error(
                     ErrorCode::InvalidMessage,
                     e.to_string(),
                     Some(client_id),
-                )])
+                ));
+                None
             }
         }
     }
 
-    fn binary(&mut self) -> Vec<String> {
-        vec![error(
-            ErrorCode::BadFrame,
-            "Frames must be JSON text.",
-            None,
-        )]
-    }
-
-    fn welcome(
-        &mut self,
-        room: &RoomName,
-        name: &str,
-        head: Seq,
-        online: &[String],
-    ) -> Vec<String> {
-        vec![
-            ServerMsg::Welcome {
-                room: room.to_string(),
-                name: name.to_owned(),
-                last_seq: head,
+    fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames) {
+        match event {
+            Outgoing::Welcome {
+                room,
+                name,
+                head,
+                online,
+            } => {
+                let welcome = ServerMsg::Welcome {
+                    room: room.to_string(),
+                    name: name.to_owned(),
+                    last_seq: head,
+                };
+                let presence = ServerMsg::Presence {
+                    online: online.to_vec(),
+                    joined: Vec::new(),
+                    left: Vec::new(),
+                    at_seq: head,
+                };
+                out.extend([welcome, presence].map(|m| Frame::Owned(m.encode())));
             }
-            .encode(),
-            ServerMsg::Presence {
-                online: online.to_vec(),
-                joined: Vec::new(),
-                left: Vec::new(),
-                at_seq: head,
+            Outgoing::Degraded => {
+                out.push(Frame::Owned(ServerMsg::Status { degraded: true }.encode()));
             }
-            .encode(),
-        ]
+            Outgoing::History(m) => out.push(Frame::Owned(ServerMsg::Message(m.clone()).encode())),
+            Outgoing::CaughtUp => {}
+            // Encoded once for every Palaver client.
+            Outgoing::Live(delivery) => out.push(Frame::Shared(delivery.frame(live_frame))),
+            Outgoing::Ack { client_id, result } => out.push(ack(client_id, result)),
+            Outgoing::RateLimited {
+                client_id,
+                retry_after,
+            } => out.push(rate_limited(client_id, retry_after)),
+        }
     }
+}
 
-    fn status(&mut self, degraded: bool) -> Vec<String> {
-        vec![ServerMsg::Status { degraded }.encode()]
+/// A room event as the frame every Palaver client gets.
+fn live_frame(event: &RoomEvent) -> String {
+    let msg = match event {
+        RoomEvent::Message(m) => ServerMsg::Message(m.clone()),
+        RoomEvent::Presence(change) => ServerMsg::Presence {
+            online: change.online.clone(),
+            joined: change.joined.clone(),
+            left: change.left.clone(),
+            at_seq: change.at_seq,
+        },
+        RoomEvent::Status { degraded } => ServerMsg::Status {
+            degraded: *degraded,
+        },
+    };
+    msg.encode()
+}
+
+fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> Frame {
+    Frame::Owned(
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            client_id,
+            retry_after_ms: None,
+        }
+        .encode(),
+    )
+}
+
+fn binary_refused() -> Frame {
+    error(ErrorCode::BadFrame, "Frames must be JSON text.", None)
+}
+
+fn ack(client_id: String, result: Result<Seq, RoomError>) -> Frame {
+    match result {
+        Ok(seq) => Frame::Owned(ServerMsg::Ack { client_id, seq }.encode()),
+        Err(e) => error(
+            e.code(),
+            "Not saved yet: the server cannot store messages right now. It will be sent again by itself.",
+            Some(client_id),
+        ),
     }
+}
 
-    fn history(&mut self, message: &ChatMessage) -> Option<Arc<str>> {
-        Some(ServerMsg::Message(message.clone()).encode().into())
-    }
-
-    fn live(&mut self, delivery: &Delivery, out: &mut Vec<Arc<str>>) {
-        // Encoded once by the room for every Palaver client.
-        out.push(delivery.frame.clone());
-    }
-
-    fn rate_limited(&mut self, client_id: String, retry_after: Duration) -> Vec<String> {
-        let secs = retry_after.as_secs_f64().ceil().max(1.0);
-        vec![ServerMsg::Error {
+fn rate_limited(client_id: String, retry_after: Duration) -> Frame {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0);
+    Frame::Owned(
+        ServerMsg::Error {
             code: ErrorCode::RateLimited,
             message: format!("You are sending too fast. You can send again in {secs:.0} s."),
             client_id: Some(client_id),
@@ -157,17 +202,6 @@ impl Dialect for Palaver {
                     .max(1),
             ),
         }
-        .encode()]
-    }
-
-    fn ack(&mut self, client_id: String, result: Result<Seq, RoomError>) -> Option<String> {
-        Some(match result {
-            Ok(seq) => ServerMsg::Ack { client_id, seq }.encode(),
-            Err(e) => error(
-                e.code(),
-                "Not saved yet: the server cannot store messages right now. It will be sent again by itself.",
-                Some(client_id),
-            ),
-        })
-    }
+        .encode(),
+    )
 }

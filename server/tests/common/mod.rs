@@ -15,7 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod process;
-pub mod redis_server;
+
+pub use testkit::process::Process;
 
 /// Settings for tests that send in bulk and are not about the per-IP rate limit.
 pub const RELAXED_RATE_LIMIT: &[&str] = &["--rate-limit-burst", "1000000"];
@@ -59,18 +60,42 @@ impl TestServer {
             .expect("server starts");
         Self { server, data_dir }
     }
+}
 
-    pub fn ws_url(&self, room: &str) -> String {
-        format!("ws://{}/api/rooms/{room}/ws", self.server.addr)
+/// A server to talk to: in-process ([`TestServer`]) or a process ([`Process`]).
+pub trait Node {
+    fn addr(&self) -> SocketAddr;
+
+    fn ws_url(&self, room: &str) -> String {
+        format!("ws://{}/api/rooms/{room}/ws", self.addr())
     }
 
-    pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.addr)
+    fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr())
     }
 
     /// Connects and joins `room` as `name`, returning the client after the welcome.
-    pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
-        Client::join(&self.ws_url(room), name, after_seq).await
+    fn join(
+        &self,
+        room: &str,
+        name: &str,
+        after_seq: Option<u64>,
+    ) -> impl std::future::Future<Output = Client> {
+        let url = self.ws_url(room);
+        let name = name.to_owned();
+        async move { Client::join(&url, &name, after_seq).await }
+    }
+}
+
+impl Node for TestServer {
+    fn addr(&self) -> SocketAddr {
+        self.server.addr
+    }
+}
+
+impl Node for Process {
+    fn addr(&self) -> SocketAddr {
+        self.addr
     }
 }
 

@@ -1,87 +1,20 @@
-//! The real `server` binary as a child process: for what only a process can show (SIGKILL,
-//! several nodes sharing one engine).
+//! The real `server` binary as a child process (for what only a process can show: SIGKILL,
+//! SIGTERM, several nodes sharing one engine), and what writers under such tests remember.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use app::protocol::{ClientMsg, ServerMsg};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use super::Client;
+use super::{Client, Process};
 
-/// A running server process on a free port; killed when dropped.
-pub struct ServerProcess {
-    child: Child,
-    pub addr: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts the binary with `data_dir` and extra settings, and waits until it listens.
-    pub async fn start(data_dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-            .args(["--bind", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("server binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Some(line) = lines.next_line().await.expect("read log") {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    return rest
-                        .split_whitespace()
-                        .next()
-                        .expect("address")
-                        .parse()
-                        .expect("socket address");
-                }
-            }
-            panic!("server exited before listening");
-        })
+/// Starts this build's `server` binary with `data_dir` and extra settings, and waits until it
+/// listens.
+pub async fn start(data_dir: &Path, args: &[&str]) -> Process {
+    let binary = Path::new(env!("CARGO_BIN_EXE_server"));
+    Process::start(Process::palaver(binary, data_dir, args))
         .await
-        .expect("server listens within 30 s");
-        // Keep draining the log so the server never blocks on a full pipe; PALAVER_TEST_LOGS=1
-        // shows it.
-        let show = std::env::var_os("PALAVER_TEST_LOGS").is_some();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if show {
-                    eprintln!("[{addr}] {line}");
-                }
-            }
-        });
-        Self { child, addr }
-    }
-
-    pub fn ws_url(&self, room: &str) -> String {
-        format!("ws://{}/api/rooms/{room}/ws", self.addr)
-    }
-
-    pub fn http_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Connects and joins `room` as `name`, returning the client after the welcome.
-    pub async fn join(&self, room: &str, name: &str, after_seq: Option<u64>) -> Client {
-        Client::join(&self.ws_url(room), name, after_seq).await
-    }
-
-    /// Ends the process the hard way: no shutdown, no goodbye.
-    pub async fn sigkill(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("reaped");
-    }
+        .expect("the server binary starts")
 }
 
 /// What one writer knows when its connection dies.

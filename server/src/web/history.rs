@@ -1,4 +1,5 @@
-//! The server's side of the app's history server function: pages of stored messages.
+//! The server's side of the app's history server function: pages of stored messages, read from
+//! the engine (committed messages only), for the first HTML of a room and for scrolling back.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,16 +11,16 @@ use app::limits::{MessageLimits, RoomName};
 use app::protocol::Seq;
 use tracing::warn;
 
-use crate::store::RoomStore;
+use crate::engine::History;
 
-/// Answers history requests straight from the store (committed messages only).
-pub struct StoreHistory {
-    pub store: Arc<dyn RoomStore>,
+/// Answers history requests straight from the engine.
+pub struct EngineHistory {
+    pub history: Arc<dyn History>,
     /// Sent along so browsers check the server's own message limits.
     pub limits: MessageLimits,
 }
 
-impl HistorySource for StoreHistory {
+impl HistorySource for EngineHistory {
     fn page<'a>(
         &'a self,
         room: &'a RoomName,
@@ -27,10 +28,14 @@ impl HistorySource for StoreHistory {
         limit: usize,
     ) -> Pin<Box<dyn Future<Output = Result<HistoryPage, String>> + Send + 'a>> {
         Box::pin(async move {
-            let messages = self.store.before(room, before, limit).await.map_err(|e| {
-                warn!(room = %room, error = %e, "history read failed");
-                e.to_string()
-            })?;
+            let messages = self
+                .history
+                .before(room, before, limit)
+                .await
+                .map_err(|e| {
+                    warn!(room = %room, error = %e, "history read failed");
+                    e.to_string()
+                })?;
             // The latest page is complete up to its last message; live updates resume there.
             let upto = match before {
                 None => messages.last().map_or(0, |m| m.seq),

@@ -1,10 +1,11 @@
-//! The [`RoomStore`] contract as tests, run against every implementation (SQLite in `sqlite.rs`,
-//! Redis in `redis_store.rs`), so the engines cannot drift apart.
+//! The engines' contracts as tests, run against every implementation (SQLite, Redis, Redis
+//! Cluster, memory), so the engines cannot drift apart: [`all`] for [`History`], [`presence`] for
+//! [`SharedPresence`].
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 
-use super::{RoomStore, Roster};
+use super::{History, Roster, SharedPresence};
 
 pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
     ChatMessage {
@@ -21,17 +22,16 @@ pub fn room(name: &str) -> RoomName {
     RoomName::parse(name).expect("valid room name")
 }
 
-/// Every contract test, in turn.
-pub async fn all(store: &dyn RoomStore) {
+/// Every history contract test, in turn.
+pub async fn all(store: &dyn History) {
     reads_in_order_per_room(store).await;
     numbers_every_batch_after_its_head(store).await;
     stores_each_client_id_once(store).await;
     timestamps_never_go_back(store).await;
-    own_roster_is_not_remote(store).await;
     store.check().await.expect("a working store checks out");
 }
 
-async fn reads_in_order_per_room(store: &dyn RoomStore) {
+async fn reads_in_order_per_room(store: &dyn History) {
     let (a, b) = (room("conf-a"), room("conf-b"));
     assert_eq!(store.head(&a).await.unwrap(), (0, 0), "an empty room");
     assert!(store.after(&a, 0, 10).await.unwrap().is_empty());
@@ -60,7 +60,7 @@ async fn reads_in_order_per_room(store: &dyn RoomStore) {
     assert!(store.before(&a, Some(1), 10).await.unwrap().is_empty());
 }
 
-async fn numbers_every_batch_after_its_head(store: &dyn RoomStore) {
+async fn numbers_every_batch_after_its_head(store: &dyn History) {
     let r = room("conf-number");
     store.append(&r, &[msg(1, "c1")]).await.unwrap();
     // Whatever numbers the writer proposes (a stale or a skipping one), the store numbers after
@@ -83,7 +83,7 @@ async fn numbers_every_batch_after_its_head(store: &dyn RoomStore) {
         .eq(1..=3));
 }
 
-async fn stores_each_client_id_once(store: &dyn RoomStore) {
+async fn stores_each_client_id_once(store: &dyn History) {
     let r = room("conf-ids");
     store
         .append(&r, &[msg(1, "x1"), msg(2, "x2")])
@@ -118,7 +118,7 @@ async fn stores_each_client_id_once(store: &dyn RoomStore) {
     assert!(store.append(&r, &[]).await.unwrap().is_empty());
 }
 
-async fn timestamps_never_go_back(store: &dyn RoomStore) {
+async fn timestamps_never_go_back(store: &dyn History) {
     let r = room("conf-clock");
     let mut later = msg(1, "t1");
     later.sent_at_ms += 1_000;
@@ -129,13 +129,35 @@ async fn timestamps_never_go_back(store: &dyn RoomStore) {
     assert_eq!(store.head(&r).await.unwrap(), (2, later.sent_at_ms));
 }
 
-async fn own_roster_is_not_remote(store: &dyn RoomStore) {
+/// The shared-presence contract, seen from two nodes of one engine.
+pub async fn presence(one: &dyn SharedPresence, two: &dyn SharedPresence) {
     let r = room("conf-roster");
     let local = Roster::from([("Ada".to_owned(), 2)]);
-    store.share_roster(&r, &local, true).await.unwrap();
+    one.publish(&r, &local, true).await.unwrap();
     assert!(
-        store.remote_roster(&r).await.unwrap().is_empty(),
+        one.others(&r).await.unwrap().is_empty(),
         "a node's own people are not listed as another node's"
     );
-    store.share_roster(&r, &Roster::new(), true).await.unwrap();
+    assert_eq!(
+        two.others(&r).await.unwrap(),
+        local,
+        "the other node sees them"
+    );
+    two.publish(
+        &r,
+        &Roster::from([("Ada".to_owned(), 1), ("Bo".to_owned(), 1)]),
+        true,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        one.others(&r).await.unwrap(),
+        Roster::from([("Ada".to_owned(), 1), ("Bo".to_owned(), 1)])
+    );
+    one.publish(&r, &Roster::new(), true).await.unwrap();
+    assert!(
+        two.others(&r).await.unwrap().is_empty(),
+        "an empty part leaves"
+    );
+    two.publish(&r, &Roster::new(), true).await.unwrap();
 }

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use tracing::warn;
 
-use crate::AppState;
+use super::AppState;
 
 /// `/healthz` and `/readyz`.
 pub fn health_routes() -> Router<AppState> {
@@ -32,7 +32,7 @@ pub async fn unready_reason(state: &AppState) -> Option<&'static str> {
     if state.draining.is_cancelled() || state.shutdown.is_cancelled() {
         return Some("draining: shutting down");
     }
-    if let Err(e) = state.rooms.store().check().await {
+    if let Err(e) = state.rooms.history().check().await {
         warn!(error = %e, "readiness check: storage unavailable");
         return Some("storage unavailable");
     }
@@ -63,31 +63,20 @@ mod tests {
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    use clap::Parser;
     use tokio_util::sync::CancellationToken;
-    use tokio_util::task::TaskTracker;
 
     use super::*;
     use crate::config::Config;
-    use crate::registry::Rooms;
-    use crate::room::RoomSettings;
-    use crate::store::FlakyStore;
+    use crate::engine::memory::FlakyStore;
+    use crate::engine::Engine;
 
     fn state(store: Arc<FlakyStore>) -> AppState {
-        let config = Config::parse_from(["palaver"]);
-        let shutdown = CancellationToken::new();
-        AppState {
-            leptos_options: crate::leptos_options().expect("default site settings"),
-            rooms: Rooms::new(store, RoomSettings::default(), shutdown.clone()),
-            shutdown: shutdown.clone(),
-            draining: CancellationToken::new(),
-            limits: config.message_limits(),
-            guard: crate::guard::Guard::new(config.guard_settings(), shutdown),
-            sessions: config.session_settings(),
-            metrics: Arc::default(),
-            tasks: TaskTracker::new(),
-            metrics_on_main: true,
-        }
+        crate::server::app_state(
+            &Config::defaults(),
+            Engine::alone(store),
+            CancellationToken::new(),
+        )
+        .expect("default site settings")
     }
 
     #[tokio::test]

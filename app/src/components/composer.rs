@@ -1,0 +1,95 @@
+//! Writing: the composer (Enter sends, Shift+Enter adds a line; the message is checked against
+//! the server's limits before it goes), and the name prompt for someone who arrives by a link.
+
+use leptos::{ev, prelude::*};
+
+use crate::chat::{RoomConnection, RoomState};
+use crate::limits::{validate_display_name, MAX_DISPLAY_NAME_CHARS};
+use crate::pages::remember_name;
+
+/// Asks for a display name when someone opens a room link without one.
+#[component]
+pub fn NamePrompt(saved: RwSignal<Option<Option<String>>>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        match validate_display_name(&name.get_untracked()) {
+            Ok(n) => {
+                remember_name(&n);
+                saved.set(Some(Some(n)));
+            }
+            Err(e) => error.set(Some(e.to_string())),
+        }
+    };
+    view! {
+        <form class="composer name-prompt" on:submit=on_submit>
+            <label for="display-name">"Choose a name to join"</label>
+            <div class="row">
+                <input id="display-name" autocomplete="nickname" maxlength=MAX_DISPLAY_NAME_CHARS.to_string()
+                    placeholder="Your name" prop:value=move || name.get()
+                    on:input=move |ev| { name.set(event_target_value(&ev)); error.set(None); }/>
+                <button type="submit" class="primary">"Join"</button>
+            </div>
+            <p class="error" role="alert">{move || error.get()}</p>
+        </form>
+    }
+    .into_any()
+}
+
+#[component]
+pub fn Composer(
+    state: RoomState,
+    connection: StoredValue<Option<RoomConnection>>,
+    at_bottom: RwSignal<bool>,
+) -> impl IntoView {
+    let text = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let submit = move || {
+        let draft = text.get_untracked();
+        let valid = match state.limits.validate(&draft) {
+            Ok(t) => t,
+            Err(e) => return error.set(Some(e.to_string())),
+        };
+        let Some(conn) = connection.get_value() else {
+            return error.set(Some("Still connecting; try again in a moment.".into()));
+        };
+        match conn.send(&state, valid) {
+            Ok(()) => {
+                text.set(String::new());
+                error.set(None);
+                // Sending is a reason to jump to the newest message.
+                at_bottom.set(true);
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    };
+    let on_submit = move |ev: ev::SubmitEvent| {
+        ev.prevent_default();
+        submit();
+    };
+    let on_keydown = move |ev: ev::KeyboardEvent| {
+        // Enter sends; Shift+Enter is a new line; never interrupt an IME composition.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            submit();
+        }
+    };
+    let notice = move || error.get().or_else(|| state.notice.get());
+    view! {
+        <form class="composer" on:submit=on_submit>
+            <label class="visually-hidden" for="composer-input">"Message"</label>
+            <div class="row">
+                <textarea id="composer-input" rows="1" placeholder="Write a message…"
+                    aria-describedby="composer-hint composer-notice"
+                    prop:value=move || text.get()
+                    on:input=move |ev| { text.set(event_target_value(&ev)); error.set(None); }
+                    on:keydown=on_keydown></textarea>
+                <button type="submit" class="primary">"Send"</button>
+            </div>
+            <p id="composer-notice" class="error" role="alert">{notice}</p>
+            <p id="composer-hint" class="hint keys">"Enter sends · Shift+Enter adds a line"</p>
+        </form>
+    }
+    .into_any()
+}

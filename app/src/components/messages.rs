@@ -1,0 +1,156 @@
+//! The message list: history and live messages in sequence order, join and leave notices, one's
+//! own messages still on their way, and older history loaded a page at a time without moving
+//! what the reader sees.
+
+use leptos::{ev, html, prelude::*};
+
+use crate::chat::{Delivery, OutboxEntry, RoomState, TimelineItem};
+use crate::history::load_history;
+use crate::pages::Hydrated;
+use crate::protocol::ChatMessage;
+use crate::time::{clock, iso_time, utc_clock};
+
+#[component]
+pub fn MessageList(
+    state: RoomState,
+    saved: RwSignal<Option<Option<String>>>,
+    list_ref: NodeRef<html::Div>,
+    on_scroll: impl FnMut(ev::Event) + 'static,
+    older: OlderHistory,
+    room_label: String,
+) -> impl IntoView {
+    let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
+    view! {
+        <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
+            role="log" aria-label="Messages" aria-live="polite" aria-relevant="additions">
+            {move || match first_seq() {
+                Some(seq) if seq > 1 => view! {
+                    <button type="button" class="load-older secondary" on:click=move |_| older.load()
+                        disabled=move || older.loading.get()>
+                        {move || if older.loading.get() { "Loading older messages…" } else { "Load older messages" }}
+                    </button>
+                }
+                .into_any(),
+                Some(_) => view! { <p class="beginning">"This is the beginning of " {room_label.clone()} "."</p> }.into_any(),
+                None => ().into_any(),
+            }}
+            <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)>
+                <p class="empty">"No messages yet. Say hello!"</p>
+            </Show>
+            <ol class="message-list">
+                <For each=move || state.timeline() key=TimelineItem::key let:item>
+                    {match item {
+                        TimelineItem::Message(msg) => view! {
+                            <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
+                        }
+                        .into_any(),
+                        TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
+                    }}
+                </For>
+                <For each=move || state.outbox.get() key=|e| (e.client_id.clone(), e.delivery) let:entry>
+                    <PendingItem entry name=Signal::derive(move || saved.get().flatten().unwrap_or_default())/>
+                </For>
+            </ol>
+        </div>
+    }
+    .into_any()
+}
+
+/// Loads the page of history before the first message shown, and keeps the reader's place.
+#[derive(Clone, Copy)]
+pub struct OlderHistory {
+    pub room: StoredValue<String>,
+    pub state: RoomState,
+    pub list_ref: NodeRef<html::Div>,
+    pub loading: RwSignal<bool>,
+}
+
+impl OlderHistory {
+    pub fn load(&self) {
+        let Some(first) = self
+            .state
+            .messages
+            .with_untracked(|m| m.first().map(|m| m.seq))
+        else {
+            return;
+        };
+        if first <= 1 || self.loading.get_untracked() {
+            return;
+        }
+        self.loading.set(true);
+        let this = *self;
+        leptos::task::spawn_local(async move {
+            match load_history(this.room.get_value(), Some(first)).await {
+                Ok(page) => {
+                    // Content added above the reader would push the view down: measure before,
+                    // and after the render move the scroll position by the added height.
+                    let before = this
+                        .list_ref
+                        .get_untracked()
+                        .map(|el| (el.scroll_height(), el.scroll_top()));
+                    this.state.prepend(page.messages);
+                    let list_ref = this.list_ref;
+                    request_animation_frame(move || {
+                        if let (Some(el), Some((height, top))) = (list_ref.get_untracked(), before)
+                        {
+                            el.set_scroll_top(top + el.scroll_height() - height);
+                        }
+                    });
+                }
+                Err(_) => this.state.notice.set(Some(
+                    "Older messages could not be loaded; try again.".into(),
+                )),
+            }
+            this.loading.set(false);
+        });
+    }
+}
+
+#[component]
+fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView {
+    let is_mine = {
+        let sender = msg.sender.clone();
+        Memo::new(move |_| mine.get().as_deref() == Some(sender.as_str()))
+    };
+    let hydrated = use_context::<Hydrated>().map(|h| h.0);
+    let ms = msg.sent_at_ms;
+    // The server does not know the reader's time zone: it renders UTC, and the browser switches to
+    // local time once it has taken over (the same text at hydration, so nothing mismatches).
+    let time = move || match hydrated.map(|h| h.get()) {
+        Some(true) => clock(ms),
+        _ => format!("{} UTC", utc_clock(ms)),
+    };
+    view! {
+        <li class="msg" class:mine=is_mine data-seq=msg.seq>
+            <div class="meta">
+                <span class="sender">{msg.sender}</span>
+                <time datetime=iso_time(msg.sent_at_ms)>{time}</time>
+                // Everything in the list is stored; on one's own messages, say so.
+                <Show when=move || is_mine.get()>
+                    <span class="delivery sent">"✓ Sent"</span>
+                </Show>
+            </div>
+            <p class="text">{msg.text}</p>
+        </li>
+    }
+    .into_any()
+}
+
+#[component]
+fn PendingItem(entry: OutboxEntry, name: Signal<String>) -> impl IntoView {
+    let (class, label) = match entry.delivery {
+        Delivery::Queued => ("queued", "Waiting to send"),
+        Delivery::Sending => ("sending", "Sending…"),
+        Delivery::Sent => ("sent", "Sent"),
+    };
+    view! {
+        <li class=format!("msg mine pending {class}")>
+            <div class="meta">
+                <span class="sender">{name}</span>
+                <span class="delivery">{label}</span>
+            </div>
+            <p class="text">{entry.text}</p>
+        </li>
+    }
+    .into_any()
+}

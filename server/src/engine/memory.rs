@@ -1,0 +1,183 @@
+//! In-memory engines for the room logic's tests: [`MemoryStore`] keeps history for the life of the
+//! process, [`FlakyStore`] is one whose writes can be switched off. The server itself always runs
+//! on SQLite or Redis.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use app::limits::RoomName;
+use app::protocol::{ChatMessage, Seq};
+use futures::future::{self, BoxFuture};
+
+use super::{Appended, EngineError, History};
+
+/// Every room's history in memory, numbered and deduplicated like the real engines.
+#[derive(Default)]
+pub struct MemoryStore {
+    rooms: Mutex<HashMap<RoomName, MemoryRoom>>,
+}
+
+#[derive(Default)]
+struct MemoryRoom {
+    messages: Vec<ChatMessage>,
+    by_client_id: HashMap<String, Seq>,
+}
+
+impl MemoryRoom {
+    fn append(&mut self, m: &ChatMessage) -> Appended {
+        if let Some(&seq) = self.by_client_id.get(&m.client_id) {
+            return Appended {
+                seq,
+                sent_at_ms: self.messages[seq as usize - 1].sent_at_ms,
+                new: false,
+            };
+        }
+        let (head, head_ts) = self
+            .messages
+            .last()
+            .map_or((0, 0), |l| (l.seq, l.sent_at_ms));
+        let stored = ChatMessage {
+            seq: head + 1,
+            sent_at_ms: m.sent_at_ms.max(head_ts),
+            ..m.clone()
+        };
+        self.by_client_id.insert(m.client_id.clone(), stored.seq);
+        let appended = Appended {
+            seq: stored.seq,
+            sent_at_ms: stored.sent_at_ms,
+            new: true,
+        };
+        self.messages.push(stored);
+        appended
+    }
+}
+
+impl MemoryStore {
+    fn with_room<T>(&self, room: &RoomName, f: impl FnOnce(&mut MemoryRoom) -> T) -> T {
+        // A panic while holding the lock cannot leave a room half-written (every mutation is a
+        // push), so a poisoned lock is still safe to use.
+        let mut rooms = self.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        f(rooms.entry(room.clone()).or_default())
+    }
+}
+
+impl History for MemoryStore {
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(future::ready(Ok(())))
+    }
+
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>> {
+        let appended = self.with_room(room, |r| batch.iter().map(|m| r.append(m)).collect());
+        Box::pin(future::ready(Ok(appended)))
+    }
+
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
+        let head = self.with_room(room, |r| {
+            r.messages.last().map_or((0, 0), |m| (m.seq, m.sent_at_ms))
+        });
+        Box::pin(future::ready(Ok(head)))
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        // Sequence numbers start at 1 and have no holes, so seq n is at index n - 1.
+        let page = self.with_room(room, |r| {
+            let start = usize::try_from(after)
+                .unwrap_or(usize::MAX)
+                .min(r.messages.len());
+            r.messages[start..].iter().take(limit).cloned().collect()
+        });
+        Box::pin(future::ready(Ok(page)))
+    }
+
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        let page = self.with_room(room, |r| {
+            let end = before.map_or(r.messages.len(), |b| {
+                usize::try_from(b.saturating_sub(1))
+                    .unwrap_or(usize::MAX)
+                    .min(r.messages.len())
+            });
+            r.messages[end.saturating_sub(limit)..end].to_vec()
+        });
+        Box::pin(future::ready(Ok(page)))
+    }
+}
+
+/// A store whose writes can be switched off, to see what the room does when storage fails.
+#[derive(Default)]
+pub struct FlakyStore {
+    pub inner: MemoryStore,
+    /// When set, writes and checks fail.
+    pub down: AtomicBool,
+}
+
+impl FlakyStore {
+    fn fail_if_down(&self) -> Result<(), EngineError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(EngineError::Unavailable("switched off".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl History for FlakyStore {
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(future::ready(self.fail_if_down()))
+    }
+
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>> {
+        match self.fail_if_down() {
+            Ok(()) => self.inner.append(room, batch),
+            Err(e) => Box::pin(future::ready(Err(e))),
+        }
+    }
+
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
+        self.inner.head(room)
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        self.inner.after(room, after, limit)
+    }
+
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        self.inner.before(room, before, limit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn meets_the_history_contract() {
+        super::super::conformance::all(&super::MemoryStore::default()).await;
+    }
+}

@@ -1,0 +1,211 @@
+//! Engines: where rooms keep their history and, when several nodes share one engine, how they
+//! learn what the others did. Each role is a small trait, and each engine implements the roles it
+//! has:
+//!
+//! | role | trait | embedded ([`sqlite`]) | Redis ([`redis`]) | memory (tests) |
+//! | --- | --- | --- | --- | --- |
+//! | durable, numbered history | [`History`] | yes | yes | yes |
+//! | what other nodes wrote or lost | [`Broker`] | — | pub/sub | — |
+//! | other nodes' people | [`SharedPresence`] | — | leased hashes | — |
+//! | one rate-limit budget for all nodes | [`SharedRateLimit`] | — | GCRA script | — |
+//!
+//! An engine that other nodes share comes with a [`Mesh`] (the last three); the embedded one has
+//! none, because its process is every room's only writer. [`conformance`] is the [`History`]
+//! contract as tests, run against every engine.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::limits::RoomName;
+use app::protocol::{ChatMessage, Seq};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+
+#[cfg(test)]
+pub mod conformance;
+#[cfg(test)]
+pub mod memory;
+pub mod redis;
+pub mod sqlite;
+
+/// An engine failure. Details go to the log; clients only learn the message was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What `append` did with one message of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The message's sequence number.
+    pub seq: Seq,
+    /// Its stored timestamp (raised to the room's last one if the clock went back).
+    pub sent_at_ms: i64,
+    /// Stored by this call; `false` when its client id was already stored (a resend), and `seq`
+    /// is the earlier message's.
+    pub new: bool,
+}
+
+/// Durable history of every room.
+///
+/// Contract: the engine numbers messages. `append` commits a batch atomically, giving each new
+/// message the next sequence number after whatever the room has stored (so several writers, e.g.
+/// nodes sharing one engine, never race for a number and never leave a hole), and returns only
+/// once the batch is committed. A message returned by any read has been committed. Readers (pages,
+/// sessions catching up) read directly, without going through the room task, so a big catch-up
+/// never slows a room down.
+pub trait History: Send + Sync + 'static {
+    /// Commits a batch to a room, all or nothing, in one round trip. The messages' `seq` fields
+    /// are ignored. A message whose client id the room already has (stored earlier, or earlier in
+    /// this batch) is not stored again and gets that number. Timestamps never go back within a
+    /// room. Returns what happened to each message, in batch order.
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>>;
+
+    /// The room's last committed sequence number and that message's timestamp (0, 0 when empty).
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>>;
+
+    /// Up to `limit` messages with sequence numbers above `after`, in order.
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>>;
+
+    /// Up to `limit` messages just before `before` (or the latest ones), in order.
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>>;
+
+    /// Whether the engine can serve reads and writes right now (for `/readyz` and the probe of a
+    /// degraded room).
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>>;
+}
+
+/// What other nodes sharing the engine did in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// Another writer committed up to this sequence number.
+    Head(Seq),
+    /// Another node's part of the room's roster changed.
+    Roster,
+    /// The node lost its connection to the engine: notifications may have been missed, and
+    /// writes will fail until it is back.
+    Lost,
+}
+
+/// Tells a room what other nodes do in it.
+pub trait Broker: Send + Sync + 'static {
+    /// The room's events for as long as the stream is held; dropping it unsubscribes. The stream
+    /// ends if the subscription is lost.
+    fn subscribe<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, PeerEvent>, EngineError>>;
+}
+
+/// Who is in a room, by display name, with how many connections each has (tabs, devices).
+pub type Roster = BTreeMap<String, usize>;
+
+/// How long a node's published roster counts without being published again. A node that dies
+/// without saying goodbye (SIGKILL, lost machine) leaves the other nodes' rosters within this.
+pub const ROSTER_LEASE: Duration = Duration::from_secs(30);
+/// How often a room with people in it publishes its roster again (well within the lease) and
+/// checks it has missed nothing of what other nodes wrote.
+pub const ROSTER_REFRESH: Duration = Duration::from_secs(10);
+
+/// Each node's part of every room's roster, shared with the other nodes.
+pub trait SharedPresence: Send + Sync + 'static {
+    /// Publishes this node's people in the room (empty: this node has nobody there); `changed`
+    /// tells the other nodes to read it again (a renewal does not). It lapses unless published
+    /// again within [`ROSTER_LEASE`].
+    fn publish<'a>(
+        &'a self,
+        room: &'a RoomName,
+        local: &'a Roster,
+        changed: bool,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// Everyone the other nodes have in the room (lapsed leases are left out).
+    fn others<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<Roster, EngineError>>;
+}
+
+/// A rate limit whose budget every node shares.
+pub trait SharedRateLimit: Send + Sync + 'static {
+    /// Counts one post from `ip` against a budget of `burst` at once and one per `interval`
+    /// sustained: `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for `wait`, `Err` when the engine
+    /// did not answer in time (the caller then decides on its own).
+    fn check_post(
+        &self,
+        ip: IpAddr,
+        interval: Duration,
+        burst: u32,
+    ) -> BoxFuture<'_, Result<Result<(), Duration>, EngineError>>;
+}
+
+/// What a node shares with the other nodes of its engine.
+#[derive(Clone)]
+pub struct Mesh {
+    pub broker: Arc<dyn Broker>,
+    pub presence: Arc<dyn SharedPresence>,
+    pub rate_limit: Arc<dyn SharedRateLimit>,
+}
+
+/// The engine a server runs on.
+#[derive(Clone)]
+pub struct Engine {
+    pub history: Arc<dyn History>,
+    /// `None` when this process is every room's only writer (the embedded engine).
+    pub mesh: Option<Mesh>,
+}
+
+impl Engine {
+    /// An engine of one node: history only.
+    pub fn alone(history: Arc<dyn History>) -> Self {
+        Self {
+            history,
+            mesh: None,
+        }
+    }
+}
+
+/// Why the engine could not be opened at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("storage (--data-dir): {0}")]
+    Embedded(#[from] sqlite::OpenError),
+    #[error("engine (--engine): {0}")]
+    Redis(EngineError),
+}
+
+/// Opens the engine `--engine` names: SQLite in `data_dir`, or Redis.
+pub async fn open(kind: &crate::config::EngineKind, data_dir: &Path) -> Result<Engine, OpenError> {
+    match kind {
+        crate::config::EngineKind::Embedded => {
+            let data_dir = data_dir.to_owned();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&data_dir))
+                .await
+                .map_err(|e| sqlite::OpenError::Thread(std::io::Error::other(e)))??;
+            tracing::info!(path = %store.path().display(), "history database open");
+            Ok(Engine::alone(Arc::new(store)))
+        }
+        crate::config::EngineKind::Redis(url) => {
+            let redis = redis::RedisEngine::connect(url.as_str(), "palaver")
+                .await
+                .map_err(OpenError::Redis)?;
+            tracing::info!(engine = %url, node = redis.node_id(), "rooms shared through Redis");
+            Ok(redis.engine())
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! [`History`] on Redis: per room a stream (`log`, entry id `<seq>-1`), a hash with the head
+//! (`meta`) and a hash from client id to seq (`ids`). `append` is one Lua script
+//! (`scripts/append.lua`): it numbers the new messages after the stored head (skipping client ids
+//! already stored, which get their earlier numbers), adds them, moves the head and publishes it,
+//! atomically and in one round trip. Several nodes writing one room therefore never race for a
+//! number, never leave a hole or a duplicate, and history order is live order.
+
+use app::limits::RoomName;
+use app::protocol::{ChatMessage, Seq};
+use futures::future::BoxFuture;
+use redis::streams::{StreamId, StreamRangeReply};
+use redis::AsyncCommands;
+
+use super::connection::timed;
+use super::RedisEngine;
+use crate::engine::{Appended, EngineError, History};
+
+impl History for RedisEngine {
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>> {
+        Box::pin(async move {
+            if batch.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut invocation = self.scripts.append.prepare_invoke();
+            invocation
+                .key(self.key(room, "meta"))
+                .key(self.key(room, "log"))
+                .key(self.key(room, "ids"))
+                .key(self.key(room, "live"))
+                .arg(batch.len());
+            for m in batch {
+                invocation
+                    .arg(&m.id)
+                    .arg(&m.sender)
+                    .arg(&m.text)
+                    .arg(m.sent_at_ms)
+                    .arg(&m.client_id);
+            }
+            let mut conn = self.conn.clone();
+            let reply: Vec<(Seq, i64, i64)> = timed(invocation.invoke_async(&mut conn)).await?;
+            Ok(reply
+                .into_iter()
+                .map(|(seq, sent_at_ms, new)| Appended {
+                    seq,
+                    sent_at_ms,
+                    new: new == 1,
+                })
+                .collect())
+        })
+    }
+
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let (seq, ts): (Option<Seq>, Option<i64>) = timed(
+                redis::cmd("HMGET")
+                    .arg(self.key(room, "meta"))
+                    .arg("seq")
+                    .arg("ts")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            Ok((seq.unwrap_or(0), ts.unwrap_or(0)))
+        })
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let reply: StreamRangeReply = timed(conn.xrange_count(
+                self.key(room, "log"),
+                format!("{}-0", after + 1),
+                "+",
+                limit,
+            ))
+            .await?;
+            messages(reply)
+        })
+    }
+
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        Box::pin(async move {
+            let end = match before {
+                Some(0 | 1) => return Ok(Vec::new()),
+                Some(b) => format!("{}-1", b - 1),
+                None => "+".to_owned(),
+            };
+            let mut conn = self.conn.clone();
+            let reply: StreamRangeReply =
+                timed(conn.xrevrange_count(self.key(room, "log"), end, "-", limit)).await?;
+            let mut page = messages(reply)?;
+            page.reverse();
+            Ok(page)
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let _: String = timed(redis::cmd("PING").query_async(&mut conn)).await?;
+            Ok(())
+        })
+    }
+}
+
+fn message(entry: &StreamId) -> Option<ChatMessage> {
+    let seq = entry.id.split('-').next()?.parse().ok()?;
+    Some(ChatMessage {
+        seq,
+        id: entry.get("id")?,
+        sender: entry.get("sender")?,
+        text: entry.get("text")?,
+        sent_at_ms: entry.get("ts")?,
+        client_id: entry.get("cid")?,
+    })
+}
+
+fn messages(reply: StreamRangeReply) -> Result<Vec<ChatMessage>, EngineError> {
+    reply
+        .ids
+        .iter()
+        .map(|e| message(e).ok_or_else(|| EngineError::Unavailable(format!("bad entry {}", e.id))))
+        .collect()
+}

@@ -1,0 +1,46 @@
+//! [`SharedRateLimit`] on Redis: GCRA in a script on Redis's clock (`scripts/rate_limit.lua`), so
+//! an address has one budget across every node.
+//!
+//! Key: `palaver:rate:{ip}:<interval ms>:<burst>`, holding the GCRA "theoretical arrival time".
+//! The setting is part of the key because a generous limit lets that time run far ahead (one
+//! interval per post): nodes started with a stricter setting later must not inherit it, or they
+//! would lock the address out for hours.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+use super::connection::within;
+use super::RedisEngine;
+use crate::engine::{EngineError, SharedRateLimit};
+
+/// How long a post waits for the shared rate limit before the node decides on its own.
+const RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(250);
+
+impl SharedRateLimit for RedisEngine {
+    fn check_post(
+        &self,
+        ip: IpAddr,
+        interval: Duration,
+        burst: u32,
+    ) -> BoxFuture<'_, Result<Result<(), Duration>, EngineError>> {
+        let interval_ms = u64::try_from(interval.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let burst = burst.max(1);
+        let key = format!("{}:rate:{{{ip}}}:{interval_ms}:{burst}", self.prefix);
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let mut invocation = self.scripts.rate_limit.key(key);
+            invocation.arg(interval_ms).arg(burst);
+            let wait_ms: u64 =
+                within(RATE_LIMIT_TIMEOUT, invocation.invoke_async(&mut conn)).await?;
+            Ok(if wait_ms == 0 {
+                Ok(())
+            } else {
+                Err(Duration::from_millis(wait_ms))
+            })
+        })
+    }
+}

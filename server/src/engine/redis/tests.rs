@@ -1,0 +1,92 @@
+//! The Redis engine on the shared test Redis: the history and presence contracts, the shared rate
+//! limit, key layout and a clear error when Redis is not there.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+
+use super::*;
+use crate::engine::{conformance, History, SharedRateLimit};
+
+/// A node on the shared test Redis, under a key prefix of its own. Never skipped: without a
+/// Redis these tests fail and say so (`.ci/run` starts one).
+pub async fn test_engine() -> RedisEngine {
+    node(&testkit::redis::unique("palaver-test")).await
+}
+
+/// A node on the shared test Redis under `prefix` (nodes with one prefix share rooms).
+async fn node(prefix: &str) -> RedisEngine {
+    let url = testkit::redis::shared_url();
+    match tokio::time::timeout(Duration::from_secs(5), RedisEngine::connect(&url, prefix)).await {
+        Ok(Ok(engine)) => engine,
+        other => panic!(
+            "these tests need a Redis at {url} (set PALAVER_TEST_REDIS_URL, or run .ci/run, \
+             which starts one): {:?}",
+            other.map(|r| r.err())
+        ),
+    }
+}
+
+async fn clean_up(engine: &RedisEngine) {
+    let mut conn = engine.conn.clone();
+    let keys: Vec<String> = conn
+        .keys(format!("{}:*", engine.prefix))
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = conn.del(keys).await;
+    }
+}
+
+#[tokio::test]
+async fn meets_the_history_and_presence_contracts() {
+    let one = test_engine().await;
+    conformance::all(&one).await;
+    let two = node(&one.prefix).await;
+    conformance::presence(&one, &two).await;
+    clean_up(&one).await;
+}
+
+#[tokio::test]
+async fn a_stricter_rate_limit_does_not_inherit_a_generous_ones_debt() {
+    let engine = test_engine().await;
+    let ip: IpAddr = "192.0.2.90".parse().unwrap();
+    // A generous limit, used a lot: its next allowed time runs 100 s ahead.
+    for _ in 0..100 {
+        let verdict = engine.check_post(ip, Duration::from_secs(1), 1000).await;
+        assert!(verdict.unwrap().is_ok());
+    }
+    // Nodes restarted with a strict limit start afresh instead of refusing for 100 s.
+    let strict = engine.check_post(ip, Duration::from_secs(1), 3).await;
+    assert!(strict.unwrap().is_ok());
+    clean_up(&engine).await;
+}
+
+#[tokio::test]
+async fn keys_share_the_room_hash_tag() {
+    let engine = test_engine().await;
+    let room = conformance::room("general");
+    for what in ["log", "meta", "ids", "roster", "live"] {
+        assert!(engine.key(&room, what).contains("{general}"));
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_a_clear_error() {
+    let Err(e) = tokio::time::timeout(
+        Duration::from_secs(10),
+        RedisEngine::connect("redis://127.0.0.1:1/", "x"),
+    )
+    .await
+    .unwrap_or_else(|_| Err(EngineError::Unavailable("timed out".into()))) else {
+        panic!("connected to nothing");
+    };
+    assert!(e.to_string().starts_with("storage is unavailable"), "{e}");
+}
+
+#[tokio::test]
+async fn a_working_engine_checks_out() {
+    let engine = test_engine().await;
+    engine.check().await.expect("PING answered");
+}

@@ -1,0 +1,270 @@
+//! The embedded default store: every room's history in one SQLite file (`<data-dir>/palaver.db`,
+//! WAL mode, `synchronous=FULL`), with the schema migrations compiled into the binary.
+//!
+//! Writes go through one writer thread ([`writer`]): it commits every batch waiting, from all
+//! rooms, in one transaction (group commit). Reads use a small pool of separate connections; in WAL
+//! mode they never wait for the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use app::limits::RoomName;
+use app::protocol::{ChatMessage, Seq};
+use futures::future::BoxFuture;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Appended, EngineError, History};
+
+mod writer;
+
+use writer::WriteJob;
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_messages.sql")];
+/// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
+const WRITE_QUEUE: usize = 1024;
+/// Idle reader connections kept open.
+const READER_POOL: usize = 4;
+
+/// Why the database could not be opened. Shown to the operator at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data directory {path} is in use by another Palaver process")]
+    InUse { path: PathBuf },
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("database {path} has schema version {found}, newer than this Palaver knows ({known}); upgrade Palaver")]
+    TooNew {
+        path: PathBuf,
+        found: usize,
+        known: usize,
+    },
+    #[error("cannot start the database writer: {0}")]
+    Thread(std::io::Error),
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// An exclusive lock on `<data-dir>/palaver.lock`, held for the life of the store: one server
+    /// per data directory. The OS releases it when the process dies, however it dies.
+    _lock: std::fs::File,
+    writes: mpsc::Sender<WriteJob>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `<data_dir>/palaver.db`, runs migrations and starts the writer
+    /// thread. Blocking: call it before serving, or from `spawn_blocking`.
+    pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+        let lock_path = data_dir.join("palaver.lock");
+        let lock = std::fs::File::create(&lock_path).map_err(|source| OpenError::DataDir {
+            path: lock_path.clone(),
+            source,
+        })?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => OpenError::InUse {
+                    path: data_dir.to_owned(),
+                },
+                std::fs::TryLockError::Error(source) => OpenError::DataDir {
+                    path: lock_path,
+                    source,
+                },
+            });
+        }
+        let path = data_dir.join("palaver.db");
+        let open_err = |source| OpenError::Open {
+            path: path.clone(),
+            source,
+        };
+        let mut writer = open_connection(&path, true).map_err(open_err)?;
+        let found: usize = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if found > MIGRATIONS.len() {
+            return Err(OpenError::TooNew {
+                path,
+                found,
+                known: MIGRATIONS.len(),
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
+            let tx = writer.transaction().map_err(open_err)?;
+            tx.execute_batch(sql).map_err(open_err)?;
+            tx.pragma_update(None, "user_version", i + 1)
+                .map_err(open_err)?;
+            tx.commit().map_err(open_err)?;
+        }
+        let (writes, rx) = mpsc::channel(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer::run(writer, rx))
+            .map_err(OpenError::Thread)?;
+        Ok(Self {
+            path,
+            _lock: lock,
+            writes,
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled reader connection in the blocking thread pool.
+    fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, EngineError>> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        Box::pin(async move {
+            let joined = tokio::task::spawn_blocking(move || {
+                let pooled = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let conn = match pooled {
+                    Some(c) => c,
+                    None => open_connection(&path, false)?,
+                };
+                let result = f(&conn);
+                let mut idle = pool.lock().unwrap_or_else(PoisonError::into_inner);
+                if idle.len() < READER_POOL {
+                    idle.push(conn);
+                }
+                result
+            })
+            .await;
+            match joined {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(e)) => Err(EngineError::Unavailable(e.to_string())),
+                Err(e) => Err(EngineError::Unavailable(format!("reader task failed: {e}"))),
+            }
+        })
+    }
+}
+
+fn open_connection(path: &Path, create: bool) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk (WAL fsynced) before it returns, so an acknowledged message
+    // survives a power cut, not only a crash of this process.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        seq: r.get(0)?,
+        id: r.get(1)?,
+        sender: r.get(2)?,
+        text: r.get(3)?,
+        sent_at_ms: r.get(4)?,
+        client_id: r.get(5)?,
+    })
+}
+
+impl History for SqliteStore {
+    fn append<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: &'a [ChatMessage],
+    ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            let job = WriteJob {
+                room: room.to_string(),
+                batch: batch.to_vec(),
+                reply,
+            };
+            self.writes
+                .send(job)
+                .await
+                .map_err(|_| EngineError::Unavailable("writer stopped".into()))?;
+            rx.await
+                .map_err(|_| EngineError::Unavailable("writer stopped".into()))?
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
+        if self.writes.is_closed() {
+            return Box::pin(async { Err(EngineError::Unavailable("writer stopped".into())) });
+        }
+        // A read that touches the file: the schema version.
+        self.read(|c| {
+            c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+                .map(|_| ())
+        })
+    }
+
+    fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
+        let room = room.to_string();
+        self.read(move |c| {
+            c.query_row(
+                "SELECT seq, sent_at_ms FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1",
+                [room],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map(|head| head.unwrap_or((0, 0)))
+        })
+    }
+
+    fn after<'a>(
+        &'a self,
+        room: &'a RoomName,
+        after: Seq,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        let room = room.to_string();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
+                 WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![room, after, limit], row_to_message)?;
+            rows.collect()
+        })
+    }
+
+    fn before<'a>(
+        &'a self,
+        room: &'a RoomName,
+        before: Option<Seq>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
+        let room = room.to_string();
+        let before = before.unwrap_or(i64::MAX as Seq);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
+                 WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            )?;
+            let mut page = stmt
+                .query_map(params![room, before, limit], row_to_message)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            page.reverse();
+            Ok(page)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

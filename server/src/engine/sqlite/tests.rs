@@ -1,0 +1,159 @@
+//! The embedded engine: the history contract, reopening, racing writers, and start-up errors.
+
+use super::*;
+
+use crate::engine::conformance::{msg, room};
+
+#[tokio::test]
+async fn meets_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    crate::engine::conformance::all(&store).await;
+}
+
+#[tokio::test]
+async fn history_survives_reopening_and_reads_page_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let batch: Vec<_> = (1..=5).map(|i| msg(i, &format!("c{i}"))).collect();
+        store.append(&room("a"), &batch).await.unwrap();
+        store.append(&room("b"), &[msg(1, "c1")]).await.unwrap();
+    }
+    let store = SqliteStore::open(dir.path()).unwrap();
+    assert_eq!(
+        store.head(&room("a")).await.unwrap(),
+        (5, 1_700_000_000_005)
+    );
+    assert_eq!(store.head(&room("b")).await.unwrap().0, 1);
+    assert_eq!(store.head(&room("empty")).await.unwrap(), (0, 0));
+    let page = store.after(&room("a"), 2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [3, 4]);
+    assert_eq!(page[0], msg(3, "c3"), "every field round-trips");
+    let resent = store.append(&room("a"), &[msg(9, "c4")]).await.unwrap();
+    assert_eq!(
+        (resent[0].seq, resent[0].new),
+        (4, false),
+        "ids survive reopening"
+    );
+    let latest = store.before(&room("a"), None, 2).await.unwrap();
+    assert_eq!(latest.iter().map(|m| m.seq).collect::<Vec<_>>(), [4, 5]);
+    let older = store.before(&room("a"), Some(4), 10).await.unwrap();
+    assert_eq!(older.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(store
+        .before(&room("a"), Some(1), 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn writers_racing_on_one_room_get_distinct_contiguous_numbers() {
+    // Batches of one room from several writers land in the same group commits.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..25 {
+                let batch = [msg(1, &format!("w{w}-{i}")), msg(1, &format!("w{w}-{i}b"))];
+                let appended = store.append(&room("race"), &batch).await.unwrap();
+                assert_eq!(
+                    appended[1].seq,
+                    appended[0].seq + 1,
+                    "a batch stays together"
+                );
+                seqs.extend(appended.iter().map(|a| a.seq));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert!(all.iter().copied().eq(1..=400), "each number once, no hole");
+}
+
+#[tokio::test]
+async fn concurrent_batches_from_many_rooms_all_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+    let mut tasks = Vec::new();
+    for r in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let name = room(&format!("r{r}"));
+            for i in 1..=10 {
+                store
+                    .append(&name, &[msg(i, &format!("c{i}"))])
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for r in 0..20 {
+        assert_eq!(store.head(&room(&format!("r{r}"))).await.unwrap().0, 10);
+    }
+}
+
+#[test]
+fn wal_mode_and_schema_version_are_set() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let conn = Connection::open(dir.path().join("palaver.db")).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let version: usize = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, MIGRATIONS.len());
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path()).unwrap());
+    Connection::open(dir.path().join("palaver.db"))
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = SqliteStore::open(dir.path()).err().expect("refused");
+    assert!(
+        err.to_string().contains("newer than this Palaver knows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_data_dir_in_use_is_refused_until_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = SqliteStore::open(dir.path()).unwrap();
+    let err = SqliteStore::open(dir.path())
+        .err()
+        .expect("second open refused");
+    assert!(
+        err.to_string().contains("in use by another Palaver"),
+        "{err}"
+    );
+    drop(first);
+    // The writer thread holds no lock; the file lock goes with the store.
+    assert!(SqliteStore::open(dir.path()).is_ok());
+}
+
+#[test]
+fn an_unusable_data_dir_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = SqliteStore::open(&file).err().expect("refused");
+    assert!(err.to_string().contains("data directory"), "{err}");
+}

@@ -1,0 +1,139 @@
+//! The writer thread: the only connection that writes. It takes every batch waiting (from all
+//! rooms), commits them in one transaction — one fsync for all of them — and then answers each
+//! room. So a busy server pays one durable commit per round, not per message or per room (group
+//! commit). Each batch is numbered inside the transaction after its room's stored head, and its
+//! client ids checked; a batch that fails is refused alone (savepoint), the others still commit.
+
+use app::protocol::{ChatMessage, Seq};
+use rusqlite::{params, Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use crate::engine::{Appended, EngineError};
+
+/// Most batches folded into one transaction.
+const MAX_BATCHES_PER_COMMIT: usize = 256;
+
+/// One room's batch, waiting for the writer.
+pub(super) struct WriteJob {
+    pub room: String,
+    pub batch: Vec<ChatMessage>,
+    pub reply: oneshot::Sender<Result<Vec<Appended>, EngineError>>,
+}
+
+/// The thread's loop: until every sender is gone, commit what waits and answer each job.
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
+    while let Some(first) = rx.blocking_recv() {
+        jobs.push(first);
+        while jobs.len() < MAX_BATCHES_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_jobs(&mut conn, &jobs);
+        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Commits every job's batch in one transaction; returns each job's outcome.
+fn commit_jobs(
+    conn: &mut Connection,
+    jobs: &[WriteJob],
+) -> Vec<Result<Vec<Appended>, EngineError>> {
+    let fail_all = |e: rusqlite::Error| {
+        error!(error = %e, "database commit failed");
+        jobs.iter()
+            .map(|_| Err(EngineError::Unavailable(e.to_string())))
+            .collect()
+    };
+    let mut tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(e),
+    };
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let outcome = (|| -> Result<Vec<Appended>, EngineError> {
+            let sp = tx.savepoint().map_err(unavailable)?;
+            let appended = insert_batch(&sp, &job.room, &job.batch)?;
+            sp.commit().map_err(unavailable)?;
+            Ok(appended)
+        })();
+        if let Err(e) = &outcome {
+            error!(room = %job.room, error = %e, "batch refused");
+        }
+        outcomes.push(outcome);
+    }
+    match tx.commit() {
+        Ok(()) => outcomes,
+        Err(e) => fail_all(e),
+    }
+}
+
+fn unavailable(e: rusqlite::Error) -> EngineError {
+    EngineError::Unavailable(e.to_string())
+}
+
+/// Numbers and inserts one room's batch (see [`crate::engine::History::append`]).
+fn insert_batch(
+    conn: &Connection,
+    room: &str,
+    batch: &[ChatMessage],
+) -> Result<Vec<Appended>, EngineError> {
+    let (mut head, mut head_ts): (Seq, i64) = conn
+        .query_row(
+            "SELECT seq, sent_at_ms FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1",
+            [room],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?
+        .unwrap_or((0, 0));
+    let mut stored = conn
+        .prepare_cached("SELECT seq, sent_at_ms FROM messages WHERE room = ?1 AND client_id = ?2")
+        .map_err(unavailable)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO messages (room, seq, id, sender, text, sent_at_ms, client_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(unavailable)?;
+    let mut appended = Vec::with_capacity(batch.len());
+    for m in batch {
+        // Rows inserted earlier in this batch are visible too: a repeat within it is caught.
+        if let Some((seq, sent_at_ms)) = stored
+            .query_row(params![room, m.client_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(unavailable)?
+        {
+            appended.push(Appended {
+                seq,
+                sent_at_ms,
+                new: false,
+            });
+            continue;
+        }
+        head += 1;
+        head_ts = head_ts.max(m.sent_at_ms);
+        insert
+            .execute(params![
+                room,
+                head,
+                m.id,
+                m.sender,
+                m.text,
+                head_ts,
+                m.client_id
+            ])
+            .map_err(unavailable)?;
+        appended.push(Appended {
+            seq: head,
+            sent_at_ms: head_ts,
+            new: true,
+        });
+    }
+    Ok(appended)
+}

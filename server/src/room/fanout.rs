@@ -1,0 +1,124 @@
+//! What a room sends to every session: [`Delivery`]s on one bounded broadcast channel. The room
+//! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] behind is told it
+//! lagged and catches up from the engine by sequence number. Events are typed here; each wire
+//! dialect encodes them (the native one once for all its sessions, see [`Delivery::frame`]).
+
+use std::sync::{Arc, OnceLock};
+
+use app::protocol::{ChatMessage, Seq};
+use tokio::sync::broadcast;
+use tokio::time::Instant;
+
+/// Live events buffered per room for readers; a reader further behind catches up from the engine.
+pub const FANOUT_CAPACITY: usize = 512;
+
+/// Something that happened in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    /// A committed message.
+    Message(ChatMessage),
+    /// The roster changed.
+    Presence(PresenceChange),
+    /// Whether the room can store messages right now changed.
+    Status { degraded: bool },
+}
+
+/// A net change of the roster since the last one announced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceChange {
+    /// Everyone in the room, sorted, each name once.
+    pub online: Vec<String>,
+    /// Names that arrived since the last change announced.
+    pub joined: Vec<String>,
+    /// Names that left since the last change announced.
+    pub left: Vec<String>,
+    /// The room's head when the first of these changes happened.
+    pub at_seq: Seq,
+}
+
+/// One event, as every session receives it.
+#[derive(Debug)]
+pub struct Delivery {
+    /// The message's sequence number; `None` for events that are not part of history.
+    pub seq: Option<Seq>,
+    pub event: RoomEvent,
+    /// When the event was committed or made (for the fan-out latency metric).
+    pub committed_at: Instant,
+    /// The native protocol's frame, encoded by the first session that writes it and shared by all
+    /// the others.
+    frame: OnceLock<Arc<str>>,
+}
+
+impl Delivery {
+    /// The event encoded by `encode`, once for every session that asks (they all pass the same
+    /// encoder: the native dialect's).
+    pub fn frame(&self, encode: impl FnOnce(&RoomEvent) -> String) -> Arc<str> {
+        self.frame
+            .get_or_init(|| encode(&self.event).into())
+            .clone()
+    }
+}
+
+/// The room's end of the channel; parts of the room that announce something hold a clone.
+#[derive(Clone)]
+pub(super) struct Fanout {
+    live: broadcast::Sender<Arc<Delivery>>,
+}
+
+impl Fanout {
+    pub(super) fn new() -> Self {
+        let (live, _) = broadcast::channel(FANOUT_CAPACITY);
+        Self { live }
+    }
+
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Arc<Delivery>> {
+        self.live.subscribe()
+    }
+
+    /// Sessions subscribed right now.
+    pub(super) fn readers(&self) -> usize {
+        self.live.receiver_count()
+    }
+
+    /// A committed message.
+    pub(super) fn message(&self, m: ChatMessage, committed_at: Instant) {
+        self.send(Some(m.seq), RoomEvent::Message(m), committed_at);
+    }
+
+    /// An event that is not part of history (presence, status).
+    pub(super) fn event(&self, event: RoomEvent) {
+        self.send(None, event, Instant::now());
+    }
+
+    fn send(&self, seq: Option<Seq>, event: RoomEvent, committed_at: Instant) {
+        // An error only means nobody is listening right now.
+        let _ = self.live.send(Arc::new(Delivery {
+            seq,
+            event,
+            committed_at,
+            frame: OnceLock::new(),
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_frame_is_encoded_once_for_every_reader() {
+        let fanout = Fanout::new();
+        let (mut one, mut two) = (fanout.subscribe(), fanout.subscribe());
+        fanout.event(RoomEvent::Status { degraded: true });
+        let encodings = std::sync::atomic::AtomicUsize::new(0);
+        let encode = |event: &RoomEvent| {
+            encodings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            format!("{event:?}")
+        };
+        let a = one.recv().await.unwrap().frame(encode);
+        let b = two.recv().await.unwrap().frame(encode);
+        assert!(Arc::ptr_eq(&a, &b), "the same bytes for both");
+        assert_eq!(encodings.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(fanout.readers(), 2);
+    }
+}

@@ -1,0 +1,216 @@
+//! One room's hub: a task that owns the room's state and is this node's only writer of the room.
+//! Sessions talk to it through a [`RoomHandle`]; nothing here knows about axum or sockets, so each
+//! part is tested in-process on paused time.
+//!
+//! The parts, around one actor (`actor.rs`, the command loop):
+//! - `commit.rs`: batching, dedupe by client id, the engine's numbering, delivery. `send`
+//!   commands are gathered into batches (group commit); a batch is committed and only then
+//!   acknowledged and broadcast, so nobody sees a message that is not stored and live order is
+//!   history order.
+//! - `presence.rs`: who is here (this node's people and other nodes'), with joins and leaves
+//!   coalesced over [`PRESENCE_COALESCE`].
+//! - `link.rs`: the link to other nodes sharing the engine (their heads, their rosters).
+//! - `health.rs`: degraded mode. When the engine cannot be reached, the room tells its clients
+//!   (`status`), refuses sends at once (clients keep them and send again) and probes the engine
+//!   every [`PROBE_INTERVAL`] until it answers.
+//! - `fanout.rs`: what goes out to every session, on a bounded broadcast channel. The room never
+//!   waits for a reader; a reader more than [`FANOUT_CAPACITY`] behind catches up from the engine
+//!   by sequence number (see `session`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::limits::RoomName;
+use app::protocol::{ErrorCode, Seq};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engine::Engine;
+use crate::metrics::Metrics;
+
+mod actor;
+mod commit;
+mod fanout;
+mod health;
+mod link;
+mod presence;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;
+
+pub use fanout::{Delivery, PresenceChange, RoomEvent, FANOUT_CAPACITY};
+pub use health::PROBE_INTERVAL;
+pub use presence::PRESENCE_COALESCE;
+
+/// Commands queued for one room before senders wait (backpressure on sessions).
+const COMMAND_QUEUE: usize = 1024;
+
+/// Held by a session for as long as its member is in the room; dropping it is the leave.
+pub struct Membership {
+    _left: oneshot::Sender<()>,
+}
+
+/// Why a room refused a command.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoomError {
+    /// The room task is gone (idle eviction raced the command, or shutdown). Callers retry once
+    /// through the registry, which starts a fresh task.
+    #[error("room closed")]
+    Closed,
+    /// The engine failed; nothing was accepted.
+    #[error("storage unavailable")]
+    Unavailable,
+}
+
+impl RoomError {
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Unavailable
+    }
+}
+
+/// What a session gets when it joins.
+pub struct Joined {
+    /// Last committed sequence number when the subscription was made: everything up to it is in the
+    /// engine, everything after it arrives on `live`.
+    pub head: Seq,
+    pub live: broadcast::Receiver<Arc<Delivery>>,
+    /// Who is in the room right now (the joiner included), sorted, each name once.
+    pub online: Vec<String>,
+    /// Keep for as long as the member is in the room.
+    pub membership: Membership,
+    /// Whether the room cannot store messages right now (its engine is unreachable).
+    pub degraded: bool,
+}
+
+/// What the room answers a join with (see [`Joined`]).
+struct JoinReply {
+    head: Seq,
+    live: broadcast::Receiver<Arc<Delivery>>,
+    online: Vec<String>,
+    degraded: bool,
+}
+
+/// The outcome of a send: its sequence number once committed.
+pub type SendReply = oneshot::Receiver<Result<Seq, RoomError>>;
+
+enum Command {
+    Join {
+        name: String,
+        left: oneshot::Receiver<()>,
+        reply: oneshot::Sender<JoinReply>,
+    },
+    Send {
+        sender: String,
+        client_id: String,
+        text: String,
+        reply: oneshot::Sender<Result<Seq, RoomError>>,
+    },
+}
+
+/// A cheap, cloneable address of a running room task.
+#[derive(Clone)]
+pub struct RoomHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    /// Enters the room as `name` and subscribes to its live messages.
+    pub async fn join(&self, name: String) -> Result<Joined, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        let (left_tx, left) = oneshot::channel();
+        self.commands
+            .send(Command::Join { name, left, reply })
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        let reply = rx.await.map_err(|_| RoomError::Closed)?;
+        Ok(Joined {
+            head: reply.head,
+            live: reply.live,
+            online: reply.online,
+            membership: Membership { _left: left_tx },
+            degraded: reply.degraded,
+        })
+    }
+
+    /// Queues a message for the room and returns a future of its sequence number, resolved once it
+    /// is committed. The text and names must already be validated.
+    pub async fn send(
+        &self,
+        sender: String,
+        client_id: String,
+        text: String,
+    ) -> Result<SendReply, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                sender,
+                client_id,
+                text,
+                reply,
+            })
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        Ok(rx)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    pub fn same_room_task(&self, other: &RoomHandle) -> bool {
+        self.commands.same_channel(&other.commands)
+    }
+}
+
+/// Settings for room tasks.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    /// How long a room with nobody connected stays in memory (`--room-idle-secs`).
+    pub idle_timeout: Duration,
+    /// Where commits are counted and timed.
+    pub metrics: Arc<Metrics>,
+    /// Room tasks are spawned on this, so that shutdown can wait for their last commits.
+    pub tasks: TaskTracker,
+}
+
+impl RoomSettings {
+    /// The server's defaults, fresh metrics and a tracker of their own.
+    #[cfg(test)]
+    pub fn for_tests() -> Self {
+        Self {
+            idle_timeout: crate::config::Config::defaults().room_idle_timeout(),
+            metrics: Arc::default(),
+            tasks: TaskTracker::new(),
+        }
+    }
+}
+
+/// Starts a room task and returns its handle. `on_exit` runs when the task ends.
+pub fn spawn_room(
+    name: RoomName,
+    engine: Engine,
+    settings: RoomSettings,
+    shutdown: CancellationToken,
+    on_exit: impl FnOnce(&RoomHandle) + Send + 'static,
+) -> RoomHandle {
+    let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
+    let handle = RoomHandle { commands };
+    let own = handle.clone();
+    let tasks = settings.tasks.clone();
+    tasks.spawn(async move {
+        // The task must not keep itself alive through its own sender.
+        let weak = own.commands.downgrade();
+        drop(own);
+        let mut room = actor::Room::new(name, engine, settings);
+        room.run(rx, shutdown).await;
+        if let Some(commands) = weak.upgrade() {
+            on_exit(&RoomHandle { commands });
+        }
+        // Only now: what the room holds in the engine (its subscription) goes after the registry
+        // forgot it.
+        drop(room);
+    });
+    handle
+}

@@ -1,0 +1,209 @@
+//! The server's wiring: open the engine, build what handlers share, listen, and stop gracefully.
+//! [`Server`] shuts down when dropped, which tests rely on.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{self, Config};
+use crate::engine::{self, Engine};
+use crate::guard::Guard;
+use crate::metrics::Metrics;
+use crate::registry::Rooms;
+use crate::room::RoomSettings;
+use crate::web::{self, ops, AppState};
+
+/// Why the server could not start. Each names the setting or resource at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] engine::OpenError),
+    #[error("site settings (LEPTOS_* environment): {0}")]
+    Leptos(String),
+}
+
+/// A running server. Dropping it shuts the server down.
+pub struct Server {
+    pub addr: SocketAddr,
+    /// Where `/metrics` is served when `--metrics-bind` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+    draining: CancellationToken,
+    /// How long the listener keeps serving after `/readyz` turned unready.
+    drain_delay: Duration,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    /// Sessions and room tasks; shutdown waits for them up to `drain_timeout`.
+    tasks: TaskTracker,
+    drain_timeout: Duration,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) and serves in a background task.
+    pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
+        let shutdown = CancellationToken::new();
+        let engine = engine::open(&config.engine, &config.data_dir).await?;
+        let state = app_state(config, engine, shutdown.clone())?;
+        let listen_err = |source| StartError::Listen { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+        let addr = listener.local_addr().map_err(listen_err)?;
+        let metrics_addr = match config.metrics_bind {
+            Some(bind) => Some(serve_metrics(bind, state.clone()).await?),
+            None => None,
+        };
+        let (draining, tasks) = (state.draining.clone(), state.tasks.clone());
+        let app = web::router(state);
+        let stop = shutdown.clone();
+        // Chat frames are small and latency matters: no Nagle delay on any connection.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        });
+        Ok(Self {
+            addr,
+            metrics_addr,
+            shutdown,
+            draining,
+            drain_delay: Duration::from_millis(config.drain_delay_ms),
+            task: Some(task),
+            tasks,
+            drain_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+        })
+    }
+
+    /// Stops accepting, tells every session to reconnect, and waits for sessions and rooms to
+    /// finish (see [`Server::wait`]).
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.draining.cancel();
+        self.shutdown.cancel();
+        self.wait().await
+    }
+
+    /// A handle that starts a graceful shutdown from elsewhere (a signal handler).
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            draining: self.draining.clone(),
+            shutdown: self.shutdown.clone(),
+            drain_delay: self.drain_delay,
+        }
+    }
+
+    /// Waits until the server stops (after [`Server::shutdown`] or a fatal error). Once the
+    /// listener has closed, waits up to `--shutdown-timeout-secs` for every session to answer its
+    /// pending posts and say goodbye (1012) and for every room to commit what it was given.
+    pub async fn wait(mut self) -> std::io::Result<()> {
+        let served = match self.task.take() {
+            Some(task) => task.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        };
+        // The listener only stops on shutdown or failure; either way, everything else stops too.
+        self.shutdown.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(self.drain_timeout, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.tasks.len(),
+                "shutdown deadline passed with tasks still running"
+            );
+        }
+        served
+    }
+
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+}
+
+/// What every handler shares, built from the settings and the engine.
+pub(crate) fn app_state(
+    config: &Config,
+    engine: Engine,
+    shutdown: CancellationToken,
+) -> Result<AppState, StartError> {
+    let shared_rate_limit = engine.mesh.as_ref().map(|mesh| mesh.rate_limit.clone());
+    let guard = Guard::new(config.guard_settings(), shared_rate_limit, shutdown.clone());
+    let metrics = Arc::new(Metrics::new());
+    let tasks = TaskTracker::new();
+    let room_settings = RoomSettings {
+        idle_timeout: config.room_idle_timeout(),
+        metrics: metrics.clone(),
+        tasks: tasks.clone(),
+    };
+    Ok(AppState {
+        leptos_options: config::leptos_options().map_err(StartError::Leptos)?,
+        rooms: Rooms::new(engine, room_settings, shutdown.clone()),
+        shutdown,
+        draining: CancellationToken::new(),
+        limits: config.message_limits(),
+        guard,
+        sessions: config.session_settings(),
+        metrics,
+        tasks,
+        metrics_on_main: config.metrics_bind.is_none(),
+    })
+}
+
+/// Serves `/metrics` alone on `bind` (`--metrics-bind`); returns the bound address.
+async fn serve_metrics(bind: SocketAddr, state: AppState) -> Result<SocketAddr, StartError> {
+    let listen_err = |source| StartError::Listen { addr: bind, source };
+    let listener = TcpListener::bind(bind).await.map_err(listen_err)?;
+    let bound = listener.local_addr().map_err(listen_err)?;
+    let stop = state.shutdown.clone();
+    let app = ops::metrics_routes().with_state(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    Ok(bound)
+}
+
+/// Starts a graceful shutdown: unready first, then (after the drain delay) stop accepting and
+/// tell every session to reconnect.
+#[derive(Clone)]
+pub struct Stopper {
+    draining: CancellationToken,
+    shutdown: CancellationToken,
+    drain_delay: Duration,
+}
+
+impl Stopper {
+    pub async fn stop(&self) {
+        self.draining.cancel();
+        tokio::select! {
+            _ = tokio::time::sleep(self.drain_delay) => {}
+            _ = self.shutdown.cancelled() => {}
+        }
+        self.shutdown.cancel();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

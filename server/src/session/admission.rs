@@ -1,0 +1,114 @@
+//! The door: the checks every WebSocket upgrade passes before a dialect runs, and the one error
+//! type for refusals. In order: a valid room (each dialect says how a bad name is answered), a
+//! real upgrade request, an allowed `Origin` (else 403), and room under the connection caps (429
+//! per address, 503 for the server). The client's address is worked out here for the limits.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tracing::{debug, info_span, Instrument};
+
+use super::dialect::Dialect;
+use crate::guard::{ConnectionPermit, ConnectionRefused};
+use crate::web::AppState;
+
+/// Why an upgrade was refused; each answers with its own status and a plain sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The room in the URL is not a room name.
+    #[error("{message}")]
+    BadRoom { status: StatusCode, message: String },
+    /// Not a WebSocket upgrade (axum says which part is wrong).
+    #[error(transparent)]
+    NotWebSocket(#[from] WebSocketUpgradeRejection),
+    #[error("This origin may not open a connection here.")]
+    Origin,
+    #[error("Too many connections from your address.")]
+    TooManyFromAddress,
+    #[error("The server is full; try again shortly.")]
+    ServerFull,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let message = self.to_string();
+        let status = match self {
+            Refused::BadRoom { status, .. } => status,
+            Refused::NotWebSocket(rejection) => return rejection.into_response(),
+            Refused::Origin => StatusCode::FORBIDDEN,
+            Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
+            Refused::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        (status, message).into_response()
+    }
+}
+
+impl From<ConnectionRefused> for Refused {
+    fn from(refused: ConnectionRefused) -> Self {
+        match refused {
+            ConnectionRefused::PerAddress => Refused::TooManyFromAddress,
+            ConnectionRefused::ServerFull => Refused::ServerFull,
+        }
+    }
+}
+
+/// `GET` on a dialect's WebSocket route: admits the connection, then runs the session in a task
+/// of its own.
+pub async fn upgrade<D: Dialect>(
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    Path(room): Path<String>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Result<Response, Refused> {
+    let room = D::room(&room)?;
+    let ws = ws?;
+    if !state.guard.origin_allowed(&headers) {
+        debug!(origin = ?headers.get(header::ORIGIN), "cross-origin upgrade refused");
+        return Err(Refused::Origin);
+    }
+    let ip = state.guard.client_ip(peer, &headers);
+    let permit = state.guard.open_connection(ip)?;
+    let dialect = D::new(state.limits, state.metrics.clone());
+    Ok(accept(ws, room, ip, permit, state, dialect))
+}
+
+/// Upgrades with the limits every session shares, then runs `dialect` on the socket.
+fn accept<D: Dialect>(
+    ws: WebSocketUpgrade,
+    room: app::limits::RoomName,
+    ip: IpAddr,
+    permit: ConnectionPermit,
+    state: AppState,
+    dialect: D,
+) -> Response {
+    // A maximal message, JSON-escaped, fits; nothing much larger does.
+    let max_frame = state.limits.max_frame_bytes();
+    ws.max_frame_size(max_frame)
+        .max_message_size(max_frame)
+        // tungstenite allocates its read buffer up front (128 KiB by default): most of an idle
+        // connection's memory. Client frames are small; 1 KiB holds most, and the buffer grows
+        // for a larger one (up to the frame cap).
+        .read_buffer_size(1024)
+        .write_buffer_size(32 * 1024)
+        .max_write_buffer_size(256 * 1024)
+        .on_upgrade(move |socket| {
+            let span = info_span!("session", room = %room, client = %ip);
+            // Tracked, so that shutdown waits for every session to say goodbye.
+            let tasks = state.tasks.clone();
+            tasks.track_future(
+                async move {
+                    state.metrics.connections.inc();
+                    super::run::run(socket, room, ip, &state, dialect).await;
+                    state.metrics.connections.dec();
+                    // Counted until the session is over.
+                    drop(permit);
+                }
+                .instrument(span),
+            )
+        })
+}

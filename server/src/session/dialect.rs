@@ -1,0 +1,102 @@
+//! How one kind of client speaks: the [`Dialect`] trait every wire protocol implements, and the
+//! plain types that cross it. A dialect decodes what the client sends into requests and encodes
+//! what the session tells the client into frames; everything it writes goes into one reused
+//! buffer of [`Frame`]s, so every method has the same shape and the session decides when to write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::limits::{MessageLimits, RoomName};
+use app::protocol::{ChatMessage, Seq};
+
+use super::admission::Refused;
+use crate::metrics::Metrics;
+use crate::room::{Delivery, RoomError};
+
+/// One text frame for the client: the dialect's own, or one shared by every session (encoded once
+/// by the room's first reader).
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Owned(String),
+    Shared(Arc<str>),
+}
+
+/// Frames a dialect writes, in order; the session writes and clears them.
+pub type Frames = Vec<Frame>;
+
+/// A frame from the client.
+#[derive(Debug, Clone, Copy)]
+pub enum Incoming<'a> {
+    Text(&'a str),
+    Binary,
+}
+
+/// What a client's join asks for.
+pub struct JoinRequest {
+    /// Validated, normalised display name.
+    pub name: String,
+    /// Resume after this sequence number; `None` for the latest messages.
+    pub after_seq: Option<Seq>,
+}
+
+/// A message a client wants to post (already validated).
+pub struct PostRequest {
+    pub client_id: String,
+    pub text: String,
+}
+
+/// A refused join: the session writes the dialect's frames, then closes with this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// What the session tells the client, in the order it happens.
+pub enum Outgoing<'a> {
+    /// Right after joining, before the catch-up messages.
+    Welcome {
+        room: &'a RoomName,
+        name: &'a str,
+        head: Seq,
+        online: &'a [String],
+    },
+    /// The room cannot store messages (after the welcome; later changes arrive live).
+    Degraded,
+    /// One stored message, during catch-up.
+    History(&'a ChatMessage),
+    /// The join's catch-up is done.
+    CaughtUp,
+    /// One live event of the room.
+    Live(&'a Delivery),
+    /// The outcome of a post.
+    Ack {
+        client_id: String,
+        result: Result<Seq, RoomError>,
+    },
+    /// A post refused by the rate limit; it may be sent again after `retry_after`.
+    RateLimited {
+        client_id: String,
+        retry_after: Duration,
+    },
+}
+
+/// A wire protocol. Implementations validate input with `app::limits` and never put internal
+/// details in what they send.
+pub trait Dialect: Send + Sized + 'static {
+    /// A dialect for one connection, checking the server's message limits.
+    fn new(limits: MessageLimits, metrics: Arc<Metrics>) -> Self;
+
+    /// The room named in the URL, or how this dialect refuses a bad name.
+    fn room(raw: &str) -> Result<RoomName, Refused>;
+
+    /// Decodes the first frame: the join, or a refusal (its frames go to `out`).
+    fn join(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Result<JoinRequest, Close>;
+
+    /// Decodes a later frame: something to post, or nothing (answers such as errors and pongs go
+    /// to `out`).
+    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest>;
+
+    /// Encodes what the session tells the client.
+    fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames);
+}

@@ -1,0 +1,130 @@
+//! The HTTP side: what every handler can reach ([`AppState`]) and the router — pages (Leptos),
+//! the two WebSocket protocols, health and metrics, static files — with the headers every
+//! response carries.
+//!
+//! - `assets.rs`: `Cache-Control` by asset kind;
+//! - `history.rs`: the pages' history source, read from the engine;
+//! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`.
+
+use std::sync::Arc;
+
+use app::history::ssr::HistoryHandle;
+use app::limits::MessageLimits;
+use app::{shell, App};
+use axum::extract::FromRef;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::guard::Guard;
+use crate::metrics::Metrics;
+use crate::registry::Rooms;
+use crate::session::edge_chat::{self, EdgeChat};
+use crate::session::palaver::Palaver;
+use crate::session::{self, SessionSettings};
+
+pub mod assets;
+pub mod history;
+pub mod ops;
+
+/// What every handler can reach.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub rooms: Rooms,
+    /// Cancelled when the server shuts down; every session and room task watches it.
+    pub shutdown: CancellationToken,
+    /// Cancelled when shutdown begins: `/readyz` turns unready at once, and the listener keeps
+    /// serving for `--drain-delay-ms` so load balancers move new traffic elsewhere first.
+    #[from_ref(skip)]
+    pub draining: CancellationToken,
+    /// How long messages may be (`--max-message-chars`, `--max-message-bytes`).
+    pub limits: MessageLimits,
+    /// Client addresses, Origin checks and the per-IP rate limit.
+    pub guard: Guard,
+    /// Heartbeat and write timeouts for every WebSocket.
+    pub sessions: SessionSettings,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Every session and room task, so that shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// Whether `/metrics` is on the main router (no `--metrics-bind`).
+    pub metrics_on_main: bool,
+}
+
+/// Builds the HTTP router: Leptos pages, the WebSocket endpoint, static files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    let history = HistoryHandle(Arc::new(history::EngineHistory {
+        history: state.rooms.history().clone(),
+        limits: state.limits,
+    }));
+    let ops = if state.metrics_on_main {
+        ops::health_routes().merge(ops::metrics_routes())
+    } else {
+        ops::health_routes()
+    };
+    Router::new()
+        .merge(ops)
+        .route("/api/rooms/{room}/ws", get(session::upgrade::<Palaver>))
+        // The edge-chat demo's protocol, on the same rooms.
+        .route(
+            "/api/room/{room}/websocket",
+            get(session::upgrade::<EdgeChat>),
+        )
+        .route("/api/room", post(edge_chat::new_private_room))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(history.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // Pages and API answers compressed on the fly; static files come precompressed (a
+        // response that already has a Content-Encoding is left alone).
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::map_response_with_state(
+            assets::CachePolicy::new(&state.leptos_options),
+            assets::cache_control,
+        ))
+        // Headers on every response. Pages carry their Content-Security-Policy (with the nonce)
+        // in the HTML itself (`app::security`); everything else gets one that allows nothing.
+        // No page may be framed, and no referrer ever leaves a page, because a private room's
+        // address is its secret.
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// See the router: `nosniff`, `no-referrer` and `X-Frame-Options: DENY` on everything, and a
+/// deny-all Content-Security-Policy on what is not a page (a page's own policy is in its HTML;
+/// a second, stricter header policy would block its scripts).
+async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !is_page && !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    response
+}

@@ -1,0 +1,19 @@
+//! What Palaver's tests and load generator start, in one place:
+//!
+//! - [`process`]: a server binary as a child process on a free port (for what only a process can
+//!   show: SIGKILL, SIGTERM, several nodes, release builds under load);
+//! - [`redis`]: the Redis the tests share ([`redis::shared_url`]), a private `redis-server` to stop
+//!   or kill, and a three-primary Redis Cluster.
+//!
+//! Everything started here is killed when its handle is dropped.
+
+pub mod process;
+pub mod redis;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
