@@ -6,6 +6,8 @@ mod ceiling;
 mod fanout;
 mod idle;
 mod nodes;
+mod report;
+mod web;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -145,6 +145,8 @@ enum Session {
     PageGone,
 }
 
+/// One connection, from opening to its end: joins, then keeps it alive and sends the outbox
+/// until the connection or the page goes.
 async fn connect_once(
     state: &RoomState,
     path: &str,
@@ -152,10 +154,8 @@ async fn connect_once(
     kick: &mut mpsc::UnboundedReceiver<()>,
     network: &mut mpsc::UnboundedReceiver<Browser>,
 ) -> Session {
-    let Some(url) = browser::websocket_url(path) else {
-        return Session::Ended { joined: false };
-    };
-    let Ok(socket) = WebSocket::open(&url) else {
+    let Some(socket) = browser::websocket_url(path).and_then(|url| WebSocket::open(&url).ok())
+    else {
         return Session::Ended { joined: false };
     };
     let (mut sink, stream) = socket.split();
@@ -169,76 +169,120 @@ async fn connect_once(
     if sink.send(Message::Text(join.encode())).await.is_err() {
         return Session::Ended { joined: false };
     }
-    let mut joined = false;
-    // Armed when the server asks us to hold back (rate limit, storage briefly unavailable).
-    let mut retry = futures::future::Fuse::terminated();
-    // The join must be answered in time.
-    let mut liveness = Liveness::new();
+    let mut conn = Connection {
+        joined: false,
+        retry: futures::future::Fuse::terminated(),
+        liveness: Liveness::new(),
+    };
     loop {
-        select! {
-            _ = &mut liveness.timer => {
-                if liveness.awaiting_answer {
-                    leptos::logging::warn!("no answer from the server; reconnecting");
-                    return Session::Ended { joined };
-                }
-                if sink.send(Message::Text(ClientMsg::Ping.encode())).await.is_err() {
-                    return Session::Ended { joined };
-                }
-                liveness.expect_answer();
-            }
-            _ = retry => {
-                if joined && send_queued(state, &mut sink, &mut liveness).await.is_err() {
-                    return Session::Ended { joined };
-                }
-            }
+        let step = select! {
+            _ = &mut conn.liveness.timer => conn.on_timer(&mut sink).await,
+            _ = &mut conn.retry => conn.send_queued(state, &mut sink).await,
             frame = stream.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let Ok(msg) = serde_json::from_str::<ServerMsg>(&text) else {
-                        leptos::logging::warn!("ignoring an unreadable frame from the server");
-                        continue;
-                    };
-                    let welcome = matches!(msg, ServerMsg::Welcome { .. });
-                    if joined || welcome {
-                        liveness.heard();
-                    }
-                    if welcome {
-                        joined = true;
-                        state.conn.set(ConnState::Connected);
-                        // A degraded server says so right after the welcome.
-                        state.degraded.set(false);
-                        state.notice.set(None);
-                        if send_queued(state, &mut sink, &mut liveness).await.is_err() {
-                            return Session::Ended { joined };
-                        }
-                    } else if let Some(wait) = handle(state, msg) {
-                        // Hold the queue; the next sends go out when the wait is over.
-                        retry = TimeoutFuture::new(wait).fuse();
-                    }
-                }
-                Some(Ok(Message::Bytes(_))) => {}
-                Some(Err(_)) | None => return Session::Ended { joined },
+                Some(Ok(Message::Text(text))) => conn.on_text(state, &text, &mut sink).await,
+                Some(Ok(Message::Bytes(_))) => Ok(()),
+                Some(Err(_)) | None => Err(()),
             },
-            change = network.next() => match change {
-                Some(Browser::Offline) => {
-                    state.conn.set(ConnState::Offline);
-                    return Session::Ended { joined };
-                }
-                Some(Browser::Visible) if joined && !liveness.awaiting_answer => {
-                    if sink.send(Message::Text(ClientMsg::Ping.encode())).await.is_err() {
-                        return Session::Ended { joined };
-                    }
-                    liveness.expect_answer();
-                }
-                _ => {}
+            change = network.next() => conn.on_network(state, change, &mut sink).await,
+            kicked = kick.next() => match kicked {
+                Some(()) => conn.send_queued(state, &mut sink).await,
+                None => return Session::PageGone,
             },
-            kicked = kick.next() => {
-                if kicked.is_none() {
-                    return Session::PageGone;
-                }
-                if joined && send_queued(state, &mut sink, &mut liveness).await.is_err() {
-                    return Session::Ended { joined };
-                }
+        };
+        if step.is_err() {
+            return Session::Ended {
+                joined: conn.joined,
+            };
+        }
+    }
+}
+
+/// One open connection's state. Each handler's `Err` ends the connection.
+struct Connection {
+    /// Whether the welcome arrived.
+    joined: bool,
+    /// Armed when the server asks us to hold back (rate limit, storage briefly unavailable).
+    retry: futures::future::Fuse<TimeoutFuture>,
+    /// The join, then pings and messages, must be answered in time.
+    liveness: Liveness,
+}
+
+impl Connection {
+    /// Nothing heard for a while: ping, or give up on a connection that did not answer one.
+    async fn on_timer<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        if self.liveness.awaiting_answer {
+            leptos::logging::warn!("no answer from the server; reconnecting");
+            return Err(());
+        }
+        self.ping(sink).await
+    }
+
+    async fn ping<S: futures::Sink<Message> + Unpin>(&mut self, sink: &mut S) -> Result<(), ()> {
+        let ping = Message::Text(ClientMsg::Ping.encode());
+        sink.send(ping).await.map_err(|_| ())?;
+        self.liveness.expect_answer();
+        Ok(())
+    }
+
+    /// Sends the queued outbox, once joined.
+    async fn send_queued<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        state: &RoomState,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        if !self.joined {
+            return Ok(());
+        }
+        send_queued(state, sink, &mut self.liveness).await
+    }
+
+    async fn on_text<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        state: &RoomState,
+        text: &str,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
+            leptos::logging::warn!("ignoring an unreadable frame from the server");
+            return Ok(());
+        };
+        let welcome = matches!(msg, ServerMsg::Welcome { .. });
+        if self.joined || welcome {
+            self.liveness.heard();
+        }
+        if welcome {
+            self.joined = true;
+            state.conn.set(ConnState::Connected);
+            // A degraded server says so right after the welcome.
+            state.degraded.set(false);
+            state.notice.set(None);
+            return self.send_queued(state, sink).await;
+        }
+        if let Some(wait) = handle(state, msg) {
+            // Hold the queue; the next sends go out when the wait is over.
+            self.retry = TimeoutFuture::new(wait).fuse();
+        }
+        Ok(())
+    }
+
+    async fn on_network<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        state: &RoomState,
+        change: Option<Browser>,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        match change {
+            Some(Browser::Offline) => {
+                state.conn.set(ConnState::Offline);
+                Err(())
             }
+            Some(Browser::Visible) if self.joined && !self.liveness.awaiting_answer => {
+                self.ping(sink).await
+            }
+            _ => Ok(()),
         }
     }
 }
