@@ -42,11 +42,12 @@ export default defineConfig({
       cwd: "..",
       url: `http://127.0.0.1:${PORT}/`,
       // Every browser here comes from 127.0.0.1, and one test posts 230 messages at once: lift the
-      // per-IP rate limit, which the Rust tests and the strict server below cover.
+      // per-IP rate limits, which the Rust tests and the strict server below cover.
       env: {
         PALAVER_BIND: `127.0.0.1:${PORT}`,
         PALAVER_DATA_DIR: "target/e2e-data",
         PALAVER_RATE_LIMIT_BURST: "100000",
+        PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
         RUST_LOG: "warn",
       },
       reuseExistingServer: false,
@@ -64,6 +65,7 @@ export default defineConfig({
         PALAVER_DATA_DIR: "target/e2e-strict-data",
         PALAVER_RATE_LIMIT_BURST: "3",
         PALAVER_RATE_LIMIT_INTERVAL_MS: "2000",
+        PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
         RUST_LOG: "warn",
       },
       reuseExistingServer: false,
@@ -80,6 +82,7 @@ export default defineConfig({
         PALAVER_DATA_DIR: `target/e2e-node-${i}`,
         PALAVER_ENGINE: REDIS_URL,
         PALAVER_RATE_LIMIT_BURST: "100000",
+        PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
         RUST_LOG: "warn",
       },
       reuseExistingServer: false,

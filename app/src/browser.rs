@@ -1,4 +1,5 @@
-//! Small wrappers over browser APIs (hydrate only): local storage, random ids, the clock.
+//! Small wrappers over browser APIs (hydrate only): local storage, random ids, the clock, and why
+//! a connection was refused.
 
 /// Where the display name is remembered between visits.
 const NAME_KEY: &str = "palaver.name";
@@ -63,6 +64,29 @@ pub fn websocket_url(path: &str) -> Option<String> {
         "ws"
     };
     Some(format!("{scheme}://{}{path}", location.host().ok()?))
+}
+
+/// Why a WebSocket to `path` could not be opened, if the server refused it for joining too often:
+/// how long to wait, in milliseconds. A browser cannot see the status of a failed upgrade, so this
+/// asks the same URL with a plain `GET`, which the server answers with 429 and `Retry-After`
+/// while the address is over its join budget.
+pub async fn join_refusal(path: &str) -> Option<u32> {
+    let window = web_sys::window()?;
+    let response = wasm_bindgen_futures::JsFuture::from(window.fetch_with_str(path))
+        .await
+        .ok()?;
+    let response: web_sys::Response = wasm_bindgen::JsCast::dyn_into(response).ok()?;
+    if response.status() != 429 {
+        return None;
+    }
+    let secs: u32 = response
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(1);
+    Some(secs.saturating_mul(1000))
 }
 
 /// Local wall-clock time `HH:MM` of a Unix timestamp in milliseconds.

@@ -12,6 +12,16 @@ pub type Seq = u64;
 /// How many of a room's latest messages a client gets when it joins without a resume point.
 pub const JOIN_BACKLOG: usize = 100;
 
+/// Most names in one `roster` page. Every frame stays small, however big the room.
+pub const ROSTER_PAGE: usize = 100;
+
+/// Most names one `presence` change lists; further arrivals and departures are only counted.
+pub const PRESENCE_NAMES: usize = 20;
+
+/// No frame the server sends is longer than this many bytes (a maximal message JSON-escaped, a
+/// full roster page of the longest names): far below what a slow socket may buffer.
+pub const MAX_SERVER_FRAME_BYTES: usize = 40 * 1024;
+
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -38,6 +48,15 @@ pub enum ClientMsg {
     /// client finds out that a connection died without a close (a sleeping laptop, a network
     /// change) while the browser still accepts sends on it.
     Ping,
+    /// Asks for a page of who is in the room: up to [`ROSTER_PAGE`] names after `after` in sorted
+    /// order, only those containing `query` (ignoring case) when given. The server answers with a
+    /// `roster` frame; one request at a time.
+    Roster {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
 }
 
 /// A chat message as stored and delivered.
@@ -72,17 +91,39 @@ pub enum ServerMsg {
     },
     /// A message of the room, in sequence order; each sequence number arrives at most once.
     Message(ChatMessage),
-    /// Who is in the room. Sent after `welcome`, then whenever the roster changes (changes within
-    /// half a second are merged, so many reconnects at once do not flood the room).
+    /// A page of who is in the room, in sorted order: the first page right after `welcome`, then
+    /// one in answer to each `roster` request.
+    Roster {
+        /// At most [`ROSTER_PAGE`] names, each once (several tabs count once).
+        names: Vec<String>,
+        /// How many people are in the room.
+        count: usize,
+        /// Whether more names follow the last one here (ask with `after`).
+        more: bool,
+        /// The request this page answers (both absent for the page after `welcome`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        query: Option<String>,
+    },
+    /// The roster changed: who arrived and left since the last change. Changes within half a
+    /// second are merged (many reconnects at once announce nothing), and each change names at most
+    /// [`PRESENCE_NAMES`] people each way; a big room names nobody and only counts.
     Presence {
-        /// Everyone connected, sorted, each name once (several tabs count once).
-        online: Vec<String>,
-        /// Names that arrived since the last presence frame (empty in the first one).
+        /// How many people are in the room now.
+        count: usize,
+        /// Names that arrived.
         #[serde(default)]
         joined: Vec<String>,
-        /// Names that left since the last presence frame.
+        /// Names that left.
         #[serde(default)]
         left: Vec<String>,
+        /// Arrivals not named (too many at once, or a big room).
+        #[serde(default)]
+        more_joined: usize,
+        /// Departures not named.
+        #[serde(default)]
+        more_left: usize,
         /// The room's last sequence number when the first of these changes happened: where the
         /// "joined"/"left" line belongs in the stream.
         #[serde(default)]
@@ -126,8 +167,11 @@ pub enum ErrorCode {
     InvalidClientId,
     /// The server could not store the message; it was not accepted. Retry later.
     Unavailable,
-    /// Too many messages from this address; not accepted. Send again after `retry_after_ms`.
+    /// Too many messages (or requests) from this address; not accepted. Send again after
+    /// `retry_after_ms`.
     RateLimited,
+    /// The server has as many rooms open as it may; this one could not be opened. Try again later.
+    ServerBusy,
     /// Anything else. Details are in the server log, never in the frame.
     #[serde(other)]
     Internal,
@@ -143,6 +187,8 @@ pub mod close_code {
     pub const JOIN_TIMEOUT: u16 = 4002;
     /// The client did not read its frames for too long. Reconnect and resume with `after_seq`.
     pub const TOO_SLOW: u16 = 4008;
+    /// The server has as many rooms open as it may (`server_busy`); reconnect later.
+    pub const SERVER_BUSY: u16 = 4013;
     /// Nothing was heard from the client (no frame, no pong) for the peer timeout. Reconnect and
     /// resume with `after_seq`.
     pub const PEER_TIMEOUT: u16 = 4009;

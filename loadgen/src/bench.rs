@@ -23,6 +23,8 @@ pub(crate) async fn start_palaver(
     let mut args = vec![
         "--rate-limit-burst",
         "1000000",
+        "--join-rate-limit-burst",
+        "1000000",
         "--max-connections",
         "1000000",
         "--max-connections-per-ip",

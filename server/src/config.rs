@@ -38,6 +38,23 @@ pub struct Config {
     #[arg(long, env = "PALAVER_ROOM_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub room_idle_secs: u64,
 
+    /// Seconds a room that has no messages at all stays in memory once nobody is connected (a
+    /// flood of fresh room names then leaves nothing behind for long).
+    #[arg(long, env = "PALAVER_EMPTY_ROOM_IDLE_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub empty_room_idle_secs: u64,
+
+    /// Rooms this node keeps in memory at once. A join that would open one more is refused
+    /// (`server_busy`, close 4013); rooms already open are not disturbed.
+    #[arg(long, env = "PALAVER_MAX_ROOMS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000_000))]
+    pub max_rooms: usize,
+
+    /// In rooms with more people than this, joins and leaves are not named (only counted), as big
+    /// chat services do.
+    #[arg(long, env = "PALAVER_PRESENCE_QUIET_ABOVE", default_value_t = 100,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000_000))]
+    pub presence_quiet_above: usize,
+
     /// Longest message, in characters.
     #[arg(long, env = "PALAVER_MAX_MESSAGE_CHARS", default_value_t = app::limits::MAX_MESSAGE_CHARS,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=16_000))]
@@ -57,6 +74,18 @@ pub struct Config {
     #[arg(long, env = "PALAVER_RATE_LIMIT_INTERVAL_MS", default_value_t = 1000,
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
     pub rate_limit_interval_ms: u64,
+
+    /// WebSocket connections (each is one join) one IP address may open at once before the
+    /// sustained rate applies (across all rooms and both protocols). Over it: HTTP 429 with
+    /// Retry-After.
+    #[arg(long, env = "PALAVER_JOIN_RATE_LIMIT_BURST", default_value_t = 20,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=1_000_000))]
+    pub join_rate_limit_burst: u32,
+
+    /// Sustained join rate per IP address: one connection per this many milliseconds.
+    #[arg(long, env = "PALAVER_JOIN_RATE_LIMIT_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
+    pub join_rate_limit_interval_ms: u64,
 
     /// Reverse proxies whose X-Forwarded-For / Forwarded headers are trusted (comma-separated IPs).
     /// From anyone else these headers are ignored.
@@ -202,9 +231,11 @@ impl Config {
 
     pub fn guard_settings(&self) -> crate::guard::GuardSettings {
         crate::guard::GuardSettings {
-            burst: std::num::NonZeroU32::new(self.rate_limit_burst)
-                .unwrap_or(std::num::NonZeroU32::MIN),
-            interval: Duration::from_millis(self.rate_limit_interval_ms),
+            posts: crate::guard::Budget::new(self.rate_limit_burst, self.rate_limit_interval_ms),
+            joins: crate::guard::Budget::new(
+                self.join_rate_limit_burst,
+                self.join_rate_limit_interval_ms,
+            ),
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
             max_connections_per_ip: self.max_connections_per_ip,
@@ -221,8 +252,19 @@ impl Config {
         }
     }
 
-    pub fn room_idle_timeout(&self) -> Duration {
-        Duration::from_secs(self.room_idle_secs)
+    /// Settings for room tasks, which count into `metrics` and run on `tasks`.
+    pub fn room_settings(
+        &self,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        tasks: tokio_util::task::TaskTracker,
+    ) -> crate::room::RoomSettings {
+        crate::room::RoomSettings {
+            idle_timeout: Duration::from_secs(self.room_idle_secs),
+            empty_idle_timeout: Duration::from_secs(self.empty_room_idle_secs),
+            presence_quiet_above: self.presence_quiet_above,
+            metrics,
+            tasks,
+        }
     }
 
     /// Every setting at its default (tests build on it).

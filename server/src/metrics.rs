@@ -49,6 +49,10 @@ pub struct Metrics {
     pub connections: Gauge,
     /// Rooms with a running task (in memory).
     pub rooms: Gauge,
+    /// Rooms not opened because the node had `--max-rooms` open.
+    pub rooms_refused: Counter,
+    /// WebSocket upgrades refused by the per-address join rate limit.
+    pub joins_refused: Counter,
     /// Messages durably stored and acknowledged.
     pub accepted: Counter,
     rejected: Family<RejectionLabels, Counter>,
@@ -81,6 +85,8 @@ impl Metrics {
             registry: Registry::with_prefix("palaver"),
             connections: Gauge::default(),
             rooms: Gauge::default(),
+            rooms_refused: Counter::default(),
+            joins_refused: Counter::default(),
             accepted: Counter::default(),
             rejected: Family::default(),
             deliveries: Counter::default(),
@@ -100,6 +106,16 @@ impl Metrics {
             "rooms_active",
             "Rooms loaded in memory",
             metrics.rooms.clone(),
+        );
+        metrics.registry.register(
+            "rooms_refused",
+            "Rooms not opened because this node had --max-rooms open",
+            metrics.rooms_refused.clone(),
+        );
+        metrics.registry.register(
+            "joins_refused",
+            "Connections refused by the per-address join rate limit",
+            metrics.joins_refused.clone(),
         );
         metrics.registry.register(
             "messages_accepted",

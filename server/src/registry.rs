@@ -1,5 +1,6 @@
 //! The map from room name to running room task: starts a room on first use and forgets it when the
-//! room's task ends (idle eviction), so quiet rooms take no memory.
+//! room's task ends (idle eviction), so quiet rooms take no memory. At most `--max-rooms` are in
+//! memory at once: past that, opening another is refused, and the rooms already open go on.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,18 +17,31 @@ pub struct Rooms {
     inner: Arc<Inner>,
 }
 
+/// This node already has as many rooms in memory as it may (`--max-rooms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many rooms are open on this server")]
+pub struct RoomsFull;
+
 struct Inner {
     running: Mutex<HashMap<RoomName, RoomHandle>>,
+    /// Most rooms in memory at once.
+    max_rooms: usize,
     engine: Engine,
     settings: RoomSettings,
     shutdown: CancellationToken,
 }
 
 impl Rooms {
-    pub fn new(engine: Engine, settings: RoomSettings, shutdown: CancellationToken) -> Self {
+    pub fn new(
+        engine: Engine,
+        settings: RoomSettings,
+        max_rooms: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 running: Mutex::new(HashMap::new()),
+                max_rooms,
                 engine,
                 settings,
                 shutdown,
@@ -40,15 +54,21 @@ impl Rooms {
         &self.inner.engine.history
     }
 
-    /// The room's running task, started if needed.
-    pub fn get(&self, name: &RoomName) -> RoomHandle {
+    /// The room's running task, started if needed and if there is room for one more.
+    pub fn get(&self, name: &RoomName) -> Result<RoomHandle, RoomsFull> {
         let mut running = self
             .inner
             .running
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(handle) = running.get(name).filter(|h| !h.is_closed()) {
-            return handle.clone();
+            return Ok(handle.clone());
+        }
+        // An entry still here is a room task that is exiting: it counts until it is gone.
+        let open = running.len() - usize::from(running.contains_key(name));
+        if open >= self.inner.max_rooms {
+            self.inner.settings.metrics.rooms_refused.inc();
+            return Err(RoomsFull);
         }
         let registry = Arc::downgrade(&self.inner);
         let key = name.clone();
@@ -68,7 +88,7 @@ impl Rooms {
             },
         );
         running.insert(name.clone(), handle.clone());
-        handle
+        Ok(handle)
     }
 
     /// Rooms with a task in memory right now.

@@ -16,7 +16,6 @@ use crate::engine::{self, Engine};
 use crate::guard::Guard;
 use crate::metrics::Metrics;
 use crate::registry::Rooms;
-use crate::room::RoomSettings;
 use crate::web::{self, ops, AppState};
 
 /// Why the server could not start. Each names the setting or resource at fault.
@@ -145,14 +144,10 @@ pub(crate) fn app_state(
     let guard = Guard::new(config.guard_settings(), shared_rate_limit, shutdown.clone());
     let metrics = Arc::new(Metrics::new());
     let tasks = TaskTracker::new();
-    let room_settings = RoomSettings {
-        idle_timeout: config.room_idle_timeout(),
-        metrics: metrics.clone(),
-        tasks: tasks.clone(),
-    };
+    let room_settings = config.room_settings(metrics.clone(), tasks.clone());
     Ok(AppState {
         leptos_options: config::leptos_options().map_err(StartError::Leptos)?,
-        rooms: Rooms::new(engine, room_settings, shutdown.clone()),
+        rooms: Rooms::new(engine, room_settings, config.max_rooms, shutdown.clone()),
         shutdown,
         draining: CancellationToken::new(),
         limits: config.message_limits(),

@@ -40,35 +40,22 @@ async fn start_nodes(
     (nodes, dirs)
 }
 
-/// Waits until this client's roster is exactly `expected` (presence frames; messages are
-/// ignored). Presence is announced within half a second; a node must not wait for the 10 s
+/// Waits until this client's roster is exactly `expected` (roster and presence frames; messages
+/// are ignored). Presence is announced within half a second; a node must not wait for the 10 s
 /// roster renewal to learn who is on the others.
 async fn roster_becomes(client: &mut Client, expected: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some((online, _, _)) = client.presence.pop_back() {
-            client.presence.clear();
-            if online == expected {
-                return;
-            }
-        }
+    while !client.roster.iter().eq(expected.iter()) {
         assert!(
             Instant::now() < deadline,
-            "roster never became {expected:?}"
+            "roster never became {expected:?} (is {:?})",
+            client.roster
         );
-        match client.next_frame(Duration::from_millis(200)).await {
-            Some(Frame::Msg(ServerMsg::Presence {
-                online,
-                joined,
-                left,
-                ..
-            })) => {
-                client.presence.push_back((online, joined, left));
-            }
-            Some(Frame::Closed(code)) => panic!("closed: {code:?}"),
-            _ => {}
+        if let Some(Frame::Closed(code)) = client.next_event(Duration::from_millis(200)).await {
+            panic!("closed: {code:?}");
         }
     }
+    client.presence.clear();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

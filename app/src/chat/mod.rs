@@ -4,8 +4,11 @@
 //! The state here compiles on both sides so the server can render the same page; only the socket
 //! task ([`socket`]) is browser-only.
 
+mod roster;
 #[cfg(feature = "hydrate")]
 mod socket;
+
+pub use roster::{Change as RosterChange, Page as RosterPage, RosterView};
 
 use leptos::prelude::*;
 
@@ -90,8 +93,8 @@ pub struct RoomState {
     /// Whether the server said it cannot store messages right now (its storage is unreachable):
     /// messages wait in the outbox until it says it is back.
     pub degraded: RwSignal<bool>,
-    /// Who is in the room (empty until the server says).
-    pub online: RwSignal<Vec<String>>,
+    /// Who is in the room (nobody until the server says).
+    pub roster: RwSignal<RosterView>,
     /// Join and leave lines, in arrival order.
     pub notices: RwSignal<Vec<Notice>>,
     /// The server's message limits, checked before sending.
@@ -111,7 +114,7 @@ impl RoomState {
             conn: RwSignal::new(ConnState::Connecting),
             notice: RwSignal::new(None),
             degraded: RwSignal::new(false),
-            online: RwSignal::new(Vec::new()),
+            roster: RwSignal::new(RosterView::default()),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),
             loaded_upto,
@@ -125,11 +128,15 @@ impl RoomState {
             .max(self.loaded_upto)
     }
 
-    /// Applies a presence frame: the roster, and a line in the stream for arrivals and departures.
-    pub fn presence(&self, online: Vec<String>, joined: &[String], left: &[String], at_seq: Seq) {
-        self.online.set(online);
+    /// Applies a presence frame: the roster, and a line in the stream for arrivals and departures
+    /// (named ones: a big room names nobody).
+    pub fn presence(&self, change: RosterChange, at_seq: Seq) {
+        self.roster.update(|r| r.apply_change(&change));
         let after_seq = at_seq.min(self.last_seq());
-        let lines = [describe(joined, "joined"), describe(left, "left")];
+        let lines = [
+            describe(&change.joined, change.more_joined, "joined"),
+            describe(&change.left, change.more_left, "left"),
+        ];
         self.notices.update(|n| {
             for text in lines.into_iter().flatten() {
                 let key = n.last().map_or(0, |l| l.key + 1);
@@ -260,6 +267,13 @@ impl RoomConnection {
         Ok(())
     }
 
+    /// Asks the room for a page of its roster: after `after`, matching `query` (browser only).
+    #[allow(unused_variables)]
+    pub fn roster(&self, after: Option<String>, query: Option<String>) {
+        #[cfg(feature = "hydrate")]
+        self.inner.roster(after, query);
+    }
+
     /// Stops the task and closes the socket.
     pub fn close(&self) {
         #[cfg(feature = "hydrate")]
@@ -267,14 +281,17 @@ impl RoomConnection {
     }
 }
 
-/// "Ada joined", "Ada and Bob left", "Ada, Bob and 3 others joined".
-fn describe(names: &[String], verb: &str) -> Option<String> {
-    let who = match names {
-        [] => return None,
-        [one] => one.clone(),
-        [a, b] => format!("{a} and {b}"),
-        [a, b, c] => format!("{a}, {b} and {c}"),
-        [a, b, rest @ ..] => format!("{a}, {b} and {} others", rest.len()),
+/// "Ada joined", "Ada and Bob left", "Ada, Bob and 3 others joined"; `more` are unnamed others.
+/// Nothing when nobody is named (a big room only counts).
+fn describe(names: &[String], more: usize, verb: &str) -> Option<String> {
+    let who = match (names, more) {
+        ([], _) => return None,
+        ([one], 0) => one.clone(),
+        ([a, b], 0) => format!("{a} and {b}"),
+        ([a, b, c], 0) => format!("{a}, {b} and {c}"),
+        ([a], 1) => format!("{a} and 1 other"),
+        ([a], n) => format!("{a} and {n} others"),
+        ([a, b, rest @ ..], n) => format!("{a}, {b} and {} others", rest.len() + n),
     };
     Some(format!("{who} {verb}"))
 }
@@ -288,13 +305,13 @@ mod tests {
         let owner = Owner::new();
         owner.with(|| {
             let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
-            state.presence(vec!["Ada".into()], &["Ada".into()], &[], 0);
+            state.presence(joined(&["Ada"], 1), 0);
             let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
             assert_eq!(keys, [(1, 0), (0, 1), (0, 2)]);
 
             // Before older history that is not loaded: left out.
             let later = RoomState::new(vec![msg(50, "x")], 50);
-            later.presence(vec!["Ada".into()], &["Ada".into()], &[], 10);
+            later.presence(joined(&["Ada"], 1), 10);
             assert_eq!(later.timeline().len(), 1);
         });
     }
@@ -304,13 +321,9 @@ mod tests {
         let owner = Owner::new();
         owner.with(|| {
             let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
-            let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-            state.presence(
-                names(&["Ada"]),
-                &names(&["Ada", "Bob", "Cy", "Di"]),
-                &names(&["Ed"]),
-                9,
-            );
+            let mut change = joined(&["Ada", "Bob", "Cy", "Di"], 4);
+            change.left = vec!["Ed".into()];
+            state.presence(change, 9);
             state.deliver(msg(3, "c"));
             let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
             assert_eq!(keys, [(0, 1), (0, 2), (1, 0), (1, 1), (0, 3)]);
@@ -321,8 +334,42 @@ mod tests {
                 .map(|n| n.text)
                 .collect();
             assert_eq!(texts, ["Ada, Bob and 2 others joined", "Ed left"]);
-            assert_eq!(state.online.get_untracked(), ["Ada"]);
+            assert_eq!(state.roster.get_untracked().count, 4);
+
+            // Unnamed arrivals are counted in the line; a change naming nobody adds no line.
+            let mut crowd = joined(&["Fay"], 25);
+            crowd.more_joined = 20;
+            state.presence(crowd, 3);
+            state.presence(
+                RosterChange {
+                    count: 200,
+                    more_left: 3,
+                    ..RosterChange::default()
+                },
+                3,
+            );
+            let texts: Vec<_> = state
+                .notices
+                .get_untracked()
+                .into_iter()
+                .map(|n| n.text)
+                .collect();
+            assert_eq!(
+                texts.last().map(String::as_str),
+                Some("Fay and 20 others joined")
+            );
+            assert_eq!(texts.len(), 3);
+            assert_eq!(state.roster.get_untracked().count, 200);
         });
+    }
+
+    /// A change in which `names` joined and the room now has `count` people.
+    fn joined(names: &[&str], count: usize) -> RosterChange {
+        RosterChange {
+            count,
+            joined: names.iter().map(|s| s.to_string()).collect(),
+            ..RosterChange::default()
+        }
     }
 
     fn msg(seq: Seq, client_id: &str) -> ChatMessage {

@@ -14,7 +14,7 @@ use gloo_net::websocket::{futures::WebSocket, Message};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::{ConnState, Delivery, RoomState};
+use super::{ConnState, Delivery, RoomState, RosterChange, RosterPage};
 use crate::browser;
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
@@ -33,17 +33,31 @@ const HEARTBEAT_IDLE_MS: u32 = 10_000;
 /// most `HEARTBEAT_IDLE_MS + RESPONSE_TIMEOUT_MS` after the server was last heard from.
 const RESPONSE_TIMEOUT_MS: u32 = 5_000;
 
+/// What the page asks of the task.
+enum Ask {
+    /// Send newly queued outbox entries.
+    Flush,
+    /// Ask the room for a page of its roster (dropped while not connected).
+    Roster {
+        after: Option<String>,
+        query: Option<String>,
+    },
+}
+
 /// Controls the task from the page.
 #[derive(Clone)]
 pub struct Handle {
-    /// Wakes the task to send newly queued outbox entries.
-    kick: mpsc::UnboundedSender<()>,
+    kick: mpsc::UnboundedSender<Ask>,
     abort: AbortHandle,
 }
 
 impl Handle {
     pub fn flush(&self) {
-        let _ = self.kick.unbounded_send(());
+        let _ = self.kick.unbounded_send(Ask::Flush);
+    }
+
+    pub fn roster(&self, after: Option<String>, query: Option<String>) {
+        let _ = self.kick.unbounded_send(Ask::Roster { after, query });
     }
 
     pub fn stop(&self) {
@@ -95,7 +109,7 @@ async fn run(
     state: RoomState,
     room: String,
     name: String,
-    mut kick: mpsc::UnboundedReceiver<()>,
+    mut kick: mpsc::UnboundedReceiver<Ask>,
     mut network: mpsc::UnboundedReceiver<Browser>,
 ) {
     let path = format!("/api/rooms/{room}/ws");
@@ -108,11 +122,15 @@ async fn run(
                 _ = network.next() => {}
             }
         }
-        match connect_once(&state, &path, &name, &mut kick, &mut network).await {
+        let refused_for = match connect_once(&state, &path, &name, &mut kick, &mut network).await {
             Session::PageGone => return,
-            Session::Ended { joined: true } => failures = 0,
-            Session::Ended { joined: false } => {}
-        }
+            Session::Ended { joined: true } => {
+                failures = 0;
+                None
+            }
+            // A browser cannot see why an upgrade failed; the server says it on a plain request.
+            Session::Ended { joined: false } => browser::join_refusal(&path).await,
+        };
         state.requeue_unacknowledged();
         if !browser::is_online() {
             // Straight to waiting for the network; no backoff needed.
@@ -122,8 +140,23 @@ async fn run(
         state
             .conn
             .set(ConnState::Reconnecting { attempt: failures });
+        let wait = match refused_for {
+            Some(ms) => {
+                let secs = ms.div_ceil(1000);
+                state.notice.set(Some(format!(
+                    "Too many connection attempts from your network. Trying again in {secs} s."
+                )));
+                ms.max(backoff_ms(failures))
+            }
+            None => backoff_ms(failures),
+        };
+        if refused_for.is_some() {
+            // The server said how long: coming back to the tab does not shorten it.
+            TimeoutFuture::new(wait).await;
+            continue;
+        }
         select! {
-            _ = TimeoutFuture::new(backoff_ms(failures)).fuse() => {}
+            _ = TimeoutFuture::new(wait).fuse() => {}
             // Back online, or back in the foreground: try now.
             _ = network.next() => {}
         }
@@ -151,7 +184,7 @@ async fn connect_once(
     state: &RoomState,
     path: &str,
     name: &str,
-    kick: &mut mpsc::UnboundedReceiver<()>,
+    kick: &mut mpsc::UnboundedReceiver<Ask>,
     network: &mut mpsc::UnboundedReceiver<Browser>,
 ) -> Session {
     let Some(socket) = browser::websocket_url(path).and_then(|url| WebSocket::open(&url).ok())
@@ -184,8 +217,9 @@ async fn connect_once(
                 Some(Err(_)) | None => Err(()),
             },
             change = network.next() => conn.on_network(state, change, &mut sink).await,
-            kicked = kick.next() => match kicked {
-                Some(()) => conn.send_queued(state, &mut sink).await,
+            asked = kick.next() => match asked {
+                Some(Ask::Flush) => conn.send_queued(state, &mut sink).await,
+                Some(Ask::Roster { after, query }) => conn.ask_roster(after, query, &mut sink).await,
                 None => return Session::PageGone,
             },
         };
@@ -225,6 +259,20 @@ impl Connection {
         sink.send(ping).await.map_err(|_| ())?;
         self.liveness.expect_answer();
         Ok(())
+    }
+
+    /// Asks for a roster page, once joined.
+    async fn ask_roster<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        after: Option<String>,
+        query: Option<String>,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        if !self.joined {
+            return Ok(());
+        }
+        let ask = Message::Text(ClientMsg::Roster { after, query }.encode());
+        sink.send(ask).await.map_err(|_| ())
     }
 
     /// Sends the queued outbox, once joined.
@@ -313,13 +361,39 @@ fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
             }
             None
         }
+        ServerMsg::Roster {
+            names,
+            count,
+            more,
+            after,
+            query,
+        } => {
+            let page = RosterPage {
+                names,
+                count,
+                more,
+                after,
+                query,
+            };
+            state.roster.update(|r| r.apply_page(page));
+            None
+        }
         ServerMsg::Presence {
-            online,
+            count,
             joined,
             left,
+            more_joined,
+            more_left,
             at_seq,
         } => {
-            state.presence(online, &joined, &left, at_seq);
+            let change = RosterChange {
+                count,
+                joined,
+                left,
+                more_joined,
+                more_left,
+            };
+            state.presence(change, at_seq);
             None
         }
         ServerMsg::Error {

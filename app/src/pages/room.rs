@@ -101,7 +101,7 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
     view! {
         <Title text=title.clone()/>
         <div class="room">
-            <RoomHeader title=title.clone() state/>
+            <RoomHeader title=title.clone() state connection/>
             <noscript>
                 <p class="noscript" role="note">
                     "JavaScript is off: you can read this room's recent history. Turn it on to chat live."

@@ -141,13 +141,14 @@ pub trait SharedPresence: Send + Sync + 'static {
     fn others<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<Roster, EngineError>>;
 }
 
-/// A rate limit whose budget every node shares.
+/// Rate limits whose budgets every node shares.
 pub trait SharedRateLimit: Send + Sync + 'static {
-    /// Counts one post from `ip` against a budget of `burst` at once and one per `interval`
-    /// sustained: `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for `wait`, `Err` when the engine
-    /// did not answer in time (the caller then decides on its own).
-    fn check_post(
+    /// Spends one from `ip`'s budget named `bucket` (`post`, `join`): `burst` at once and one per
+    /// `interval` sustained. `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for `wait`, `Err` when
+    /// the engine did not answer in time (the caller then decides on its own).
+    fn spend(
         &self,
+        bucket: &'static str,
         ip: IpAddr,
         interval: Duration,
         burst: u32,

@@ -9,8 +9,8 @@ use super::*;
 fn guard(trusted: &[&str], allowed: &[&str]) -> Guard {
     Guard::new(
         GuardSettings {
-            burst: NonZeroU32::new(3).unwrap(),
-            interval: Duration::from_secs(10),
+            posts: Budget::new(3, 10_000),
+            joins: Budget::new(2, 60_000),
             trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
             allowed_origins: allowed.iter().map(|a| a.to_string()).collect(),
             max_connections_per_ip: 2,

@@ -3,7 +3,7 @@
 //! makes the room degraded until a probe finds the engine back.
 
 use app::limits::RoomName;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -13,7 +13,7 @@ use super::fanout::{Fanout, RoomEvent};
 use super::health::Health;
 use super::link::Link;
 use super::presence::Presence;
-use super::{Command, JoinReply, RoomError, RoomSettings};
+use super::{Command, JoinCommand, JoinReply, RoomError, RoomSettings, RosterCommand};
 use crate::engine::{Engine, EngineError, PeerEvent, Roster, ROSTER_REFRESH};
 
 /// Most `send` commands committed in one batch. One fsync costs the same for one message or a
@@ -33,7 +33,7 @@ pub(super) struct Room {
 
 impl Room {
     pub(super) fn new(name: RoomName, engine: Engine, settings: RoomSettings) -> Self {
-        let fanout = Fanout::new();
+        let fanout = Fanout::default();
         let metrics = settings.metrics.clone();
         Self {
             log: Log::new(
@@ -44,7 +44,7 @@ impl Room {
             ),
             health: Health::new(name.clone(), fanout.clone(), metrics),
             link: engine.mesh.map(Link::new),
-            presence: Presence::default(),
+            presence: Presence::new(settings.presence_quiet_above),
             fanout,
             name,
             settings,
@@ -60,8 +60,8 @@ impl Room {
         self.start().await;
         let mut refresh = tokio::time::interval_at(Instant::now() + ROSTER_REFRESH, ROSTER_REFRESH);
         refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut idle_check = tokio::time::interval(self.settings.idle_timeout / 2);
-        let mut idle_ticks = 0u32;
+        let mut idle = Idle::new(&self.settings);
+        let mut idle_check = tokio::time::interval(idle.period);
         // Grows to the largest batch seen; a quiet room keeps it small.
         let mut batch = Vec::new();
         loop {
@@ -85,17 +85,16 @@ impl Room {
                     if n == 0 {
                         break;
                     }
-                    idle_ticks = 0;
+                    idle.busy();
                     self.process(&mut batch).await;
                 }
                 _ = idle_check.tick() => {
-                    // Two ticks with nobody: at least idle_timeout / 2 and usually more.
-                    idle_ticks = if self.fanout.readers() == 0 { idle_ticks + 1 } else { 0 };
-                    if idle_ticks >= 2 {
+                    if idle.tick(self.fanout.readers() == 0, self.log.committed() == 0) {
                         debug!(room = %self.name, "room idle, leaving memory");
                         self.finish(&mut rx, &mut batch).await;
                         break;
                     }
+                    self.fanout.release_if_unheard();
                 }
                 _ = shutdown.cancelled() => {
                     self.finish(&mut rx, &mut batch).await;
@@ -124,21 +123,17 @@ impl Room {
         let mut sends = Vec::new();
         for command in batch.drain(..) {
             match command {
-                Command::Join { name, left, reply } => self.join(name, left, reply),
-                Command::Send {
-                    sender,
-                    client_id,
-                    text,
-                    reply,
-                } => {
+                Command::Join(join) => self.join(*join),
+                Command::Roster(request) => self.roster(*request),
+                Command::Send(send) => {
                     if head.is_err() {
-                        let _ = reply.send(Err(RoomError::Unavailable));
-                    } else if let Some(seq) = self.log.recent(&client_id) {
+                        let _ = send.reply.send(Err(RoomError::Unavailable));
+                    } else if let Some(seq) = self.log.recent(&send.client_id) {
                         // A resend of a recent message is answered from memory; older ones (and
                         // repeats within this batch) the engine recognises.
-                        let _ = reply.send(Ok(seq));
+                        let _ = send.reply.send(Ok(seq));
                     } else {
-                        sends.push(PendingSend::new(sender, client_id, text, reply));
+                        sends.push(PendingSend::new(*send));
                     }
                 }
             }
@@ -168,20 +163,22 @@ impl Room {
     /// Subscribes the joiner before anything of this batch is broadcast, and reports the head
     /// committed so far: it reads up to that head from the engine and gets the rest live, so it
     /// sees each message exactly once.
-    fn join(
-        &mut self,
-        name: String,
-        left: oneshot::Receiver<()>,
-        reply: oneshot::Sender<JoinReply>,
-    ) {
+    fn join(&mut self, JoinCommand { name, left, reply }: JoinCommand) {
         let committed = self.log.committed();
         self.presence.join(name, left, committed);
         let _ = reply.send(JoinReply {
             head: committed,
             live: self.fanout.subscribe(),
-            online: self.presence.names(),
+            roster: self.presence.page(None, None),
             degraded: self.health.is_degraded(),
         });
+    }
+
+    fn roster(&self, request: RosterCommand) {
+        let page = self
+            .presence
+            .page(request.after.as_deref(), request.query.as_deref());
+        let _ = request.reply.send(page);
     }
 
     async fn on_peer_event(&mut self, event: Option<PeerEvent>) {
@@ -300,6 +297,49 @@ impl Room {
                 let _ = link.publish(&self.name, &Roster::new()).await;
             }
         }
+    }
+}
+
+/// When a room leaves memory: after `idle_timeout` with nobody subscribed, or after the shorter
+/// `empty_idle_timeout` if nobody ever posted to it (a flood of fresh names leaves nothing
+/// behind for long). Checked every `period`.
+struct Idle {
+    period: std::time::Duration,
+    idle_timeout: std::time::Duration,
+    empty_idle_timeout: std::time::Duration,
+    /// How long nobody has been subscribed, in whole periods.
+    unheard_for: std::time::Duration,
+}
+
+impl Idle {
+    fn new(settings: &RoomSettings) -> Self {
+        let shortest = settings.idle_timeout.min(settings.empty_idle_timeout);
+        Self {
+            period: (shortest / 2).max(std::time::Duration::from_millis(100)),
+            idle_timeout: settings.idle_timeout,
+            empty_idle_timeout: settings.empty_idle_timeout,
+            unheard_for: std::time::Duration::ZERO,
+        }
+    }
+
+    /// Commands came in.
+    fn busy(&mut self) {
+        self.unheard_for = std::time::Duration::ZERO;
+    }
+
+    /// One period went by; whether the room should leave memory now.
+    fn tick(&mut self, unheard: bool, empty: bool) -> bool {
+        if !unheard {
+            self.unheard_for = std::time::Duration::ZERO;
+            return false;
+        }
+        self.unheard_for += self.period;
+        let limit = if empty {
+            self.empty_idle_timeout
+        } else {
+            self.idle_timeout
+        };
+        self.unheard_for >= limit
     }
 }
 

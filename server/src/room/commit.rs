@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::{error, warn};
 
 use super::fanout::Fanout;
-use super::RoomError;
+use super::{RoomError, SendCommand};
 use crate::engine::{EngineError, History};
 use crate::metrics::Metrics;
 
@@ -37,10 +37,12 @@ pub(super) struct PendingSend {
 
 impl PendingSend {
     pub(super) fn new(
-        sender: String,
-        client_id: String,
-        text: String,
-        reply: oneshot::Sender<Result<Seq, RoomError>>,
+        SendCommand {
+            sender,
+            client_id,
+            text,
+            reply,
+        }: SendCommand,
     ) -> Self {
         Self {
             message: ChatMessage {
@@ -255,7 +257,12 @@ mod tests {
 
     fn send(client_id: &str) -> (PendingSend, oneshot::Receiver<Result<Seq, RoomError>>) {
         let (reply, rx) = oneshot::channel();
-        let send = PendingSend::new("Ada".into(), client_id.into(), "hi".into(), reply);
+        let send = PendingSend::new(SendCommand {
+            sender: "Ada".into(),
+            client_id: client_id.into(),
+            text: "hi".into(),
+            reply,
+        });
         (send, rx)
     }
 
@@ -263,7 +270,7 @@ mod tests {
     async fn another_writers_messages_are_delivered_before_this_batch_in_order() {
         let store = Arc::new(MemoryStore::default());
         let name = RoomName::parse("log").unwrap();
-        let fanout = Fanout::new();
+        let fanout = Fanout::default();
         let mut live = fanout.subscribe();
         let mut log = Log::new(name.clone(), store.clone(), fanout, Arc::default());
         assert_eq!(log.load_head().await.unwrap(), (0, 0));

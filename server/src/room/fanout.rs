@@ -2,8 +2,11 @@
 //! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] behind is told it
 //! lagged and catches up from the engine by sequence number. Events are typed here; each wire
 //! dialect encodes them (the native one once for all its sessions, see [`Delivery::frame`]).
+//!
+//! The channel's buffer (most of an empty room's memory) exists only while someone listens: it is
+//! made by the first subscriber and let go once nobody is left.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use app::protocol::{ChatMessage, Seq};
 use tokio::sync::broadcast;
@@ -26,14 +29,28 @@ pub enum RoomEvent {
 /// A net change of the roster since the last one announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresenceChange {
-    /// Everyone in the room, sorted, each name once.
-    pub online: Vec<String>,
-    /// Names that arrived since the last change announced.
+    /// How many people are in the room now.
+    pub count: usize,
+    /// Names that arrived (at most [`app::protocol::PRESENCE_NAMES`]).
     pub joined: Vec<String>,
-    /// Names that left since the last change announced.
+    /// Names that left (likewise).
     pub left: Vec<String>,
+    /// Arrivals and departures not named: too many at once, or a big room.
+    pub more_joined: usize,
+    pub more_left: usize,
     /// The room's head when the first of these changes happened.
     pub at_seq: Seq,
+}
+
+/// A page of who is in the room, in sorted order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RosterPage {
+    /// At most [`app::protocol::ROSTER_PAGE`] names.
+    pub names: Vec<String>,
+    /// How many people are in the room.
+    pub count: usize,
+    /// Whether more names follow.
+    pub more: bool,
 }
 
 /// One event, as every session receives it.
@@ -60,24 +77,38 @@ impl Delivery {
 }
 
 /// The room's end of the channel; parts of the room that announce something hold a clone.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub(super) struct Fanout {
-    live: broadcast::Sender<Arc<Delivery>>,
+    /// `None` while nobody listens.
+    live: Arc<Mutex<Option<broadcast::Sender<Arc<Delivery>>>>>,
 }
 
 impl Fanout {
-    pub(super) fn new() -> Self {
-        let (live, _) = broadcast::channel(FANOUT_CAPACITY);
-        Self { live }
+    fn live(&self) -> MutexGuard<'_, Option<broadcast::Sender<Arc<Delivery>>>> {
+        // Only this room's task locks it, never across an await: poisoning cannot happen, and the
+        // channel stays consistent if it did.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn subscribe(&self) -> broadcast::Receiver<Arc<Delivery>> {
-        self.live.subscribe()
+        self.live()
+            .get_or_insert_with(|| broadcast::channel(FANOUT_CAPACITY).0)
+            .subscribe()
     }
 
     /// Sessions subscribed right now.
     pub(super) fn readers(&self) -> usize {
-        self.live.receiver_count()
+        self.live()
+            .as_ref()
+            .map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Lets the buffer go if nobody listens (an idle room keeps only a few bytes).
+    pub(super) fn release_if_unheard(&self) {
+        let mut live = self.live();
+        if live.as_ref().is_some_and(|l| l.receiver_count() == 0) {
+            *live = None;
+        }
     }
 
     /// A committed message.
@@ -91,8 +122,12 @@ impl Fanout {
     }
 
     fn send(&self, seq: Option<Seq>, event: RoomEvent, committed_at: Instant) {
+        let live = self.live();
+        let Some(live) = live.as_ref() else {
+            return;
+        };
         // An error only means nobody is listening right now.
-        let _ = self.live.send(Arc::new(Delivery {
+        let _ = live.send(Arc::new(Delivery {
             seq,
             event,
             committed_at,
@@ -106,8 +141,22 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn the_buffer_exists_only_while_someone_listens() {
+        let fanout = Fanout::default();
+        fanout.event(RoomEvent::Status { degraded: true });
+        assert!(fanout.live().is_none(), "nobody listening: no buffer");
+        let reader = fanout.subscribe();
+        fanout.release_if_unheard();
+        assert!(fanout.live().is_some(), "kept while someone listens");
+        drop(reader);
+        fanout.release_if_unheard();
+        assert!(fanout.live().is_none());
+        assert_eq!(fanout.readers(), 0);
+    }
+
+    #[tokio::test]
     async fn a_frame_is_encoded_once_for_every_reader() {
-        let fanout = Fanout::new();
+        let fanout = Fanout::default();
         let (mut one, mut two) = (fanout.subscribe(), fanout.subscribe());
         fanout.event(RoomEvent::Status { degraded: true });
         let encodings = std::sync::atomic::AtomicUsize::new(0);

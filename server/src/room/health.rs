@@ -105,7 +105,7 @@ mod tests {
         Health,
         tokio::sync::broadcast::Receiver<Arc<super::super::Delivery>>,
     ) {
-        let fanout = Fanout::new();
+        let fanout = Fanout::default();
         let live = fanout.subscribe();
         let name = RoomName::parse("health").unwrap();
         (Health::new(name, fanout, Arc::default()), live)

@@ -40,7 +40,7 @@ mod properties;
 #[cfg(test)]
 mod tests;
 
-pub use fanout::{Delivery, PresenceChange, RoomEvent, FANOUT_CAPACITY};
+pub use fanout::{Delivery, PresenceChange, RoomEvent, RosterPage, FANOUT_CAPACITY};
 pub use health::PROBE_INTERVAL;
 pub use presence::PRESENCE_COALESCE;
 
@@ -76,8 +76,8 @@ pub struct Joined {
     /// engine, everything after it arrives on `live`.
     pub head: Seq,
     pub live: broadcast::Receiver<Arc<Delivery>>,
-    /// Who is in the room right now (the joiner included), sorted, each name once.
-    pub online: Vec<String>,
+    /// The first page of who is in the room right now (the joiner included).
+    pub roster: RosterPage,
     /// Keep for as long as the member is in the room.
     pub membership: Membership,
     /// Whether the room cannot store messages right now (its engine is unreachable).
@@ -88,25 +88,37 @@ pub struct Joined {
 struct JoinReply {
     head: Seq,
     live: broadcast::Receiver<Arc<Delivery>>,
-    online: Vec<String>,
+    roster: RosterPage,
     degraded: bool,
 }
 
 /// The outcome of a send: its sequence number once committed.
 pub type SendReply = oneshot::Receiver<Result<Seq, RoomError>>;
 
+/// What sessions ask of a room. Kept small (the queue's first block is allocated with the room).
 enum Command {
-    Join {
-        name: String,
-        left: oneshot::Receiver<()>,
-        reply: oneshot::Sender<JoinReply>,
-    },
-    Send {
-        sender: String,
-        client_id: String,
-        text: String,
-        reply: oneshot::Sender<Result<Seq, RoomError>>,
-    },
+    Join(Box<JoinCommand>),
+    Send(Box<SendCommand>),
+    Roster(Box<RosterCommand>),
+}
+
+struct JoinCommand {
+    name: String,
+    left: oneshot::Receiver<()>,
+    reply: oneshot::Sender<JoinReply>,
+}
+
+struct SendCommand {
+    sender: String,
+    client_id: String,
+    text: String,
+    reply: oneshot::Sender<Result<Seq, RoomError>>,
+}
+
+struct RosterCommand {
+    after: Option<String>,
+    query: Option<String>,
+    reply: oneshot::Sender<RosterPage>,
 }
 
 /// A cheap, cloneable address of a running room task.
@@ -120,15 +132,16 @@ impl RoomHandle {
     pub async fn join(&self, name: String) -> Result<Joined, RoomError> {
         let (reply, rx) = oneshot::channel();
         let (left_tx, left) = oneshot::channel();
+        let join = JoinCommand { name, left, reply };
         self.commands
-            .send(Command::Join { name, left, reply })
+            .send(Command::Join(Box::new(join)))
             .await
             .map_err(|_| RoomError::Closed)?;
         let reply = rx.await.map_err(|_| RoomError::Closed)?;
         Ok(Joined {
             head: reply.head,
             live: reply.live,
-            online: reply.online,
+            roster: reply.roster,
             membership: Membership { _left: left_tx },
             degraded: reply.degraded,
         })
@@ -143,16 +156,36 @@ impl RoomHandle {
         text: String,
     ) -> Result<SendReply, RoomError> {
         let (reply, rx) = oneshot::channel();
+        let send = SendCommand {
+            sender,
+            client_id,
+            text,
+            reply,
+        };
         self.commands
-            .send(Command::Send {
-                sender,
-                client_id,
-                text,
-                reply,
-            })
+            .send(Command::Send(Box::new(send)))
             .await
             .map_err(|_| RoomError::Closed)?;
         Ok(rx)
+    }
+
+    /// A page of who is in the room: names after `after`, containing `query` if given.
+    pub async fn roster(
+        &self,
+        after: Option<String>,
+        query: Option<String>,
+    ) -> Result<RosterPage, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        let roster = RosterCommand {
+            after,
+            query,
+            reply,
+        };
+        self.commands
+            .send(Command::Roster(Box::new(roster)))
+            .await
+            .map_err(|_| RoomError::Closed)?;
+        rx.await.map_err(|_| RoomError::Closed)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -169,6 +202,12 @@ impl RoomHandle {
 pub struct RoomSettings {
     /// How long a room with nobody connected stays in memory (`--room-idle-secs`).
     pub idle_timeout: Duration,
+    /// How long a room without messages stays once nobody is connected
+    /// (`--empty-room-idle-secs`).
+    pub empty_idle_timeout: Duration,
+    /// Above this many people, joins and leaves are counted, not named
+    /// (`--presence-quiet-above`).
+    pub presence_quiet_above: usize,
     /// Where commits are counted and timed.
     pub metrics: Arc<Metrics>,
     /// Room tasks are spawned on this, so that shutdown can wait for their last commits.
@@ -179,11 +218,7 @@ impl RoomSettings {
     /// The server's defaults, fresh metrics and a tracker of their own.
     #[cfg(test)]
     pub fn for_tests() -> Self {
-        Self {
-            idle_timeout: crate::config::Config::defaults().room_idle_timeout(),
-            metrics: Arc::default(),
-            tasks: TaskTracker::new(),
-        }
+        crate::config::Config::defaults().room_settings(Arc::default(), TaskTracker::new())
     }
 }
 

@@ -2,24 +2,29 @@
 //! engine, the other nodes'. Joins and leaves are not announced one by one: the first change
 //! starts a [`PRESENCE_COALESCE`] wait, and what has changed by then is announced as one net
 //! change, so a crowd reconnecting at once (leave + join) announces nothing.
+//!
+//! Nothing grows with the room: a change names at most [`PRESENCE_NAMES`] people each way and
+//! counts the rest; a room bigger than `quiet_above` names nobody; the roster is read in pages
+//! of at most [`ROSTER_PAGE`] names.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use app::protocol::Seq;
+use app::protocol::{Seq, PRESENCE_NAMES, ROSTER_PAGE};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::fanout::PresenceChange;
+use super::fanout::{PresenceChange, RosterPage};
 use crate::engine::Roster;
 
 /// Longest wait before joins and leaves are announced; changes within it are merged.
 pub const PRESENCE_COALESCE: Duration = Duration::from_millis(500);
 
-#[derive(Default)]
 pub(super) struct Presence {
+    /// Above this many people, changes are counted, not named (`--presence-quiet-above`).
+    quiet_above: usize,
     /// Member id -> display name, for every connection on this node.
     members: HashMap<u64, String>,
     next_member: u64,
@@ -36,6 +41,19 @@ pub(super) struct Presence {
 }
 
 impl Presence {
+    pub(super) fn new(quiet_above: usize) -> Self {
+        Self {
+            quiet_above,
+            members: HashMap::new(),
+            next_member: 0,
+            local: Roster::new(),
+            remote: Roster::new(),
+            announced: BTreeSet::new(),
+            due: None,
+            departures: FuturesUnordered::new(),
+        }
+    }
+
     /// A connection enters as `name`; `left` resolves when its session drops its membership.
     pub(super) fn join(&mut self, name: String, left: oneshot::Receiver<()>, head: Seq) {
         let id = self.next_member;
@@ -85,9 +103,25 @@ impl Presence {
         self.local.clear();
     }
 
-    /// Everyone in the room: this node's people and other nodes', sorted, each name once.
-    pub(super) fn names(&self) -> Vec<String> {
-        self.all().into_iter().collect()
+    /// A page of everyone in the room (this node's people and other nodes'), sorted, each name
+    /// once: the names after `after`, only those containing `query` (ignoring case) if given.
+    pub(super) fn page(&self, after: Option<&str>, query: Option<&str>) -> RosterPage {
+        let all = self.all();
+        let query = query.map(str::to_lowercase).filter(|q| !q.is_empty());
+        let mut matching = all
+            .iter()
+            .filter(|name| after.is_none_or(|a| name.as_str() > a))
+            .filter(|name| {
+                query
+                    .as_deref()
+                    .is_none_or(|q| name.to_lowercase().contains(q))
+            });
+        let names: Vec<String> = matching.by_ref().take(ROSTER_PAGE).cloned().collect();
+        RosterPage {
+            names,
+            count: all.len(),
+            more: matching.next().is_some(),
+        }
     }
 
     fn all(&self) -> BTreeSet<String> {
@@ -107,15 +141,22 @@ impl Presence {
     pub(super) fn announcement(&mut self) -> Option<PresenceChange> {
         let at_seq = self.due.take().map_or(0, |(_, seq)| seq);
         let now = self.all();
-        let joined: Vec<String> = now.difference(&self.announced).cloned().collect();
-        let left: Vec<String> = self.announced.difference(&now).cloned().collect();
-        if joined.is_empty() && left.is_empty() {
+        let named = if now.len().max(self.announced.len()) > self.quiet_above {
+            0
+        } else {
+            PRESENCE_NAMES
+        };
+        let (joined, more_joined) = first_names(now.difference(&self.announced), named);
+        let (left, more_left) = first_names(self.announced.difference(&now), named);
+        if joined.len() + more_joined + left.len() + more_left == 0 {
             return None;
         }
         let change = PresenceChange {
-            online: now.iter().cloned().collect(),
+            count: now.len(),
             joined,
             left,
+            more_joined,
+            more_left,
             at_seq,
         };
         self.announced = now;
@@ -127,6 +168,20 @@ impl Presence {
             self.due = Some((Instant::now() + PRESENCE_COALESCE, head));
         }
     }
+}
+
+/// Up to `named` of `names`, and how many more there were.
+fn first_names<'a>(names: impl Iterator<Item = &'a String>, named: usize) -> (Vec<String>, usize) {
+    let mut first = Vec::new();
+    let mut more = 0;
+    for name in names {
+        if first.len() < named {
+            first.push(name.clone());
+        } else {
+            more += 1;
+        }
+    }
+    (first, more)
 }
 
 #[cfg(test)]
@@ -145,19 +200,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn changes_within_the_wait_are_one_net_announcement_at_the_first_ones_head() {
-        let mut p = Presence::default();
+        let mut p = Presence::new(100);
         let ada = joined(&mut p, "Ada", 3);
         let _ada_tab = joined(&mut p, "Ada", 4);
         let bob = joined(&mut p, "Bob", 5);
         assert_eq!(p.due(), Some(Instant::now() + PRESENCE_COALESCE));
-        assert_eq!(p.names(), names(&["Ada", "Bob"]));
+        assert_eq!(p.page(None, None).names, names(&["Ada", "Bob"]));
         let first = p.announcement().expect("a change");
         assert_eq!(
             first,
             PresenceChange {
-                online: names(&["Ada", "Bob"]),
+                count: 2,
                 joined: names(&["Ada", "Bob"]),
                 left: vec![],
+                more_joined: 0,
+                more_left: 0,
                 at_seq: 3,
             }
         );
@@ -177,23 +234,70 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn other_nodes_people_count_once_and_leave_with_their_node() {
-        let mut p = Presence::default();
+        let mut p = Presence::new(100);
         let _ada = joined(&mut p, "Ada", 0);
         p.announcement();
         p.set_remote(Roster::from([("Ada".into(), 2), ("Cy".into(), 1)]), 1);
         assert_eq!(p.local(), &Roster::from([("Ada".into(), 1)]), "local only");
         let change = p.announcement().unwrap();
-        assert_eq!(
-            (change.online, change.joined),
-            (names(&["Ada", "Cy"]), names(&["Cy"]))
-        );
+        assert_eq!((change.count, change.joined), (2, names(&["Cy"])));
         p.set_remote(Roster::new(), 2);
         let change = p.announcement().unwrap();
-        assert_eq!(
-            (change.online, change.left),
-            (names(&["Ada"]), names(&["Cy"]))
-        );
+        assert_eq!((change.count, change.left), (1, names(&["Cy"])));
         p.set_remote(Roster::new(), 3);
         assert_eq!(p.due(), None, "the same remote roster again is no change");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crowd_is_named_up_to_the_limit_and_a_big_room_only_counted() {
+        let mut p = Presence::new(50);
+        let _crowd: Vec<_> = (0..30)
+            .map(|i| joined(&mut p, &format!("p{i:02}"), 0))
+            .collect();
+        let change = p.announcement().unwrap();
+        assert_eq!(change.count, 30);
+        assert_eq!(change.joined.len(), PRESENCE_NAMES);
+        assert_eq!(change.more_joined, 30 - PRESENCE_NAMES);
+        assert_eq!(change.joined[0], "p00", "the first names in order");
+
+        let _more: Vec<_> = (30..60)
+            .map(|i| joined(&mut p, &format!("p{i:02}"), 0))
+            .collect();
+        let change = p.announcement().unwrap();
+        assert_eq!((change.count, change.more_joined), (60, 30));
+        assert!(
+            change.joined.is_empty(),
+            "above quiet_above nobody is named"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_roster_is_read_in_pages_and_searched() {
+        let mut p = Presence::new(1000);
+        let _crowd: Vec<_> = (0..250)
+            .map(|i| joined(&mut p, &format!("Name{i:03}"), 0))
+            .collect();
+        p.set_remote(Roster::from([("Zoë".into(), 1)]), 0);
+        let first = p.page(None, None);
+        assert_eq!(
+            (first.names.len(), first.count, first.more),
+            (ROSTER_PAGE, 251, true)
+        );
+        let last_name = first.names.last().cloned();
+        let second = p.page(last_name.as_deref(), None);
+        assert_eq!(second.names[0], format!("Name{:03}", ROSTER_PAGE));
+        let third = p.page(second.names.last().map(String::as_str), None);
+        assert_eq!(third.names.last().map(String::as_str), Some("Zoë"));
+        assert!(!third.more);
+        let found = p.page(None, Some("zo"));
+        assert_eq!((found.names, found.more), (names(&["Zoë"]), false));
+        let found = p.page(None, Some("NAME24"));
+        assert_eq!(
+            found.names,
+            names(&[
+                "Name240", "Name241", "Name242", "Name243", "Name244", "Name245", "Name246",
+                "Name247", "Name248", "Name249"
+            ])
+        );
     }
 }

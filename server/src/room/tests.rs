@@ -21,15 +21,15 @@ async fn next_seq(live: &mut broadcast::Receiver<Arc<Delivery>>) -> Seq {
     }
 }
 
-/// The next presence frame as (online, joined, left).
+/// The next presence change as (count, joined, left).
 async fn next_presence(
     live: &mut broadcast::Receiver<Arc<Delivery>>,
-) -> (Vec<String>, Vec<String>, Vec<String>) {
+) -> (usize, Vec<String>, Vec<String>) {
     loop {
         let d = live.recv().await.unwrap();
         if let RoomEvent::Presence(change) = &d.event {
             let change = change.clone();
-            return (change.online, change.joined, change.left);
+            return (change.count, change.joined, change.left);
         }
     }
 }
@@ -39,22 +39,18 @@ async fn presence_counts_tabs_once_and_merges_quick_reconnects() {
     let handle = start(Arc::new(MemoryStore::default()));
     let ada = handle.join("Ada".into()).await.unwrap();
     let mut watch = ada.live.resubscribe();
-    assert_eq!(ada.online, ["Ada"]);
+    assert_eq!(ada.roster.names, ["Ada"]);
     let ada_tab2 = handle.join("Ada".into()).await.unwrap();
     let bob = handle.join("Bob".into()).await.unwrap();
     assert_eq!(
-        bob.online,
-        ["Ada", "Bob"],
+        (bob.roster.names.as_slice(), bob.roster.count),
+        (["Ada".to_owned(), "Bob".to_owned()].as_slice(), 2),
         "the joiner sees the roster at once, each name once"
     );
-    let (online, joined, left) = next_presence(&mut watch).await;
+    let (count, joined, left) = next_presence(&mut watch).await;
     assert_eq!(
-        (online, joined, left),
-        (
-            vec!["Ada".into(), "Bob".into()],
-            vec!["Ada".into(), "Bob".into()],
-            vec![]
-        )
+        (count, joined, left),
+        (2, vec!["Ada".into(), "Bob".into()], vec![])
     );
 
     // Closing one of two tabs changes nothing; Bob reconnecting quickly announces nothing.
@@ -68,11 +64,8 @@ async fn presence_counts_tabs_once_and_merges_quick_reconnects() {
     );
 
     drop(bob_again);
-    let (online, joined, left) = next_presence(&mut watch).await;
-    assert_eq!(
-        (online, joined, left),
-        (vec!["Ada".to_owned()], vec![], vec!["Bob".to_owned()])
-    );
+    let (count, joined, left) = next_presence(&mut watch).await;
+    assert_eq!((count, joined, left), (1, vec![], vec!["Bob".to_owned()]));
     drop(ada);
 }
 
@@ -252,9 +245,10 @@ async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
             idle_timeout: Duration::from_secs(10),
             ..RoomSettings::for_tests()
         },
+        10,
         CancellationToken::new(),
     );
-    let handle = rooms.get(&room("quiet"));
+    let handle = rooms.get(&room("quiet")).unwrap();
     let joined = handle.join("tester".into()).await.unwrap();
     let ack = handle
         .send("a".into(), "c1".into(), "hi".into())
@@ -272,7 +266,7 @@ async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert_eq!(rooms.active_count(), 0, "idle room unloaded");
 
-    let handle = rooms.get(&room("quiet"));
+    let handle = rooms.get(&room("quiet")).unwrap();
     let joined = handle.join("tester".into()).await.unwrap();
     assert_eq!(joined.head, 1, "history survives unloading");
     let ack = handle
@@ -289,4 +283,37 @@ async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
         1,
         "idempotency survives unloading"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rooms_past_the_cap_are_refused_and_a_room_nobody_posted_to_leaves_within_seconds() {
+    let settings = RoomSettings::for_tests();
+    let metrics = settings.metrics.clone();
+    let empty_idle = settings.empty_idle_timeout;
+    let store: Arc<dyn History> = Arc::new(MemoryStore::default());
+    let rooms = Rooms::new(Engine::alone(store), settings, 2, CancellationToken::new());
+    let busy = rooms.get(&room("busy")).unwrap();
+    let ada = busy.join("Ada".into()).await.unwrap();
+    let ack = busy
+        .send("Ada".into(), "c1".into(), "hi".into())
+        .await
+        .unwrap();
+    ack.await.unwrap().unwrap();
+    let fresh = rooms.get(&room("fresh")).unwrap();
+    let visitor = fresh.join("Visitor".into()).await.unwrap();
+    assert_eq!(
+        rooms.get(&room("third")).err(),
+        Some(crate::registry::RoomsFull)
+    );
+    assert_eq!(metrics.rooms_refused.get(), 1);
+    assert!(rooms.get(&room("busy")).is_ok(), "rooms already open go on");
+
+    // The visitor leaves a room nobody posted to: it goes within the short timeout, and its place
+    // is free again. The busy room, with its history and member, stays.
+    drop((visitor, fresh));
+    tokio::time::sleep(empty_idle * 2).await;
+    assert_eq!(rooms.active_count(), 1);
+    assert!(rooms.get(&room("third")).is_ok());
+    assert_eq!(busy.join("Bo".into()).await.unwrap().head, 1);
+    drop(ada);
 }

@@ -1,7 +1,12 @@
 //! The door: the checks every WebSocket upgrade passes before a dialect runs, and the one error
-//! type for refusals. In order: a valid room (each dialect says how a bad name is answered), a
-//! real upgrade request, an allowed `Origin` (else 403), and room under the connection caps (429
-//! per address, 503 for the server). The client's address is worked out here for the limits.
+//! type for refusals. In order: a valid room (each dialect says how a bad name is answered), an
+//! allowed `Origin` (else 403), the address's join budget (429 with `Retry-After`), a real upgrade
+//! request, and room under the connection caps (429 per address, 503 for the server). The
+//! client's address is worked out here for the limits.
+//!
+//! The budget comes before the upgrade check on purpose: a browser cannot read why an upgrade
+//! failed, so after a failed connection it asks the same URL with a plain `GET`, which answers
+//! 429 and `Retry-After` while the address is over its budget.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -27,6 +32,8 @@ pub enum Refused {
     NotWebSocket(#[from] WebSocketUpgradeRejection),
     #[error("This origin may not open a connection here.")]
     Origin,
+    #[error("Too many connection attempts from your address; try again in {} s.", retry_after_secs(*retry_after))]
+    JoinsTooFast { retry_after: std::time::Duration },
     #[error("Too many connections from your address.")]
     TooManyFromAddress,
     #[error("The server is full; try again shortly.")]
@@ -40,11 +47,25 @@ impl IntoResponse for Refused {
             Refused::BadRoom { status, .. } => status,
             Refused::NotWebSocket(rejection) => return rejection.into_response(),
             Refused::Origin => StatusCode::FORBIDDEN,
+            Refused::JoinsTooFast { retry_after } => {
+                let retry_after = [(
+                    header::RETRY_AFTER,
+                    retry_after_secs(retry_after).to_string(),
+                )];
+                return (StatusCode::TOO_MANY_REQUESTS, retry_after, message).into_response();
+            }
             Refused::TooManyFromAddress => StatusCode::TOO_MANY_REQUESTS,
             Refused::ServerFull => StatusCode::SERVICE_UNAVAILABLE,
         };
         (status, message).into_response()
     }
+}
+
+/// Whole seconds to wait, at least one (what `Retry-After` says).
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    u64::try_from(wait.as_millis().div_ceil(1000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl From<ConnectionRefused> for Refused {
@@ -66,12 +87,16 @@ pub async fn upgrade<D: Dialect>(
     State(state): State<AppState>,
 ) -> Result<Response, Refused> {
     let room = D::room(&room)?;
-    let ws = ws?;
     if !state.guard.origin_allowed(&headers) {
         debug!(origin = ?headers.get(header::ORIGIN), "cross-origin upgrade refused");
         return Err(Refused::Origin);
     }
     let ip = state.guard.client_ip(peer, &headers);
+    if let Err(retry_after) = state.guard.check_join(ip).await {
+        state.metrics.joins_refused.inc();
+        return Err(Refused::JoinsTooFast { retry_after });
+    }
+    let ws = ws?;
     let permit = state.guard.open_connection(ip)?;
     let dialect = D::new(state.limits, state.metrics.clone());
     Ok(accept(ws, room, ip, permit, state, dialect))

@@ -11,7 +11,7 @@ use app::protocol::{ChatMessage, Seq};
 
 use super::admission::Refused;
 use crate::metrics::Metrics;
-use crate::room::{Delivery, RoomError};
+use crate::room::{Delivery, RoomError, RosterPage};
 
 /// One text frame for the client: the dialect's own, or one shared by every session (encoded once
 /// by the room's first reader).
@@ -39,10 +39,19 @@ pub struct JoinRequest {
     pub after_seq: Option<Seq>,
 }
 
-/// A message a client wants to post (already validated).
-pub struct PostRequest {
-    pub client_id: String,
-    pub text: String,
+/// What a client asks for once joined.
+pub enum Request {
+    /// A message to post (already validated).
+    Post { client_id: String, text: String },
+    /// A page of who is in the room.
+    Roster(RosterRequest),
+}
+
+/// Which page of the roster a client asks for (see `app::protocol::ClientMsg::Roster`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RosterRequest {
+    pub after: Option<String>,
+    pub query: Option<String>,
 }
 
 /// A refused join: the session writes the dialect's frames, then closes with this.
@@ -59,8 +68,11 @@ pub enum Outgoing<'a> {
         room: &'a RoomName,
         name: &'a str,
         head: Seq,
-        online: &'a [String],
+        /// The first page of who is here.
+        roster: &'a RosterPage,
     },
+    /// The room could not be opened: the node has as many rooms open as it may.
+    Busy,
     /// The room cannot store messages (after the welcome; later changes arrive live).
     Degraded,
     /// One stored message, during catch-up.
@@ -79,6 +91,11 @@ pub enum Outgoing<'a> {
         client_id: String,
         retry_after: Duration,
     },
+    /// The answer to a roster request.
+    Roster {
+        page: RosterPage,
+        request: RosterRequest,
+    },
 }
 
 /// A wire protocol. Implementations validate input with `app::limits` and never put internal
@@ -93,9 +110,9 @@ pub trait Dialect: Send + Sized + 'static {
     /// Decodes the first frame: the join, or a refusal (its frames go to `out`).
     fn join(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Result<JoinRequest, Close>;
 
-    /// Decodes a later frame: something to post, or nothing (answers such as errors and pongs go
-    /// to `out`).
-    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest>;
+    /// Decodes a later frame: a request, or nothing (answers such as errors and pongs go to
+    /// `out`).
+    fn request(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<Request>;
 
     /// Encodes what the session tells the client.
     fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames);

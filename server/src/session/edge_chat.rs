@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admission::Refused;
-use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, PostRequest};
+use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request};
 use crate::metrics::{Metrics, Rejection};
-use crate::room::RoomEvent;
+use crate::room::{PresenceChange, RoomEvent};
 
 /// The demo closes with 1009 when a name is too long.
 const NAME_TOO_LONG_CLOSE: u16 = 1009;
@@ -41,9 +41,9 @@ pub async fn new_private_room() -> Response {
 pub struct EdgeChat {
     /// This client's name: the demo does not announce people to themselves.
     name: String,
-    /// Who this client has been told is here. The demo speaks only in joins and quits, so each
-    /// roster is compared with this, which stays right even when the room merges a quick join and
-    /// leave into no change at all.
+    /// Who this client has been told is here: the demo speaks only in joins and quits, and a quit
+    /// is sent only for someone it was told of (a big room names nobody, and a roster page is
+    /// bounded).
     told: BTreeSet<String>,
     /// The server's message limits.
     limits: MessageLimits,
@@ -72,17 +72,24 @@ fn message(m: &ChatMessage) -> Frame {
 }
 
 impl EdgeChat {
-    /// `{"joined"}` and `{"quit"}` frames that bring this client from what it was told to `online`.
-    fn roster_changes(&mut self, online: &[String], out: &mut Frames) {
-        let now: BTreeSet<String> = online
-            .iter()
-            .filter(|n| **n != self.name)
-            .cloned()
-            .collect();
-        let quits = self.told.difference(&now).map(|n| json!({ "quit": n }));
-        let joins = now.difference(&self.told).map(|n| json!({ "joined": n }));
-        out.extend(quits.chain(joins).map(|v| Frame::Owned(v.to_string())));
-        self.told = now;
+    /// `{"joined"}` for each of `names` (other than this client) it was not told of yet.
+    fn tell_joined<'a>(&mut self, names: impl IntoIterator<Item = &'a String>, out: &mut Frames) {
+        for name in names {
+            if *name != self.name && self.told.insert(name.clone()) {
+                out.push(Frame::Owned(json!({ "joined": name }).to_string()));
+            }
+        }
+    }
+
+    /// `{"joined"}` and `{"quit"}` for a roster change: only named people, and a quit only for
+    /// someone this client was told had joined.
+    fn tell_change(&mut self, change: &PresenceChange, out: &mut Frames) {
+        for name in &change.left {
+            if self.told.remove(name) {
+                out.push(Frame::Owned(json!({ "quit": name }).to_string()));
+            }
+        }
+        self.tell_joined(&change.joined, out);
     }
 }
 
@@ -147,7 +154,7 @@ impl Dialect for EdgeChat {
         }
     }
 
-    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest> {
+    fn request(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<Request> {
         let Incoming::Text(text) = frame else {
             out.push(error("Frames must be JSON text."));
             return None;
@@ -158,7 +165,7 @@ impl Dialect for EdgeChat {
         };
         match self.limits.validate(&message) {
             // The demo has no client ids; each frame is a new message.
-            Ok(text) => Some(PostRequest {
+            Ok(text) => Some(Request::Post {
                 client_id: uuid::Uuid::new_v4().to_string(),
                 text,
             }),
@@ -175,14 +182,20 @@ impl Dialect for EdgeChat {
 
     fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames) {
         match event {
-            Outgoing::Welcome { online, .. } => self.roster_changes(online, out),
+            // The first page of who is here; later arrivals come as they are named.
+            Outgoing::Welcome { roster, .. } => self.tell_joined(&roster.names, out),
+            Outgoing::Busy => out.push(error(
+                "This server has as many rooms open as it can right now. Try again in a minute.",
+            )),
+            // The demo asks for no roster pages.
+            Outgoing::Roster { .. } => {}
             // The demo has no such notice; sends are refused with an error instead.
             Outgoing::Degraded => {}
             Outgoing::History(m) => out.push(message(m)),
             Outgoing::CaughtUp => out.push(Frame::Owned(json!({ "ready": true }).to_string())),
             Outgoing::Live(delivery) => match &delivery.event {
                 RoomEvent::Message(m) => out.push(message(m)),
-                RoomEvent::Presence(change) => self.roster_changes(&change.online, out),
+                RoomEvent::Presence(change) => self.tell_change(change, out),
                 RoomEvent::Status { .. } => {}
             },
             // The demo has no acknowledgements: the sender sees its message when it is

@@ -3,7 +3,8 @@
 //! - `admission.rs`: the door (room name, upgrade, Origin, connection caps) and its one error
 //!   type, [`admission::Refused`];
 //! - `run.rs`: the session's life — join, enter, catch up, then follow the room live in one
-//!   `select!` loop — independent of the protocol;
+//!   `select!` loop — independent of the protocol; `requests.rs` handles what the client asks
+//!   (posts, roster pages) and `live.rs` the room's deliveries;
 //! - `catch_up.rs`: stored messages the session has not written, read by sequence number;
 //! - `dialect.rs`: the [`Dialect`] trait each protocol implements: [`palaver`], the native
 //!   protocol, and [`edge_chat`], the edge-chat demo's. Each dialect's frames are encoded in its
@@ -14,7 +15,9 @@ pub mod admission;
 mod catch_up;
 pub mod dialect;
 pub mod edge_chat;
+mod live;
 pub mod palaver;
+mod requests;
 mod run;
 mod socket;
 

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::limits::{validate_client_id, validate_display_name, MessageLimits, RoomName};
+use app::limits::{
+    validate_client_id, validate_display_name, MessageLimits, RoomName, MAX_DISPLAY_NAME_CHARS,
+};
 use app::protocol::{close_code, ClientMsg, ErrorCode, Seq, ServerMsg};
 use axum::http::StatusCode;
 
 use super::admission::Refused;
-use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, PostRequest};
+use super::dialect::{
+    Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request, RosterRequest,
+};
 use crate::metrics::{Metrics, Rejection};
-use crate::room::{RoomError, RoomEvent};
+use crate::room::{RoomError, RoomEvent, RosterPage};
 
 /// Palaver's own protocol.
 pub struct Palaver {
@@ -69,40 +73,24 @@ impl Dialect for Palaver {
         }
     }
 
-    fn post(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<PostRequest> {
+    fn request(&mut self, frame: Incoming<'_>, out: &mut Frames) -> Option<Request> {
         let Incoming::Text(text) = frame else {
             out.push(binary_refused());
             return None;
         };
-        let (client_id, text) = match ClientMsg::decode(text) {
-            Ok(ClientMsg::Send { client_id, text }) => (client_id, text),
+        match ClientMsg::decode(text) {
+            Ok(ClientMsg::Send { client_id, text }) => self.post(client_id, text, out),
+            Ok(ClientMsg::Roster { after, query }) => roster_request(after, query, out),
             Ok(ClientMsg::Join { .. }) => {
                 out.push(error(ErrorCode::BadSequence, "Already joined.", None));
-                return None;
+                None
             }
             Ok(ClientMsg::Ping) => {
                 out.push(Frame::Owned(ServerMsg::Pong.encode()));
-                return None;
+                None
             }
             Err(e) => {
                 out.push(error(ErrorCode::BadFrame, e, None));
-                return None;
-            }
-        };
-        if let Err(e) = validate_client_id(&client_id) {
-            self.metrics.rejected(Rejection::Invalid);
-            out.push(error(ErrorCode::InvalidClientId, e.to_string(), None));
-            return None;
-        }
-        match self.limits.validate(&text) {
-            Ok(text) => Some(PostRequest { client_id, text }),
-            Err(e) => {
-                self.metrics.rejected(Rejection::Invalid);
-                out.push(error(
-                    ErrorCode::InvalidMessage,
-                    e.to_string(),
-                    Some(client_id),
-                ));
                 None
             }
         }
@@ -114,20 +102,23 @@ impl Dialect for Palaver {
                 room,
                 name,
                 head,
-                online,
+                roster,
             } => {
                 let welcome = ServerMsg::Welcome {
                     room: room.to_string(),
                     name: name.to_owned(),
                     last_seq: head,
                 };
-                let presence = ServerMsg::Presence {
-                    online: online.to_vec(),
-                    joined: Vec::new(),
-                    left: Vec::new(),
-                    at_seq: head,
-                };
-                out.extend([welcome, presence].map(|m| Frame::Owned(m.encode())));
+                let roster = roster_frame(roster.clone(), RosterRequest::default());
+                out.extend([welcome, roster].map(|m| Frame::Owned(m.encode())));
+            }
+            Outgoing::Busy => out.push(error(
+                ErrorCode::ServerBusy,
+                "This server has as many rooms open as it can right now. Try again in a minute.",
+                None,
+            )),
+            Outgoing::Roster { page, request } => {
+                out.push(Frame::Owned(roster_frame(page, request).encode()));
             }
             Outgoing::Degraded => {
                 out.push(Frame::Owned(ServerMsg::Status { degraded: true }.encode()));
@@ -145,14 +136,60 @@ impl Dialect for Palaver {
     }
 }
 
+impl Palaver {
+    /// A message to post, once its client id and text pass the rules.
+    fn post(&self, client_id: String, text: String, out: &mut Frames) -> Option<Request> {
+        if let Err(e) = validate_client_id(&client_id) {
+            self.metrics.rejected(Rejection::Invalid);
+            out.push(error(ErrorCode::InvalidClientId, e.to_string(), None));
+            return None;
+        }
+        match self.limits.validate(&text) {
+            Ok(text) => Some(Request::Post { client_id, text }),
+            Err(e) => {
+                self.metrics.rejected(Rejection::Invalid);
+                out.push(error(
+                    ErrorCode::InvalidMessage,
+                    e.to_string(),
+                    Some(client_id),
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// A roster request, if its name and query are no longer than a display name.
+fn roster_request(
+    after: Option<String>,
+    query: Option<String>,
+    out: &mut Frames,
+) -> Option<Request> {
+    let too_long = |s: &Option<String>| {
+        s.as_ref()
+            .is_some_and(|s| s.chars().count() > MAX_DISPLAY_NAME_CHARS)
+    };
+    if too_long(&after) || too_long(&query) {
+        out.push(error(
+            ErrorCode::BadFrame,
+            format!("A roster request names at most {MAX_DISPLAY_NAME_CHARS} characters."),
+            None,
+        ));
+        return None;
+    }
+    Some(Request::Roster(RosterRequest { after, query }))
+}
+
 /// A room event as the frame every Palaver client gets.
 fn live_frame(event: &RoomEvent) -> String {
     let msg = match event {
         RoomEvent::Message(m) => ServerMsg::Message(m.clone()),
         RoomEvent::Presence(change) => ServerMsg::Presence {
-            online: change.online.clone(),
+            count: change.count,
             joined: change.joined.clone(),
             left: change.left.clone(),
+            more_joined: change.more_joined,
+            more_left: change.more_left,
             at_seq: change.at_seq,
         },
         RoomEvent::Status { degraded } => ServerMsg::Status {
@@ -160,6 +197,16 @@ fn live_frame(event: &RoomEvent) -> String {
         },
     };
     msg.encode()
+}
+
+fn roster_frame(page: RosterPage, request: RosterRequest) -> ServerMsg {
+    ServerMsg::Roster {
+        names: page.names,
+        count: page.count,
+        more: page.more,
+        after: request.after,
+        query: request.query,
+    }
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> Frame {

@@ -18,8 +18,13 @@ pub mod process;
 
 pub use testkit::process::Process;
 
-/// Settings for tests that send in bulk and are not about the per-IP rate limit.
-pub const RELAXED_RATE_LIMIT: &[&str] = &["--rate-limit-burst", "1000000"];
+/// Settings for tests that send and connect in bulk and are not about the per-IP rate limits.
+pub const RELAXED_RATE_LIMIT: &[&str] = &[
+    "--rate-limit-burst",
+    "1000000",
+    "--join-rate-limit-burst",
+    "1000000",
+];
 
 /// How long a test waits for a frame that must arrive.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,15 +49,9 @@ impl TestServer {
             .to_str()
             .expect("utf-8 temp path")
             .to_owned();
-        // Tests that are not about the rate limit send far faster than people do: lift it for them.
-        let relaxed: &[&str] = if args.contains(&"--rate-limit-burst") {
-            &[]
-        } else {
-            RELAXED_RATE_LIMIT
-        };
         let argv = ["palaver", "--data-dir", dir.as_str()]
             .into_iter()
-            .chain(relaxed.iter().copied())
+            .chain(relaxed_unless_set(args))
             .chain(args.iter().copied());
         let config = Config::parse_from(argv);
         let server = Server::start(&config, SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -135,10 +134,24 @@ pub async fn http_with_headers(method: &str, url: &str) -> (u16, Vec<(String, St
     (status, headers, body.to_owned())
 }
 
+/// Tests that are not about the rate limits send and connect far faster than people do: the
+/// [`RELAXED_RATE_LIMIT`] settings that `args` does not set itself.
+pub fn relaxed_unless_set(args: &[&str]) -> Vec<&'static str> {
+    RELAXED_RATE_LIMIT
+        .chunks(2)
+        .filter(|pair| !args.contains(&pair[0]))
+        .flatten()
+        .copied()
+        .collect()
+}
+
 pub struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    /// Presence frames set aside by [`Client::recv`], oldest first, as (online, joined, left).
+    /// Roster and presence frames set aside by [`Client::recv`], oldest first, as (who the
+    /// client knows is here after the frame, joined, left).
     pub presence: std::collections::VecDeque<(Vec<String>, Vec<String>, Vec<String>)>,
+    /// Who the client knows is here: the roster page after its welcome, and the changes since.
+    pub roster: std::collections::BTreeSet<String>,
 }
 
 impl Client {
@@ -147,6 +160,7 @@ impl Client {
         Self {
             ws,
             presence: Default::default(),
+            roster: Default::default(),
         }
     }
 
@@ -223,10 +237,7 @@ impl Client {
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("websocket connects");
-        Self {
-            ws,
-            presence: Default::default(),
-        }
+        Self::from_stream(ws)
     }
 
     pub async fn send(&mut self, msg: &ClientMsg) {
@@ -249,55 +260,74 @@ impl Client {
         self.ws.send(msg).await.expect("send");
     }
 
-    /// The next protocol frame other than presence (pings are skipped, presence frames are kept
-    /// in [`Client::presence`]). Panics on timeout or close.
+    /// Applies a roster page or presence change to [`Client::roster`] and sets it aside in
+    /// [`Client::presence`]; other frames are given back.
+    fn set_aside(&mut self, msg: ServerMsg) -> Option<ServerMsg> {
+        let (joined, left) = match msg {
+            ServerMsg::Roster { names, after, .. } => {
+                if after.is_none() {
+                    self.roster.clear();
+                }
+                self.roster.extend(names);
+                (Vec::new(), Vec::new())
+            }
+            ServerMsg::Presence { joined, left, .. } => {
+                for name in &left {
+                    self.roster.remove(name);
+                }
+                self.roster.extend(joined.iter().cloned());
+                (joined, left)
+            }
+            other => return Some(other),
+        };
+        let known = self.roster.iter().cloned().collect();
+        self.presence.push_back((known, joined, left));
+        None
+    }
+
+    /// The next protocol frame other than roster and presence (pings are skipped; roster and
+    /// presence frames are kept in [`Client::presence`]). Panics on timeout or close.
     pub async fn recv(&mut self) -> ServerMsg {
         loop {
             match self.next_frame(FRAME_TIMEOUT).await {
-                Some(Frame::Msg(ServerMsg::Presence {
-                    online,
-                    joined,
-                    left,
-                    ..
-                })) => self.presence.push_back((online, joined, left)),
-                Some(Frame::Msg(m)) => return m,
+                Some(Frame::Msg(m)) => {
+                    if let Some(m) = self.set_aside(m) {
+                        return m;
+                    }
+                }
                 other => panic!("expected a frame, got {other:?}"),
             }
         }
     }
 
-    /// The next presence frame (one set aside earlier, or the next to arrive; other frames that
-    /// arrive first are dropped). Panics on timeout.
+    /// The next roster or presence frame as (who is here, joined, left): one set aside earlier,
+    /// or the next to arrive (other frames that arrive first are dropped). Panics on timeout.
     pub async fn next_presence(&mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
-        if let Some(p) = self.presence.pop_front() {
-            return p;
-        }
         loop {
+            if let Some(p) = self.presence.pop_front() {
+                return p;
+            }
             match self.next_frame(FRAME_TIMEOUT).await {
-                Some(Frame::Msg(ServerMsg::Presence {
-                    online,
-                    joined,
-                    left,
-                    ..
-                })) => return (online, joined, left),
-                Some(Frame::Msg(_)) => {}
+                Some(Frame::Msg(m)) => {
+                    self.set_aside(m);
+                }
                 other => panic!("expected presence, got {other:?}"),
             }
         }
     }
 
-    /// Like [`Client::next_frame`], but presence frames are set aside instead of returned.
+    /// Like [`Client::next_frame`], but roster and presence frames are set aside instead of
+    /// returned.
     pub async fn next_event(&mut self, wait: Duration) -> Option<Frame> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_frame(left).await {
-                Some(Frame::Msg(ServerMsg::Presence {
-                    online,
-                    joined,
-                    left,
-                    ..
-                })) => self.presence.push_back((online, joined, left)),
+                Some(Frame::Msg(m)) => {
+                    if let Some(m) = self.set_aside(m) {
+                        return Some(Frame::Msg(m));
+                    }
+                }
                 other => return other,
             }
         }

@@ -53,10 +53,10 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
     // One rate-limit budget for an address, whichever node asks.
     let ip: IpAddr = "192.0.2.77".parse().unwrap();
     let minute = Duration::from_secs(60);
-    assert!(one.check_post(ip, minute, 2).await.unwrap().is_ok());
-    assert!(two.check_post(ip, minute, 2).await.unwrap().is_ok());
+    assert!(one.spend("post", ip, minute, 2).await.unwrap().is_ok());
+    assert!(two.spend("post", ip, minute, 2).await.unwrap().is_ok());
     assert!(
-        one.check_post(ip, minute, 2).await.unwrap().is_err(),
+        one.spend("post", ip, minute, 2).await.unwrap().is_err(),
         "the third is refused"
     );
 

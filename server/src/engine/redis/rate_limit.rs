@@ -1,7 +1,8 @@
 //! [`SharedRateLimit`] on Redis: GCRA in a script on Redis's clock (`scripts/rate_limit.lua`), so
-//! an address has one budget across every node.
+//! an address has one budget of each kind across every node.
 //!
-//! Key: `palaver:rate:{ip}:<interval ms>:<burst>`, holding the GCRA "theoretical arrival time".
+//! Key: `palaver:rate:{ip}:<bucket>:<interval ms>:<burst>`, holding the GCRA "theoretical arrival
+//! time" of one budget (`post`, `join`).
 //! The setting is part of the key because a generous limit lets that time run far ahead (one
 //! interval per post): nodes started with a stricter setting later must not inherit it, or they
 //! would lock the address out for hours.
@@ -19,8 +20,9 @@ use crate::engine::{EngineError, SharedRateLimit};
 const RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(250);
 
 impl SharedRateLimit for RedisEngine {
-    fn check_post(
+    fn spend(
         &self,
+        bucket: &'static str,
         ip: IpAddr,
         interval: Duration,
         burst: u32,
@@ -29,7 +31,10 @@ impl SharedRateLimit for RedisEngine {
             .unwrap_or(u64::MAX)
             .max(1);
         let burst = burst.max(1);
-        let key = format!("{}:rate:{{{ip}}}:{interval_ms}:{burst}", self.prefix);
+        let key = format!(
+            "{}:rate:{{{ip}}}:{bucket}:{interval_ms}:{burst}",
+            self.prefix
+        );
         Box::pin(async move {
             let mut conn = self.conn.clone();
             let mut invocation = self.scripts.rate_limit.key(key);

@@ -54,11 +54,11 @@ async fn a_stricter_rate_limit_does_not_inherit_a_generous_ones_debt() {
     let ip: IpAddr = "192.0.2.90".parse().unwrap();
     // A generous limit, used a lot: its next allowed time runs 100 s ahead.
     for _ in 0..100 {
-        let verdict = engine.check_post(ip, Duration::from_secs(1), 1000).await;
+        let verdict = engine.spend("post", ip, Duration::from_secs(1), 1000).await;
         assert!(verdict.unwrap().is_ok());
     }
     // Nodes restarted with a strict limit start afresh instead of refusing for 100 s.
-    let strict = engine.check_post(ip, Duration::from_secs(1), 3).await;
+    let strict = engine.spend("post", ip, Duration::from_secs(1), 3).await;
     assert!(strict.unwrap().is_ok());
     clean_up(&engine).await;
 }

@@ -1,0 +1,81 @@
+//! Per-address budgets (GCRA): one for posts, one for joins (every WebSocket connection is one).
+//! Each counts across every room and both protocols; with an engine that nodes share, the budget
+//! lives in the engine, so an address has one budget across every node, and this node's own
+//! limiter decides only when the engine does not answer in time.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::engine::SharedRateLimit;
+
+/// How many at once (`burst`), then one per `interval`.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub burst: NonZeroU32,
+    pub interval: Duration,
+}
+
+impl Budget {
+    /// From settings: a burst of at least one, an interval in milliseconds.
+    pub fn new(burst: u32, interval_ms: u64) -> Self {
+        Self {
+            burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            interval: Duration::from_millis(interval_ms),
+        }
+    }
+}
+
+/// One budget per address, kept locally and (with a shared engine) in the engine.
+pub(super) struct Limit {
+    /// Names the budget in the engine (`post`, `join`).
+    bucket: &'static str,
+    budget: Budget,
+    local: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+}
+
+impl Limit {
+    pub(super) fn new(bucket: &'static str, budget: Budget) -> Self {
+        let quota = Quota::with_period(budget.interval)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(budget.burst);
+        Self {
+            bucket,
+            budget,
+            local: RateLimiter::keyed(quota),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Spends one from `ip`'s budget. `Err` says how long until it may try again.
+    pub(super) async fn spend(
+        &self,
+        ip: IpAddr,
+        shared: Option<&Arc<dyn SharedRateLimit>>,
+    ) -> Result<(), Duration> {
+        if let Some(shared) = shared {
+            let Budget { burst, interval } = self.budget;
+            match shared.spend(self.bucket, ip, interval, burst.get()).await {
+                Ok(verdict) => return verdict,
+                Err(e) => {
+                    tracing::debug!(error = %e, bucket = self.bucket, "shared rate limit unavailable; deciding locally")
+                }
+            }
+        }
+        self.local
+            .check_key(&ip)
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Drops addresses whose budget is full again, keeping the key store bounded by the addresses
+    /// active within one refill period.
+    pub(super) fn sweep(&self) {
+        self.local.retain_recent();
+        self.local.shrink_to_fit();
+    }
+}

@@ -1,0 +1,139 @@
+//! What a joined client asks, and the room's answers: posts (through the rate limit, answered in
+//! order with their acknowledgements) and roster pages (one at a time).
+
+use app::protocol::Seq;
+use axum::extract::ws::Message;
+use futures::StreamExt;
+use tokio::time::Instant;
+
+use super::dialect::{Dialect, Incoming, Outgoing, Request, RosterRequest};
+use super::run::{
+    AckFuture, End, InRoom, RosterFuture, Session, ACK_DRAIN, RESTARTING, ROOM_UNAVAILABLE,
+};
+use crate::metrics::Rejection;
+use crate::room::{RoomError, RosterPage, SendReply};
+
+impl<D: Dialect> Session<'_, D> {
+    /// A frame from the client: a post goes to the room, anything else is answered.
+    pub(super) async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, axum::Error>>,
+        room: &mut InRoom,
+    ) -> Result<Option<End>, End> {
+        let Some(Ok(frame)) = frame else {
+            return Ok(Some(End::Gone));
+        };
+        let frame = match &frame {
+            Message::Text(text) => Incoming::Text(text.as_str()),
+            Message::Binary(_) => Incoming::Binary,
+            Message::Close(_) => return Ok(Some(End::Gone)),
+            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+        };
+        match self.dialect.request(frame, &mut self.out) {
+            Some(Request::Post { client_id, text }) => self.post(client_id, text, room).await?,
+            Some(Request::Roster(request)) => ask_roster(request, room),
+            None => {}
+        }
+        self.socket.write_all(&mut self.out).await?;
+        Ok(None)
+    }
+
+    /// Hands a post to the room, unless the rate limit refuses it.
+    async fn post(
+        &mut self,
+        client_id: String,
+        text: String,
+        room: &mut InRoom,
+    ) -> Result<(), End> {
+        if let Err(retry_after) = self.state.guard.check_post(self.ip).await {
+            self.state.metrics.rejected(Rejection::RateLimited);
+            let refusal = Outgoing::RateLimited {
+                client_id,
+                retry_after,
+            };
+            self.dialect.encode(refusal, &mut self.out);
+            return Ok(());
+        }
+        let reply = room
+            .handle
+            .send(room.name.clone(), client_id.clone(), text)
+            .await
+            .map_err(|_| ROOM_UNAVAILABLE)?;
+        room.acks.push_back(ack_future(client_id, reply));
+        Ok(())
+    }
+
+    /// The room answered a roster request: pass it on, and ask the next one if any waits.
+    pub(super) async fn on_roster(
+        &mut self,
+        request: RosterRequest,
+        page: Result<RosterPage, RoomError>,
+        room: &mut InRoom,
+    ) -> Result<(), End> {
+        room.roster = None;
+        let page = page.map_err(|_| ROOM_UNAVAILABLE)?;
+        self.dialect
+            .encode(Outgoing::Roster { page, request }, &mut self.out);
+        if let Some(next) = room.roster_next.take() {
+            ask_roster(next, room);
+        }
+        self.socket.write_all(&mut self.out).await
+    }
+
+    pub(super) async fn on_ack(
+        &mut self,
+        client_id: String,
+        result: Result<Seq, RoomError>,
+    ) -> Result<(), End> {
+        if result.is_err() {
+            self.state.metrics.rejected(Rejection::Unavailable);
+        }
+        self.dialect
+            .encode(Outgoing::Ack { client_id, result }, &mut self.out);
+        self.socket.write_all(&mut self.out).await
+    }
+
+    /// Shutdown: stop reading; answer what is already with the room (it commits before it
+    /// stops), then ask the client to reconnect.
+    pub(super) async fn drain(&mut self, room: &mut InRoom) -> Result<End, End> {
+        let deadline = Instant::now() + ACK_DRAIN;
+        while let Ok(Some((client_id, result))) =
+            tokio::time::timeout_at(deadline, room.acks.next()).await
+        {
+            self.dialect
+                .encode(Outgoing::Ack { client_id, result }, &mut self.out);
+            self.socket.write_all(&mut self.out).await?;
+        }
+        Ok(RESTARTING)
+    }
+}
+
+/// Asks the room for a roster page, or keeps the request (replacing an older one waiting) until
+/// the one with the room is answered: at most one per session is with the room.
+fn ask_roster(request: RosterRequest, room: &mut InRoom) {
+    if room.roster.is_some() {
+        room.roster_next = Some(request);
+        return;
+    }
+    let handle = room.handle.clone();
+    room.roster = Some(Box::pin(async move {
+        let page = handle
+            .roster(request.after.clone(), request.query.clone())
+            .await;
+        (request, page)
+    }));
+}
+
+/// The pending roster answer (pending forever without one).
+pub(super) async fn pending(
+    roster: &mut Option<RosterFuture>,
+) -> (RosterRequest, Result<RosterPage, RoomError>) {
+    match roster {
+        Some(future) => future.await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ack_future(client_id: String, reply: SendReply) -> AckFuture {
+    Box::pin(async move { (client_id, reply.await.unwrap_or(Err(RoomError::Closed))) })
+}
