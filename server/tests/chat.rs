@@ -56,32 +56,29 @@ async fn two_clients_in_a_room_see_the_same_messages_in_order_and_another_room_s
 async fn the_roster_lists_everyone_once_and_announces_joins_and_leaves() {
     let server = TestServer::start().await;
     let mut ada = server.join("roster", "Ada", None).await;
-    assert_eq!(
-        ada.next_presence().await.0,
-        ["Ada"],
-        "the roster follows the welcome"
+    let (first, _, _) = ada.next_presence().await;
+    assert!(
+        first.is_empty(),
+        "the roster as announced follows the welcome"
     );
+    ada.wait_for_roster(&["Ada"]).await;
+    ada.presence.clear();
 
     let mut bob = server.join("roster", "Bob", None).await;
     let mut bob_tab = server.join("roster", "Bob", None).await;
-    assert_eq!(bob.next_presence().await.0, ["Ada", "Bob"]);
-    assert_eq!(
-        bob_tab.next_presence().await.0,
-        ["Ada", "Bob"],
-        "two tabs, one name"
-    );
-    let (online, joined, _) = ada.next_presence().await;
-    assert_eq!(online, ["Ada", "Bob"]);
-    // Joins within one coalescing window are announced together (Ada's own may be in it too).
-    assert!(joined.contains(&"Bob".to_owned()), "{joined:?}");
+    for client in [&mut bob, &mut bob_tab, &mut ada] {
+        client.wait_for_roster(&["Ada", "Bob"]).await;
+        assert_eq!(client.roster_count, 2, "two tabs, one name");
+    }
+    let joined: Vec<String> = ada.presence.drain(..).flat_map(|(_, j, _)| j).collect();
+    assert_eq!(joined, ["Bob"], "announced once");
 
     bob.close().await;
     bob_tab.close().await;
-    let (online, _, left) = ada.next_presence().await;
-    assert_eq!(
-        (online, left),
-        (vec!["Ada".to_owned()], vec!["Bob".to_owned()])
-    );
+    ada.wait_for_roster(&["Ada"]).await;
+    let (_, _, left) = ada.presence.pop_back().expect("a change");
+    assert_eq!(left, ["Bob"]);
+    assert_eq!(ada.roster_count, 1);
 }
 
 #[tokio::test]

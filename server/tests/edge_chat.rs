@@ -25,6 +25,8 @@ async fn a_demo_client_and_a_palaver_client_share_a_room_and_its_history() {
     })
     .await;
     ada.messages(2).await;
+    // Ada is announced (within half a second): the demo is told of her as someone already here.
+    ada.wait_for_roster(&["Ada"]).await;
 
     let mut demo = Client::connect(&demo_url(&server, "lobby")).await;
     demo.send_text(&json!({ "name": "Demo" }).to_string()).await;

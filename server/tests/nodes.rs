@@ -40,21 +40,10 @@ async fn start_nodes(
     (nodes, dirs)
 }
 
-/// Waits until this client's roster is exactly `expected` (roster and presence frames; messages
-/// are ignored). Presence is announced within half a second; a node must not wait for the 10 s
-/// roster renewal to learn who is on the others.
-async fn roster_becomes(client: &mut Client, expected: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while !client.roster.iter().eq(expected.iter()) {
-        assert!(
-            Instant::now() < deadline,
-            "roster never became {expected:?} (is {:?})",
-            client.roster
-        );
-        if let Some(Frame::Closed(code)) = client.next_event(Duration::from_millis(200)).await {
-            panic!("closed: {code:?}");
-        }
-    }
+/// Presence is announced within half a second: a node must not wait for the 10 s roster renewal
+/// to learn who is on the others.
+async fn wait_roster(client: &mut Client, expected: &[&str]) {
+    client.wait_for_roster(expected).await;
     client.presence.clear();
 }
 
@@ -69,7 +58,7 @@ async fn three_nodes_show_the_same_messages_in_the_same_order_and_one_roster() {
     for (i, (node, name)) in nodes.iter().zip(names).enumerate() {
         people.push(node.join(&room, name, None).await);
         for person in &mut people {
-            roster_becomes(person, &names[..=i]).await;
+            wait_roster(person, &names[..=i]).await;
         }
     }
 
@@ -132,7 +121,7 @@ async fn three_nodes_show_the_same_messages_in_the_same_order_and_one_roster() {
     let bob = people.remove(1);
     bob.close().await;
     for person in &mut people {
-        roster_becomes(person, &["Ada", "Cy"]).await;
+        wait_roster(person, &["Ada", "Cy"]).await;
     }
 }
 

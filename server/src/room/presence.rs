@@ -103,12 +103,15 @@ impl Presence {
         self.local.clear();
     }
 
-    /// A page of everyone in the room (this node's people and other nodes'), sorted, each name
-    /// once: the names after `after`, only those containing `query` (ignoring case) if given.
+    /// A page of the roster as last announced, sorted, each name once: the names after `after`,
+    /// only those containing `query` (ignoring case) if given. As announced, not as it is this
+    /// instant: the changes a session receives after this page are the changes since it, so a
+    /// client that applies them in order always holds the room's roster (a person who joined and
+    /// left within one coalescing wait is never shown, nor left behind).
     pub(super) fn page(&self, after: Option<&str>, query: Option<&str>) -> RosterPage {
-        let all = self.all();
         let query = query.map(str::to_lowercase).filter(|q| !q.is_empty());
-        let mut matching = all
+        let mut matching = self
+            .announced
             .iter()
             .filter(|name| after.is_none_or(|a| name.as_str() > a))
             .filter(|name| {
@@ -119,7 +122,7 @@ impl Presence {
         let names: Vec<String> = matching.by_ref().take(ROSTER_PAGE).cloned().collect();
         RosterPage {
             names,
-            count: all.len(),
+            count: self.announced.len(),
             more: matching.next().is_some(),
         }
     }
@@ -205,7 +208,7 @@ mod tests {
         let _ada_tab = joined(&mut p, "Ada", 4);
         let bob = joined(&mut p, "Bob", 5);
         assert_eq!(p.due(), Some(Instant::now() + PRESENCE_COALESCE));
-        assert_eq!(p.page(None, None).names, names(&["Ada", "Bob"]));
+        assert!(p.page(None, None).names.is_empty(), "nothing announced yet");
         let first = p.announcement().expect("a change");
         assert_eq!(
             first,
@@ -219,6 +222,7 @@ mod tests {
             }
         );
         assert_eq!(p.due(), None);
+        assert_eq!(p.page(None, None).names, names(&["Ada", "Bob"]));
 
         // One of Ada's two tabs closes, and Bob reconnects: no net change.
         drop(ada);
@@ -278,6 +282,7 @@ mod tests {
             .map(|i| joined(&mut p, &format!("Name{i:03}"), 0))
             .collect();
         p.set_remote(Roster::from([("Zoë".into(), 1)]), 0);
+        p.announcement();
         let first = p.page(None, None);
         assert_eq!(
             (first.names.len(), first.count, first.more),

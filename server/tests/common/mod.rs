@@ -152,6 +152,8 @@ pub struct Client {
     pub presence: std::collections::VecDeque<(Vec<String>, Vec<String>, Vec<String>)>,
     /// Who the client knows is here: the roster page after its welcome, and the changes since.
     pub roster: std::collections::BTreeSet<String>,
+    /// How many people the server last said are here.
+    pub roster_count: usize,
 }
 
 impl Client {
@@ -161,6 +163,7 @@ impl Client {
             ws,
             presence: Default::default(),
             roster: Default::default(),
+            roster_count: 0,
         }
     }
 
@@ -264,14 +267,26 @@ impl Client {
     /// [`Client::presence`]; other frames are given back.
     fn set_aside(&mut self, msg: ServerMsg) -> Option<ServerMsg> {
         let (joined, left) = match msg {
-            ServerMsg::Roster { names, after, .. } => {
+            ServerMsg::Roster {
+                names,
+                after,
+                count,
+                ..
+            } => {
                 if after.is_none() {
                     self.roster.clear();
                 }
                 self.roster.extend(names);
+                self.roster_count = count;
                 (Vec::new(), Vec::new())
             }
-            ServerMsg::Presence { joined, left, .. } => {
+            ServerMsg::Presence {
+                joined,
+                left,
+                count,
+                ..
+            } => {
+                self.roster_count = count;
                 for name in &left {
                     self.roster.remove(name);
                 }
@@ -312,6 +327,23 @@ impl Client {
                     self.set_aside(m);
                 }
                 other => panic!("expected presence, got {other:?}"),
+            }
+        }
+    }
+
+    /// Waits until this client knows the roster is exactly `expected` (roster and presence
+    /// frames; other frames are dropped, presence frames kept). Changes are announced within half
+    /// a second, so this waits at most 3 s.
+    pub async fn wait_for_roster(&mut self, expected: &[&str]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while !self.roster.iter().eq(expected.iter()) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "roster never became {expected:?} (is {:?})",
+                self.roster
+            );
+            if let Some(Frame::Closed(code)) = self.next_event(Duration::from_millis(200)).await {
+                panic!("closed: {code:?}");
             }
         }
     }
