@@ -12,8 +12,12 @@ pub type Seq = u64;
 /// How many of a room's latest messages a client gets when it joins without a resume point.
 pub const JOIN_BACKLOG: usize = 100;
 
-/// Most names in one `roster` page. Every frame stays small, however big the room.
+/// Most names in one `roster` page asked for. Every frame stays small, however big the room.
 pub const ROSTER_PAGE: usize = 100;
+
+/// Names in the `roster` page that follows `welcome`: enough to list a small room whole, little
+/// for every joiner of a big one (a client asks for more when someone looks at the list).
+pub const WELCOME_ROSTER: usize = 20;
 
 /// Most names one `presence` change lists; further arrivals and departures are only counted.
 pub const PRESENCE_NAMES: usize = 20;
@@ -91,8 +95,8 @@ pub enum ServerMsg {
     },
     /// A message of the room, in sequence order; each sequence number arrives at most once.
     Message(ChatMessage),
-    /// A page of who is in the room, in sorted order: the first page right after `welcome`, then
-    /// one in answer to each `roster` request.
+    /// A page of who is in the room, in sorted order: the first [`WELCOME_ROSTER`] names right
+    /// after `welcome`, then a page in answer to each `roster` request.
     Roster {
         /// At most [`ROSTER_PAGE`] names, each once (several tabs count once).
         names: Vec<String>,
@@ -285,5 +289,42 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn no_server_frame_outgrows_the_bound() {
+        use crate::limits::{MAX_DISPLAY_NAME_CHARS, MESSAGE_BYTES_CEILING};
+        // The longest name in bytes (four-byte characters), and the text that escapes the most.
+        let name = "𝒜".repeat(MAX_DISPLAY_NAME_CHARS);
+        let quote_heavy = "\"".repeat(MESSAGE_BYTES_CEILING);
+        let frames = [
+            ServerMsg::Message(ChatMessage {
+                seq: u64::MAX,
+                id: "f".repeat(32),
+                sender: name.clone(),
+                text: quote_heavy,
+                sent_at_ms: i64::MAX,
+                client_id: "c".repeat(crate::limits::MAX_CLIENT_ID_BYTES),
+            }),
+            ServerMsg::Roster {
+                names: vec![name.clone(); ROSTER_PAGE],
+                count: usize::MAX,
+                more: true,
+                after: Some(name.clone()),
+                query: Some(name.clone()),
+            },
+            ServerMsg::Presence {
+                count: usize::MAX,
+                joined: vec![name.clone(); PRESENCE_NAMES],
+                left: vec![name.clone(); PRESENCE_NAMES],
+                more_joined: usize::MAX,
+                more_left: usize::MAX,
+                at_seq: u64::MAX,
+            },
+        ];
+        for frame in frames {
+            let len = frame.encode().len();
+            assert!(len <= MAX_SERVER_FRAME_BYTES, "{len} bytes: {frame:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use testkit::process::Process;
 
+use crate::crowd;
 use crate::fanout::{self, Scenario, Target};
 use crate::idle::{self, IdleOutcome};
 use crate::report::{self, Row};
@@ -66,12 +67,17 @@ pub async fn run(
         let ceiling_idle = idle_row(&ceiling, Target::Ceiling, n).await;
         idle_rows.push((n, palaver_idle, ceiling_idle));
     }
+    eprintln!("join storm and room flood");
+    let pid = palaver.pid().unwrap_or(0);
+    let storm = crowd::join_storm(palaver.addr, pid, 2_000, "storm").await;
+    let flood = crowd::room_flood(palaver.addr, pid, 64, Duration::from_secs(10)).await;
     let web = web::first_visit(palaver.addr, "/r/bench0-0").await;
     drop(palaver);
     drop(ceiling);
     let _ = std::fs::remove_dir_all(&data_dir);
 
     let mut section = report::report(&rows, &idle_rows);
+    section.push_str(&report::crowds(&storm, &flood));
     web_section(&mut section, web);
     println!("{section}");
     report::rewrite_page(page, &section)?;

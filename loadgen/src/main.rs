@@ -3,6 +3,7 @@
 
 mod bench;
 mod ceiling;
+mod crowd;
 mod fanout;
 mod idle;
 mod nodes;

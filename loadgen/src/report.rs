@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::crowd::{FloodOutcome, StormOutcome};
 use crate::fanout::Outcome;
 use crate::idle::IdleOutcome;
 
@@ -117,6 +118,32 @@ pub(crate) fn report(rows: &[Row], idle_rows: &[(usize, IdleOutcome, IdleOutcome
             p.errors + c.errors
         );
     }
+    out
+}
+
+/// The join storm and room flood rows.
+pub(crate) fn crowds(storm: &StormOutcome, flood: &FloodOutcome) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\n### Crowds: big rooms and many rooms\n");
+    let _ = writeln!(out, "| scenario | result |");
+    let _ = writeln!(out, "| --- | --- |");
+    let _ = writeln!(
+        out,
+        "| join storm: {} people with 32-character names (4-byte characters) join one room, 256 at a time, then idle | all joined in {:.1} s ({} errors); {:.0} bytes per join (welcome and first roster page); {:.0} presence bytes per member for the whole storm; {:.1} KiB of server memory per member |",
+        storm.members, storm.seconds, storm.errors, storm.join_bytes, storm.presence_bytes_per_member, storm.rss_per_member_kib
+    );
+    let _ = writeln!(
+        out,
+        "| room flood: {} sockets join fresh room names in a loop for {:.0} s | {} rooms opened ({:.0}/s), {} refused; at most {:.0} rooms in memory at once, {:.0} still in memory 8 s later; server memory +{} KiB |",
+        flood.sockets,
+        flood.seconds,
+        flood.rooms_opened,
+        flood.rooms_opened as f64 / flood.seconds.max(1e-9),
+        flood.refused,
+        flood.peak_rooms,
+        flood.rooms_after,
+        flood.rss_growth_kib
+    );
     out
 }
 

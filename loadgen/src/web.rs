@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// One HTTP/1.1 GET: (status, head in lower case, body bytes), brotli or gzip accepted if asked.
-async fn get(
+pub async fn get(
     addr: SocketAddr,
     path: &str,
     compressed: bool,

@@ -3,6 +3,7 @@
 //! makes the room degraded until a probe finds the engine back.
 
 use app::limits::RoomName;
+use app::protocol::{ROSTER_PAGE, WELCOME_ROSTER};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -169,15 +170,17 @@ impl Room {
         let _ = reply.send(JoinReply {
             head: committed,
             live: self.fanout.subscribe(),
-            roster: self.presence.page(None, None),
+            roster: self.presence.page(None, None, WELCOME_ROSTER),
             degraded: self.health.is_degraded(),
         });
     }
 
     fn roster(&self, request: RosterCommand) {
-        let page = self
-            .presence
-            .page(request.after.as_deref(), request.query.as_deref());
+        let page = self.presence.page(
+            request.after.as_deref(),
+            request.query.as_deref(),
+            ROSTER_PAGE,
+        );
         let _ = request.reply.send(page);
     }
 

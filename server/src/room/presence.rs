@@ -4,13 +4,12 @@
 //! change, so a crowd reconnecting at once (leave + join) announces nothing.
 //!
 //! Nothing grows with the room: a change names at most [`PRESENCE_NAMES`] people each way and
-//! counts the rest; a room bigger than `quiet_above` names nobody; the roster is read in pages
-//! of at most [`ROSTER_PAGE`] names.
+//! counts the rest; a room bigger than `quiet_above` names nobody; the roster is read in pages.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use app::protocol::{Seq, PRESENCE_NAMES, ROSTER_PAGE};
+use app::protocol::{Seq, PRESENCE_NAMES};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::oneshot;
@@ -108,7 +107,12 @@ impl Presence {
     /// instant: the changes a session receives after this page are the changes since it, so a
     /// client that applies them in order always holds the room's roster (a person who joined and
     /// left within one coalescing wait is never shown, nor left behind).
-    pub(super) fn page(&self, after: Option<&str>, query: Option<&str>) -> RosterPage {
+    pub(super) fn page(
+        &self,
+        after: Option<&str>,
+        query: Option<&str>,
+        limit: usize,
+    ) -> RosterPage {
         let query = query.map(str::to_lowercase).filter(|q| !q.is_empty());
         let mut matching = self
             .announced
@@ -119,7 +123,7 @@ impl Presence {
                     .as_deref()
                     .is_none_or(|q| name.to_lowercase().contains(q))
             });
-        let names: Vec<String> = matching.by_ref().take(ROSTER_PAGE).cloned().collect();
+        let names: Vec<String> = matching.by_ref().take(limit).cloned().collect();
         RosterPage {
             names,
             count: self.announced.len(),
@@ -189,6 +193,8 @@ fn first_names<'a>(names: impl Iterator<Item = &'a String>, named: usize) -> (Ve
 
 #[cfg(test)]
 mod tests {
+    use app::protocol::ROSTER_PAGE;
+
     use super::*;
 
     fn joined(presence: &mut Presence, name: &str, head: Seq) -> oneshot::Sender<()> {
@@ -208,7 +214,10 @@ mod tests {
         let _ada_tab = joined(&mut p, "Ada", 4);
         let bob = joined(&mut p, "Bob", 5);
         assert_eq!(p.due(), Some(Instant::now() + PRESENCE_COALESCE));
-        assert!(p.page(None, None).names.is_empty(), "nothing announced yet");
+        assert!(
+            p.page(None, None, ROSTER_PAGE).names.is_empty(),
+            "nothing announced yet"
+        );
         let first = p.announcement().expect("a change");
         assert_eq!(
             first,
@@ -222,7 +231,10 @@ mod tests {
             }
         );
         assert_eq!(p.due(), None);
-        assert_eq!(p.page(None, None).names, names(&["Ada", "Bob"]));
+        assert_eq!(
+            p.page(None, None, ROSTER_PAGE).names,
+            names(&["Ada", "Bob"])
+        );
 
         // One of Ada's two tabs closes, and Bob reconnects: no net change.
         drop(ada);
@@ -283,20 +295,20 @@ mod tests {
             .collect();
         p.set_remote(Roster::from([("Zoë".into(), 1)]), 0);
         p.announcement();
-        let first = p.page(None, None);
+        let first = p.page(None, None, ROSTER_PAGE);
         assert_eq!(
             (first.names.len(), first.count, first.more),
             (ROSTER_PAGE, 251, true)
         );
         let last_name = first.names.last().cloned();
-        let second = p.page(last_name.as_deref(), None);
+        let second = p.page(last_name.as_deref(), None, ROSTER_PAGE);
         assert_eq!(second.names[0], format!("Name{:03}", ROSTER_PAGE));
-        let third = p.page(second.names.last().map(String::as_str), None);
+        let third = p.page(second.names.last().map(String::as_str), None, ROSTER_PAGE);
         assert_eq!(third.names.last().map(String::as_str), Some("Zoë"));
         assert!(!third.more);
-        let found = p.page(None, Some("zo"));
+        let found = p.page(None, Some("zo"), ROSTER_PAGE);
         assert_eq!((found.names, found.more), (names(&["Zoë"]), false));
-        let found = p.page(None, Some("NAME24"));
+        let found = p.page(None, Some("NAME24"), ROSTER_PAGE);
         assert_eq!(
             found.names,
             names(&[

@@ -105,15 +105,30 @@ pub async fn http(method: &str, url: &str) -> (u16, String) {
 }
 
 /// Like [`http`], with the response headers (names lower-cased).
-#[allow(dead_code)]
 pub async fn http_with_headers(method: &str, url: &str) -> (u16, Vec<(String, String)>, String) {
+    http_from(method, url, std::net::Ipv4Addr::LOCALHOST.into()).await
+}
+
+/// Like [`http_with_headers`], from a chosen local address (127.0.0.2, …).
+pub async fn http_from(
+    method: &str,
+    url: &str,
+    source: std::net::IpAddr,
+) -> (u16, Vec<(String, String)>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .expect("path");
-    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::new(source, 0))
+        .expect("bind source");
+    let mut stream = socket
+        .connect(host.parse().expect("socket address"))
+        .await
+        .expect("connect");
     let req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
@@ -169,6 +184,18 @@ impl Client {
 
     /// Connects from a chosen local address (127.0.0.2, …): another "person" for per-IP limits.
     pub async fn connect_from(url: &str, source: std::net::IpAddr) -> Self {
+        match Self::try_connect_from(url, source).await {
+            Ok(client) => client,
+            Err(refused) => panic!("websocket handshake refused: {refused:?}"),
+        }
+    }
+
+    /// Like [`Client::connect_from`], but a refused upgrade is returned as its HTTP status and
+    /// `Retry-After` (status 0: the connection failed before an answer).
+    pub async fn try_connect_from(
+        url: &str,
+        source: std::net::IpAddr,
+    ) -> Result<Self, (u16, Option<String>)> {
         let host = url
             .strip_prefix("ws://")
             .and_then(|r| r.split('/').next())
@@ -177,14 +204,21 @@ impl Client {
         socket
             .bind(SocketAddr::new(source, 0))
             .expect("bind source");
-        let stream = socket
-            .connect(host.parse().expect("socket address"))
-            .await
-            .expect("connect");
-        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream))
-            .await
-            .expect("websocket handshake");
-        Self::from_stream(ws)
+        let Ok(stream) = socket.connect(host.parse().expect("socket address")).await else {
+            return Err((0, None));
+        };
+        match tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await {
+            Ok((ws, _)) => Ok(Self::from_stream(ws)),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                Err((response.status().as_u16(), retry_after))
+            }
+            Err(_) => Err((0, None)),
+        }
     }
 
     /// Connects to a room's WebSocket URL and joins as `name`; returns after the welcome.
@@ -378,6 +412,30 @@ impl Client {
                 Some(Ok(Message::Close(c))) => return Err(c.map(|c| u16::from(c.code))),
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// The next protocol frame of any kind, roster and presence included. Panics on timeout or
+    /// close.
+    pub async fn recv_any(&mut self) -> ServerMsg {
+        match self.next_frame(FRAME_TIMEOUT).await {
+            Some(Frame::Msg(m)) => m,
+            other => panic!("expected a frame, got {other:?}"),
+        }
+    }
+
+    /// The next text frame as sent (pings skipped) within `wait`; `None` on timeout or close.
+    pub async fn next_text(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
+            match msg {
+                Some(Ok(Message::Text(t))) => return Some(t.as_str().to_owned()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+                _ => return None,
             }
         }
     }
