@@ -41,13 +41,15 @@ export default defineConfig({
       command: "target/debug/server",
       cwd: "..",
       url: `http://127.0.0.1:${PORT}/`,
-      // Every browser here comes from 127.0.0.1, and one test posts 230 messages at once: lift the
-      // per-IP rate limits, which the Rust tests and the strict server below cover.
+      // Every browser here comes from 127.0.0.1, one test posts 230 messages at once and another
+      // fills a room with 150 connections: lift the per-IP limits, which the Rust tests and the
+      // strict server below cover.
       env: {
         PALAVER_BIND: `127.0.0.1:${PORT}`,
         PALAVER_DATA_DIR: "target/e2e-data",
         PALAVER_RATE_LIMIT_BURST: "100000",
         PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
+        PALAVER_MAX_CONNECTIONS_PER_IP: "1000",
         RUST_LOG: "warn",
       },
       reuseExistingServer: false,

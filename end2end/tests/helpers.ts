@@ -1,3 +1,4 @@
+import { ChildProcess, spawn } from "node:child_process";
 import { Browser, BrowserContext, Page, expect } from "@playwright/test";
 
 /** A room name nobody else uses, so tests never see each other's messages. */
@@ -41,3 +42,22 @@ export async function say(page: Page, text: string): Promise<void> {
 export function messageWith(page: Page, text: string) {
   return page.locator("li.msg:not(.pending)", { hasText: text });
 }
+
+/** Starts a program and resolves once `ready` answers, killing it when the test ends. */
+export async function start(command: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<ChildProcess> {
+  const child = spawn(command, args, { cwd: "..", env: { ...process.env, ...env }, stdio: "ignore" });
+  for (let i = 0; i < 200; i++) {
+    if (await ready()) return child;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`${command} did not start`);
+}
+
+export const answers = (url: string) => async () => {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
+};

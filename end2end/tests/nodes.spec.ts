@@ -1,11 +1,10 @@
-import { ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect, test } from "@playwright/test";
 import { NODE_PORTS } from "../playwright.config";
-import { joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
+import { answers, joinThroughHome, messageWith, say, start, uniqueRoom } from "./helpers";
 
 const [nodeA, nodeB] = NODE_PORTS.map((port) => `http://127.0.0.1:${port}`);
 
@@ -42,25 +41,6 @@ test("two people on two nodes sharing one Redis chat with each other", async ({ 
   await expect(ada.page.locator("details.roster summary")).toHaveText("1 online");
   await ada.context.close();
 });
-
-/** Starts a program and resolves once `ready` answers, killing it when the test ends. */
-async function start(command: string, args: string[], env: Record<string, string>, ready: () => Promise<boolean>): Promise<ChildProcess> {
-  const child = spawn(command, args, { cwd: "..", env: { ...process.env, ...env }, stdio: "ignore" });
-  for (let i = 0; i < 200; i++) {
-    if (await ready()) return child;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill("SIGKILL");
-  throw new Error(`${command} did not start`);
-}
-
-const answers = (url: string) => async () => {
-  try {
-    return (await fetch(url)).ok;
-  } catch {
-    return false;
-  }
-};
 
 test("when its Redis goes away a node says saving is paused, keeps what is typed, and sends it when Redis is back", async ({ browser }) => {
   // A node of its own on a Redis of its own, so stopping that Redis disturbs nobody else.

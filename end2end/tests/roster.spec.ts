@@ -12,7 +12,10 @@ async function crowd(page: Page, room: string, count: number, prefix = "guest"):
       (window as unknown as { crowd: WebSocket[] }).crowd = held;
       for (let i = 0; i < count; i++) {
         const ws = new WebSocket(`ws://${location.host}/api/rooms/${room}/ws`);
-        await new Promise((opened) => (ws.onopen = opened));
+        await new Promise((opened, failed) => {
+          ws.onopen = opened;
+          ws.onerror = () => failed(new Error(`connection ${i} refused`));
+        });
         ws.send(JSON.stringify({ type: "join", name: `${prefix} ${String(i).padStart(3, "0")}` }));
         held.push(ws);
       }
@@ -37,6 +40,13 @@ test("a big room shows its count, a page of names, more on request, and finds so
   await roster.getByRole("button", { name: "Show more" }).click();
   await expect(roster.getByRole("listitem")).toHaveCount(150);
   await expect(roster.getByRole("button", { name: "Show more" })).toHaveCount(0);
+  // On a phone, in dark mode: the list fits the screen and scrolls inside itself.
+  await ada.page.setViewportSize({ width: 390, height: 760 });
+  await ada.page.emulateMedia({ colorScheme: "dark" });
+  await roster.getByRole("listitem").nth(120).scrollIntoViewIfNeeded();
+  await ada.page.screenshot({ path: "test-results/roster-phone-dark.png" });
+  await ada.page.setViewportSize({ width: 1280, height: 720 });
+  await ada.page.emulateMedia({ colorScheme: "light" });
 
   // Search asks the room: everyone whose name contains what was typed.
   const search = roster.getByLabel("Find someone in this room");
@@ -44,6 +54,7 @@ test("a big room shows its count, a page of names, more on request, and finds so
   await expect(roster.getByRole("listitem")).toHaveText(
     ["140", "141", "142", "143", "144", "145", "146", "147", "148"].map((n) => `guest ${n}`),
   );
+  await ada.page.screenshot({ path: "test-results/roster-search.png" });
   await search.fill("nobody like this");
   await expect(roster.getByText("Nobody here by that name.")).toBeVisible();
   await search.fill("");
