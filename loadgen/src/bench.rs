@@ -67,12 +67,18 @@ pub async fn run(
         let ceiling_idle = idle_row(&ceiling, Target::Ceiling, n).await;
         idle_rows.push((n, palaver_idle, ceiling_idle));
     }
-    eprintln!("join storm and room flood");
-    let pid = palaver.pid().unwrap_or(0);
-    let storm = crowd::join_storm(palaver.addr, pid, 2_000, "storm").await;
-    let flood = crowd::room_flood(palaver.addr, pid, 64, Duration::from_secs(10)).await;
     let web = web::first_visit(palaver.addr, "/r/bench0-0").await;
     drop(palaver);
+    // Each on a fresh server, so its memory figures are its own.
+    eprintln!("join storm");
+    let fresh = start_palaver(server, &data_dir.join("storm"), &[]).await?;
+    let storm = crowd::join_storm(fresh.addr, fresh.pid().unwrap_or(0), 2_000, "storm").await;
+    drop(fresh);
+    eprintln!("room flood");
+    let fresh = start_palaver(server, &data_dir.join("flood"), &[]).await?;
+    let pid = fresh.pid().unwrap_or(0);
+    let flood = crowd::room_flood(fresh.addr, pid, 64, Duration::from_secs(10)).await;
+    drop(fresh);
     drop(ceiling);
     let _ = std::fs::remove_dir_all(&data_dir);
 

@@ -22,10 +22,13 @@ pub struct StormOutcome {
     pub errors: usize,
     /// From the first connect until the last member had its roster page.
     pub seconds: f64,
-    /// What a joiner receives before it can chat: welcome and first roster page, on average.
-    pub join_bytes: f64,
+    /// What a newcomer to the full room receives before it can chat: welcome and first roster
+    /// page.
+    pub join_bytes: usize,
     /// Presence bytes each member received while the room filled, on average.
     pub presence_bytes_per_member: f64,
+    /// Presence bytes each member received for the newcomer's join, on average.
+    pub presence_bytes_per_join: f64,
     pub rss_per_member_kib: f64,
 }
 
@@ -83,20 +86,22 @@ pub async fn join_storm(server: SocketAddr, pid: u32, members: usize, room: &str
     let seconds = start.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(pid).unwrap_or(0);
+    let ok = joined.iter().filter(|r| r.is_ok()).count();
+    let during_storm = presence.load(Ordering::Relaxed);
+    // One more person joins the full room: what it gets, and what it costs everyone else.
+    let newcomer = member(server, &path, members, stopped.clone(), Arc::default()).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let for_one_join = presence.load(Ordering::Relaxed) - during_storm;
     let _ = stop.send(true);
-    let bytes: Vec<usize> = joined
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .copied()
-        .collect();
-    let ok = bytes.len().max(1);
+    let per_member = |bytes: usize| bytes as f64 / ok.max(1) as f64;
     StormOutcome {
-        members: bytes.len(),
-        errors: joined.len() - bytes.len(),
+        members: ok,
+        errors: joined.len() - ok,
         seconds,
-        join_bytes: bytes.iter().sum::<usize>() as f64 / ok as f64,
-        presence_bytes_per_member: presence.load(Ordering::Relaxed) as f64 / ok as f64,
-        rss_per_member_kib: after.saturating_sub(before) as f64 / ok as f64,
+        join_bytes: newcomer.unwrap_or(0),
+        presence_bytes_per_member: per_member(during_storm),
+        presence_bytes_per_join: per_member(for_one_join),
+        rss_per_member_kib: after.saturating_sub(before) as f64 / ok.max(1) as f64,
     }
 }
 

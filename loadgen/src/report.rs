@@ -129,8 +129,8 @@ pub(crate) fn crowds(storm: &StormOutcome, flood: &FloodOutcome) -> String {
     let _ = writeln!(out, "| --- | --- |");
     let _ = writeln!(
         out,
-        "| join storm: {} people with 32-character names (4-byte characters) join one room, 256 at a time, then idle | all joined in {:.1} s ({} errors); {:.0} bytes per join (welcome and first roster page); {:.0} presence bytes per member for the whole storm; {:.1} KiB of server memory per member |",
-        storm.members, storm.seconds, storm.errors, storm.join_bytes, storm.presence_bytes_per_member, storm.rss_per_member_kib
+        "| join storm: {} people with 32-character names (4-byte characters) join one room, 256 at a time, then idle | all joined in {:.1} s ({} errors); {:.0} presence bytes per member for the whole storm; {:.1} KiB of server memory per member; then one more joins: {} bytes to it (welcome and first roster page), {:.0} presence bytes to each member |",
+        storm.members, storm.seconds, storm.errors, storm.presence_bytes_per_member, storm.rss_per_member_kib, storm.join_bytes, storm.presence_bytes_per_join
     );
     let _ = writeln!(
         out,

@@ -334,6 +334,56 @@ async fn flood_fresh_rooms(
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loaded_room_with_nobody_in_it_costs_a_few_kilobytes() {
+    const ROOMS: usize = 4_000;
+    // Rooms stay in memory for the measurement.
+    let (server, _dir) = start(&["--empty-room-idle-secs", "600"]).await;
+    // Visits (join, then leave) from 200 addresses, 20 each: within the default join budget.
+    let visit_all = |rooms: Vec<String>, block: u8| {
+        let base = server.ws_url("x").trim_end_matches("x/ws").to_owned();
+        async move {
+            let mut visits = Vec::new();
+            for (i, room) in rooms.into_iter().enumerate() {
+                let url = format!("{base}{room}/ws");
+                visits.push(tokio::spawn(async move {
+                    let mut c = Client::connect_from(&url, source(block, i / 20)).await;
+                    c.send(&ClientMsg::Join {
+                        name: "Visitor".into(),
+                        after_seq: None,
+                    })
+                    .await;
+                    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+                    c.close().await;
+                }));
+                if visits.len() >= 64 {
+                    for v in visits.drain(..) {
+                        v.await.expect("visit");
+                    }
+                }
+            }
+            for v in visits {
+                v.await.expect("visit");
+            }
+        }
+    };
+    // The same visits to one room first, so that sessions' memory is already counted.
+    visit_all(vec!["one".to_owned(); ROOMS], 14).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let one_room = rss_kib(&server);
+    visit_all((0..ROOMS).map(|r| format!("empty-{r}")).collect(), 15).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        metric(&server, "palaver_rooms_active").await as usize,
+        ROOMS + 1
+    );
+    let per_room = rss_kib(&server).saturating_sub(one_room) as f64 * 1024.0 / ROOMS as f64;
+    eprintln!("{per_room:.0} bytes per loaded room with nobody in it");
+    // Its task (about 1.3 KiB), command queue and registry entry, and the allocator's share (the
+    // fan-out buffer, 20 KiB, is gone once nobody listens).
+    assert!(per_room < 6_144.0, "{per_room:.0} bytes per empty room");
+}
+
 #[tokio::test]
 async fn joins_past_the_burst_get_429_with_retry_after_and_other_addresses_do_not() {
     let (server, _dir) = start(&[

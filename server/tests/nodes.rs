@@ -161,6 +161,46 @@ async fn accepted(c: &mut Client, client_id: &str) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_join_budget_is_one_across_nodes() {
+    // Four connections at once, then one a minute, per address: across both nodes together.
+    let (nodes, _dirs) = start_nodes(
+        2,
+        &redis_url(),
+        &[
+            "--join-rate-limit-burst",
+            "4",
+            "--join-rate-limit-interval-ms",
+            "60000",
+        ],
+    )
+    .await;
+    let room = unique_room("joins");
+    let address = random_loopback();
+    let mut held = Vec::new();
+    for i in 0..4 {
+        let url = nodes[i % 2].ws_url(&room);
+        held.push(
+            Client::try_connect_from(&url, address)
+                .await
+                .expect("within the budget"),
+        );
+    }
+    // A budget per node would let two more in.
+    for node in &nodes {
+        let refused = Client::try_connect_from(&node.ws_url(&room), address).await;
+        let (status, retry_after) = refused.err().expect("over the shared budget");
+        assert_eq!(status, 429);
+        assert!(retry_after.is_some(), "says when to come back");
+    }
+    // Another address has its own budget, on any node.
+    assert!(
+        Client::try_connect_from(&nodes[1].ws_url(&room), random_loopback())
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_ip_rate_limit_holds_across_nodes() {
     // Six posts at once, then one a minute, per address: across all nodes together.
     let (nodes, _dirs) = start_nodes(

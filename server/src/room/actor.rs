@@ -73,6 +73,9 @@ impl Room {
             tokio::select! {
                 Some(member) = self.presence.next_departure() => {
                     self.presence.leave(member, self.log.committed());
+                    // The session let go of its subscription first: with the last one gone, so
+                    // goes the buffer.
+                    self.fanout.release_if_unheard();
                 }
                 event = next_peer_event(&mut self.link), if subscribed => self.on_peer_event(event).await,
                 _ = sleep_until(probe_due.unwrap_or_else(Instant::now)), if probe_due.is_some() => {
@@ -95,7 +98,6 @@ impl Room {
                         self.finish(&mut rx, &mut batch).await;
                         break;
                     }
-                    self.fanout.release_if_unheard();
                 }
                 _ = shutdown.cancelled() => {
                     self.finish(&mut rx, &mut batch).await;
