@@ -87,10 +87,52 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
     pub join_rate_limit_interval_ms: u64,
 
+    /// Requests for pages and the API one IP address may make at once before the sustained rate
+    /// applies (static files do not count). Over it: HTTP 429 with Retry-After.
+    #[arg(long, env = "PALAVER_HTTP_RATE_LIMIT_BURST", default_value_t = 60,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=1_000_000))]
+    pub http_rate_limit_burst: u32,
+
+    /// Sustained request rate per IP address: one request per this many milliseconds.
+    #[arg(long, env = "PALAVER_HTTP_RATE_LIMIT_INTERVAL_MS", default_value_t = 250,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
+    pub http_rate_limit_interval_ms: u64,
+
+    /// History messages one IP address may read at once (catching up on a WebSocket, loading
+    /// pages) before the sustained rate applies. Past it, catch-up slows down (nothing is lost)
+    /// and history requests get HTTP 429.
+    #[arg(long, env = "PALAVER_HISTORY_RATE_LIMIT_BURST", default_value_t = 20_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(500..=100_000_000))]
+    pub history_rate_limit_burst: u32,
+
+    /// Sustained history reading per IP address, in messages a second.
+    #[arg(long, env = "PALAVER_HISTORY_RATE_LIMIT", default_value_t = 2_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=100_000_000))]
+    pub history_rate_limit: u32,
+
+    /// IPv6 clients count towards every per-address limit by their network of this many bits (a
+    /// host or home is routinely given a whole /64).
+    #[arg(long, env = "PALAVER_IPV6_PREFIX_LEN", default_value_t = 64,
+          value_parser = clap::builder::RangedU64ValueParser::<u8>::new().range(16..=128))]
+    pub ipv6_prefix_len: u8,
+
     /// Reverse proxies whose X-Forwarded-For / Forwarded headers are trusted (comma-separated IPs).
     /// From anyone else these headers are ignored.
     #[arg(long, env = "PALAVER_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+
+    /// The address people use to reach this server, scheme included, e.g.
+    /// https://chat.example.org (comma-separated if several). When set, WebSockets must come from
+    /// pages of these origins, and requests must carry their hosts as `Host` (421 otherwise), so
+    /// other sites and DNS rebinding are refused. Unset (development): an Origin must name the
+    /// requested host, and any Host is served.
+    #[arg(long, env = "PALAVER_PUBLIC_ORIGIN", value_delimiter = ',', value_parser = parse_origin)]
+    pub public_origin: Vec<String>,
+
+    /// More `Host` values to serve besides the public origins' (comma-separated), e.g. an
+    /// internal name health checks use.
+    #[arg(long, env = "PALAVER_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 
     /// Origins allowed to open WebSockets besides the site's own, e.g. https://chat.example.org
     /// (comma-separated). Other origins get 403.
@@ -101,6 +143,29 @@ pub struct Config {
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_IP", default_value_t = 32,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections_per_ip: usize,
+
+    /// Open TCP connections (page loads, API calls and WebSockets together) one IP address may
+    /// have at once; more are closed as soon as they are accepted. Trusted proxies are exempt.
+    #[arg(long, env = "PALAVER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_http_connections_per_ip: usize,
+
+    /// How long a connection may take to send a request's head (request line and headers), in
+    /// milliseconds; a slower one is closed.
+    #[arg(long, env = "PALAVER_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+
+    /// How long a request (body included) may take before it is answered with 408, in
+    /// milliseconds. WebSockets are not requests once upgraded.
+    #[arg(long, env = "PALAVER_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(100..=3_600_000))]
+    pub request_timeout_ms: u64,
+
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "PALAVER_MAX_REQUEST_BODY_BYTES", default_value_t = 65_536,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1_024..=100_000_000))]
+    pub max_request_body_bytes: usize,
 
     /// Open WebSockets the server accepts at once.
     #[arg(long, env = "PALAVER_MAX_CONNECTIONS", default_value_t = 10_000,
@@ -215,6 +280,16 @@ impl EngineKind {
     }
 }
 
+/// `--public-origin`: `http(s)://host[:port]`, nothing more.
+fn parse_origin(value: &str) -> Result<String, String> {
+    let origin = value.trim().trim_end_matches('/');
+    let scheme_ok = origin.starts_with("https://") || origin.starts_with("http://");
+    match crate::guard::origin_host(origin) {
+        Some(_) if scheme_ok => Ok(origin.to_owned()),
+        _ => Err("expected an origin such as https://chat.example.org (no path)".into()),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -236,10 +311,35 @@ impl Config {
                 self.join_rate_limit_burst,
                 self.join_rate_limit_interval_ms,
             ),
+            requests: crate::guard::Budget::new(
+                self.http_rate_limit_burst,
+                self.http_rate_limit_interval_ms,
+            ),
+            reads: crate::guard::Budget::per_second(
+                self.history_rate_limit,
+                self.history_rate_limit_burst,
+            ),
+            ipv6_prefix_len: self.ipv6_prefix_len,
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            public_origins: self.public_origin.clone(),
+            allowed_hosts: self
+                .public_origin
+                .iter()
+                .filter_map(|o| crate::guard::origin_host(o).map(str::to_owned))
+                .chain(self.allowed_hosts.iter().cloned())
+                .collect(),
             max_connections_per_ip: self.max_connections_per_ip,
             max_connections: self.max_connections,
+            max_http_connections_per_ip: self.max_http_connections_per_ip,
+        }
+    }
+
+    pub fn http_settings(&self) -> crate::web::HttpSettings {
+        crate::web::HttpSettings {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_body: self.max_request_body_bytes,
         }
     }
 

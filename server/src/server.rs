@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -16,7 +15,7 @@ use crate::engine::{self, Engine};
 use crate::guard::Guard;
 use crate::metrics::Metrics;
 use crate::registry::Rooms;
-use crate::web::{self, ops, AppState};
+use crate::web::{self, listener, ops, AppState};
 
 /// Why the server could not start. Each names the setting or resource at fault.
 #[derive(Debug, thiserror::Error)]
@@ -61,22 +60,14 @@ impl Server {
             None => None,
         };
         let (draining, tasks) = (state.draining.clone(), state.tasks.clone());
+        let listening = listener::Listening {
+            listener,
+            guard: state.guard.clone(),
+            header_read_timeout: state.http.header_read_timeout,
+            shutdown: shutdown.clone(),
+        };
         let app = web::router(state);
-        let stop = shutdown.clone();
-        // Chat frames are small and latency matters: no Nagle delay on any connection.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await
-        });
+        let task = tokio::spawn(listener::serve(listening, app));
         Ok(Self {
             addr,
             metrics_addr,
@@ -153,6 +144,7 @@ pub(crate) fn app_state(
         limits: config.message_limits(),
         guard,
         sessions: config.session_settings(),
+        http: config.http_settings(),
         metrics,
         tasks,
         metrics_on_main: config.metrics_bind.is_none(),

@@ -14,7 +14,6 @@
 //! contract as tests, run against every engine.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,16 +142,17 @@ pub trait SharedPresence: Send + Sync + 'static {
 
 /// Rate limits whose budgets every node shares.
 pub trait SharedRateLimit: Send + Sync + 'static {
-    /// Spends one from `ip`'s budget named `bucket` (`post`, `join`): `burst` at once and one per
-    /// `interval` sustained. `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for `wait`, `Err` when
-    /// the engine did not answer in time (the caller then decides on its own).
-    fn spend(
-        &self,
+    /// Spends `cost` from the budget named `bucket` (`post`, `join`, …) of client `who`: `burst`
+    /// at once and one per `interval` sustained. `Ok(Ok(()))` allowed, `Ok(Err(wait))` refused for
+    /// `wait`, `Err` when the engine did not answer in time (the caller then decides on its own).
+    fn spend<'a>(
+        &'a self,
         bucket: &'static str,
-        ip: IpAddr,
+        who: &'a str,
         interval: Duration,
         burst: u32,
-    ) -> BoxFuture<'_, Result<Result<(), Duration>, EngineError>>;
+        cost: u32,
+    ) -> BoxFuture<'a, Result<Result<(), Duration>, EngineError>>;
 }
 
 /// What a node shares with the other nodes of its engine.

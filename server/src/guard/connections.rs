@@ -1,9 +1,11 @@
-//! Connection caps: open WebSockets per address (`--max-connections-per-ip`) and in total
-//! (`--max-connections`), counted by permits that give their place back when dropped.
+//! Connection caps: open WebSockets per client (`--max-connections-per-ip`; an IPv6 network counts
+//! as one) and in total (`--max-connections`), counted by permits that give their place back
+//! when dropped.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use super::ClientKey;
 
 /// Why a connection was refused before its upgrade.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,8 +18,8 @@ pub enum ConnectionRefused {
 
 /// One open connection, counted until dropped.
 pub struct ConnectionPermit {
-    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    ip: IpAddr,
+    counts: Arc<Mutex<HashMap<ClientKey, usize>>>,
+    ip: ClientKey,
 }
 
 impl Drop for ConnectionPermit {
@@ -36,7 +38,7 @@ impl Drop for ConnectionPermit {
 /// bounded by the total cap.
 #[derive(Clone)]
 pub(super) struct Connections {
-    by_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    by_ip: Arc<Mutex<HashMap<ClientKey, usize>>>,
     per_ip: usize,
     total: usize,
 }
@@ -51,14 +53,31 @@ impl Connections {
     }
 
     /// Counts a new connection from `ip`, or refuses it.
-    pub(super) fn open(&self, ip: IpAddr) -> Result<ConnectionPermit, ConnectionRefused> {
+    pub(super) fn open(&self, ip: ClientKey) -> Result<ConnectionPermit, ConnectionRefused> {
+        self.open_within(ip, self.per_ip)
+    }
+
+    /// Counts a connection from a client that no per-client cap applies to (a trusted proxy
+    /// carries many clients' connections).
+    pub(super) fn open_uncapped(
+        &self,
+        ip: ClientKey,
+    ) -> Result<ConnectionPermit, ConnectionRefused> {
+        self.open_within(ip, usize::MAX)
+    }
+
+    fn open_within(
+        &self,
+        ip: ClientKey,
+        per_ip: usize,
+    ) -> Result<ConnectionPermit, ConnectionRefused> {
         let mut by_ip = lock(&self.by_ip);
         let total: usize = by_ip.values().sum();
         if total >= self.total {
             return Err(ConnectionRefused::ServerFull);
         }
         let mine = by_ip.entry(ip).or_default();
-        if *mine >= self.per_ip {
+        if *mine >= per_ip {
             return Err(ConnectionRefused::PerAddress);
         }
         *mine += 1;
@@ -70,6 +89,6 @@ impl Connections {
 }
 
 /// Every change is one increment or decrement: a poisoned map is still consistent.
-fn lock(counts: &Mutex<HashMap<IpAddr, usize>>) -> MutexGuard<'_, HashMap<IpAddr, usize>> {
+fn lock(counts: &Mutex<HashMap<ClientKey, usize>>) -> MutexGuard<'_, HashMap<ClientKey, usize>> {
     counts.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,10 +1,10 @@
 //! Defences at the door, shared by every session of both protocols:
 //!
 //! - `address.rs`: who a client is (its IP, honouring forwarding headers only from trusted
-//!   proxies);
-//! - `origin.rs`: whether its page may open a socket here (`Origin`);
-//! - `connections.rs`: how many sockets an address, and the server, may have open;
-//! - `rate_limit.rs`: how fast an address may join and post.
+//!   proxies), and the [`ClientKey`] every per-address limit counts (IPv6 by network);
+//! - `origin.rs`: whether a page may talk to this server (`Origin`, `Host`);
+//! - `connections.rs`: how many sockets a client, and the server, may have open;
+//! - `rate_limit.rs`: how fast a client may join, post, load pages and read history.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,7 +21,9 @@ mod rate_limit;
 #[cfg(test)]
 mod tests;
 
+pub use address::ClientKey;
 pub use connections::{ConnectionPermit, ConnectionRefused};
+pub use origin::origin_host;
 pub use rate_limit::Budget;
 use rate_limit::Limit;
 
@@ -35,14 +37,28 @@ pub struct GuardSettings {
     pub posts: Budget,
     /// WebSocket connections an address may open (`--join-rate-limit-*`).
     pub joins: Budget,
+    /// Requests for pages and the API (`--http-rate-limit-*`).
+    pub requests: Budget,
+    /// History messages read, by catch-up and pages (`--history-rate-limit-*`).
+    pub reads: Budget,
+    /// IPv6 addresses count by their network of this many bits (`--ipv6-prefix-len`).
+    pub ipv6_prefix_len: u8,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpAddr>,
     /// Origins allowed to open WebSockets besides the site's own (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
+    /// The site's own origins, scheme included (`--public-origin`); empty in development.
+    pub public_origins: Vec<String>,
+    /// `Host` values requests may carry: the public origins' hosts and `--allowed-hosts`; empty:
+    /// any.
+    pub allowed_hosts: Vec<String>,
     /// Open WebSockets one address may have at once.
     pub max_connections_per_ip: usize,
     /// Open WebSockets the server accepts at once.
     pub max_connections: usize,
+    /// Open TCP connections (pages, API, WebSockets) one client may have; trusted proxies are
+    /// exempt.
+    pub max_http_connections_per_ip: usize,
 }
 
 /// Shared by every session; cheap to clone.
@@ -51,7 +67,11 @@ pub struct Guard {
     settings: Arc<GuardSettings>,
     posts: Arc<Limit>,
     joins: Arc<Limit>,
+    requests: Arc<Limit>,
+    reads: Arc<Limit>,
     connections: connections::Connections,
+    /// Every TCP connection, counted from accept to close.
+    tcp: connections::Connections,
     /// The budgets shared by every node (engines that nodes share), asked before the local ones.
     shared: Option<Arc<dyn SharedRateLimit>>,
 }
@@ -66,7 +86,9 @@ impl Guard {
     ) -> Self {
         let posts = Arc::new(Limit::new("post", settings.posts));
         let joins = Arc::new(Limit::new("join", settings.joins));
-        let sweep = [Arc::downgrade(&posts), Arc::downgrade(&joins)];
+        let requests = Arc::new(Limit::new("http", settings.requests));
+        let reads = Arc::new(Limit::new("read", settings.reads));
+        let sweep = [&posts, &joins, &requests, &reads].map(Arc::downgrade);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(RATE_LIMIT_SWEEP);
             loop {
@@ -87,26 +109,52 @@ impl Guard {
                 settings.max_connections_per_ip,
                 settings.max_connections,
             ),
+            tcp: connections::Connections::new(settings.max_http_connections_per_ip, usize::MAX),
             settings: Arc::new(settings),
             posts,
             joins,
+            requests,
+            reads,
             shared,
         }
     }
 
-    /// Counts one post from `ip`. `Err` says how long until it may post again.
-    pub async fn check_post(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.posts.spend(ip, self.shared.as_ref()).await
+    /// Counts one post. `Err` says how long until the client may post again.
+    pub async fn check_post(&self, who: ClientKey) -> Result<(), Duration> {
+        self.posts.spend(who, 1, self.shared.as_ref()).await
     }
 
-    /// Counts one join (a new WebSocket connection) from `ip`. `Err` says how long until it may
+    /// Counts one join (a new WebSocket connection). `Err` says how long until the client may
     /// connect again.
-    pub async fn check_join(&self, ip: IpAddr) -> Result<(), Duration> {
-        self.joins.spend(ip, self.shared.as_ref()).await
+    pub async fn check_join(&self, who: ClientKey) -> Result<(), Duration> {
+        self.joins.spend(who, 1, self.shared.as_ref()).await
     }
 
-    /// Counts a new connection from `ip`, or refuses it.
-    pub fn open_connection(&self, ip: IpAddr) -> Result<ConnectionPermit, ConnectionRefused> {
-        self.connections.open(ip)
+    /// Counts one request for a page or the API.
+    pub async fn check_request(&self, who: ClientKey) -> Result<(), Duration> {
+        self.requests.spend(who, 1, self.shared.as_ref()).await
+    }
+
+    /// Counts `messages` of history read (at most the burst at once).
+    pub async fn check_reads(&self, who: ClientKey, messages: usize) -> Result<(), Duration> {
+        let cost = u32::try_from(messages).unwrap_or(u32::MAX);
+        self.reads.spend(who, cost, self.shared.as_ref()).await
+    }
+
+    /// Counts a newly accepted TCP connection from `peer` (the socket's, before any header is
+    /// read), or refuses it: `None` when that address already has as many open as it may.
+    pub fn open_tcp(&self, peer: std::net::SocketAddr) -> Option<ConnectionPermit> {
+        let ip = peer.ip().to_canonical();
+        let key = ClientKey::new(ip, self.settings.ipv6_prefix_len);
+        if self.is_trusted(ip) {
+            self.tcp.open_uncapped(key).ok()
+        } else {
+            self.tcp.open(key).ok()
+        }
+    }
+
+    /// Counts a new WebSocket from the client, or refuses it.
+    pub fn open_connection(&self, who: ClientKey) -> Result<ConnectionPermit, ConnectionRefused> {
+        self.connections.open(who)
     }
 }

@@ -1,9 +1,9 @@
-//! Per-address budgets (GCRA): one for posts, one for joins (every WebSocket connection is one).
-//! Each counts across every room and both protocols; with an engine that nodes share, the budget
-//! lives in the engine, so an address has one budget across every node, and this node's own
-//! limiter decides only when the engine does not answer in time.
+//! Per-client budgets (GCRA): posts, joins (every WebSocket connection is one), HTTP requests for
+//! pages and the API, and history reads (in messages). Each counts across every room and both
+//! protocols; with an engine that nodes share, the budget lives in the engine, so a client has one
+//! budget across every node, and this node's own limiter decides only when the engine does not
+//! answer in time.
 
-use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::ClientKey;
 use crate::engine::SharedRateLimit;
 
 /// How many at once (`burst`), then one per `interval`.
@@ -28,6 +29,14 @@ impl Budget {
             interval: Duration::from_millis(interval_ms),
         }
     }
+
+    /// `rate` a second sustained, `burst` at once.
+    pub fn per_second(rate: u32, burst: u32) -> Self {
+        Self {
+            burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            interval: Duration::from_secs(1) / rate.max(1),
+        }
+    }
 }
 
 /// One budget per address, kept locally and (with a shared engine) in the engine.
@@ -35,7 +44,7 @@ pub(super) struct Limit {
     /// Names the budget in the engine (`post`, `join`).
     bucket: &'static str,
     budget: Budget,
-    local: DefaultKeyedRateLimiter<IpAddr>,
+    local: DefaultKeyedRateLimiter<ClientKey>,
     clock: DefaultClock,
 }
 
@@ -52,24 +61,35 @@ impl Limit {
         }
     }
 
-    /// Spends one from `ip`'s budget. `Err` says how long until it may try again.
+    /// Spends `cost` (at most the burst) from `who`'s budget. `Err` says how long until it may
+    /// try again.
     pub(super) async fn spend(
         &self,
-        ip: IpAddr,
+        who: ClientKey,
+        cost: u32,
         shared: Option<&Arc<dyn SharedRateLimit>>,
     ) -> Result<(), Duration> {
+        let Budget { burst, interval } = self.budget;
+        let cost = cost.clamp(1, burst.get());
         if let Some(shared) = shared {
-            let Budget { burst, interval } = self.budget;
-            match shared.spend(self.bucket, ip, interval, burst.get()).await {
+            let key = who.to_string();
+            match shared
+                .spend(self.bucket, &key, interval, burst.get(), cost)
+                .await
+            {
                 Ok(verdict) => return verdict,
                 Err(e) => {
                     tracing::debug!(error = %e, bucket = self.bucket, "shared rate limit unavailable; deciding locally")
                 }
             }
         }
-        self.local
-            .check_key(&ip)
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+        let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
+        match self.local.check_key_n(&who, cost) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(self.clock.now())),
+            // More than the burst: cannot happen, the cost is clamped to it.
+            Err(_) => Err(interval),
+        }
     }
 
     /// Drops addresses whose budget is full again, keeping the key store bounded by the addresses

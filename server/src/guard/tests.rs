@@ -11,14 +11,24 @@ fn guard(trusted: &[&str], allowed: &[&str]) -> Guard {
         GuardSettings {
             posts: Budget::new(3, 10_000),
             joins: Budget::new(2, 60_000),
+            requests: Budget::new(2, 60_000),
+            reads: Budget::per_second(100, 1_000),
+            ipv6_prefix_len: 64,
             trusted_proxies: trusted.iter().map(|t| t.parse().unwrap()).collect(),
             allowed_origins: allowed.iter().map(|a| a.to_string()).collect(),
+            public_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
             max_connections_per_ip: 2,
             max_connections: 3,
+            max_http_connections_per_ip: 2,
         },
         None,
         CancellationToken::new(),
     )
+}
+
+fn key(ip: &str) -> ClientKey {
+    ClientKey::new(ip.parse().unwrap(), 64)
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -87,8 +97,8 @@ async fn origins() {
 #[tokio::test]
 async fn connections_are_capped_per_address_and_in_total() {
     let g = guard(&[], &[]);
-    let a: IpAddr = "192.0.2.1".parse().unwrap();
-    let b: IpAddr = "192.0.2.2".parse().unwrap();
+    let a = key("192.0.2.1");
+    let b = key("192.0.2.2");
     let a1 = g.open_connection(a).unwrap();
     let _a2 = g.open_connection(a).unwrap();
     assert_eq!(
@@ -110,7 +120,7 @@ async fn connections_are_capped_per_address_and_in_total() {
 #[tokio::test]
 async fn burst_then_wait() {
     let g = guard(&[], &[]);
-    let ip: IpAddr = "192.0.2.1".parse().unwrap();
+    let ip = key("192.0.2.1");
     for _ in 0..3 {
         assert!(g.check_post(ip).await.is_ok());
     }
@@ -120,7 +130,139 @@ async fn burst_then_wait() {
         "{wait:?}"
     );
     assert!(
-        g.check_post("192.0.2.2".parse().unwrap()).await.is_ok(),
+        g.check_post(key("192.0.2.2")).await.is_ok(),
         "other addresses unaffected"
     );
+}
+
+#[test]
+fn ipv6_clients_count_by_network_and_mapped_ipv4_is_ipv4() {
+    let one = key("2001:db8:1:2:aaaa::1");
+    assert_eq!(
+        one,
+        key("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+        "one /64, one key"
+    );
+    assert_ne!(
+        one,
+        key("2001:db8:1:3::1"),
+        "the next /64 is another client"
+    );
+    assert_eq!(one.to_string(), "2001:db8:1:2::/64");
+    assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+    assert_eq!(key("192.0.2.7").to_string(), "192.0.2.7");
+    assert_eq!(
+        ClientKey::new("2001:db8::1".parse().unwrap(), 128).to_string(),
+        "2001:db8::1"
+    );
+    assert_eq!(
+        ClientKey::new("2001:db8:ab::1".parse().unwrap(), 48).to_string(),
+        "2001:db8:ab::/48"
+    );
+}
+
+#[tokio::test]
+async fn a_whole_ipv6_network_shares_one_budget() {
+    let g = guard(&[], &[]);
+    for host in 1..=3 {
+        let address = format!("2001:db8:1:2::{host}");
+        assert!(g.check_post(key(&address)).await.is_ok());
+    }
+    assert!(
+        g.check_post(key("2001:db8:1:2::99")).await.is_err(),
+        "the /64's burst is spent"
+    );
+    assert!(g.check_post(key("2001:db8:1:3::1")).await.is_ok());
+}
+
+#[tokio::test]
+async fn forwarded_comes_before_x_forwarded_for_and_mapped_proxies_are_trusted() {
+    let g = guard(&["10.0.0.1"], &[]);
+    // A `[::]` listener sees an IPv4 proxy as ::ffff:10.0.0.1: still the trusted proxy.
+    let proxy: SocketAddr = "[::ffff:10.0.0.1]:5000".parse().unwrap();
+    let both = headers(&[
+        ("x-forwarded-for", "198.51.100.1"),
+        ("forwarded", "for=203.0.113.5"),
+    ]);
+    assert_eq!(
+        g.client_ip(proxy, &both),
+        "203.0.113.5".parse::<IpAddr>().unwrap()
+    );
+    let mapped = headers(&[("x-forwarded-for", "::ffff:198.51.100.1")]);
+    assert_eq!(
+        g.client_ip(proxy, &mapped),
+        "198.51.100.1".parse::<IpAddr>().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn reads_spend_many_at_once() {
+    let g = guard(&[], &[]);
+    let ip = key("192.0.2.1");
+    assert!(g.check_reads(ip, 600).await.is_ok());
+    let wait = g.check_reads(ip, 500).await.unwrap_err();
+    assert!(
+        wait > Duration::from_secs(0) && wait <= Duration::from_secs(1),
+        "{wait:?}"
+    );
+    assert!(
+        g.check_reads(ip, 400).await.is_ok(),
+        "what is left of the burst"
+    );
+}
+
+#[tokio::test]
+async fn tcp_connections_are_capped_per_client_but_not_for_trusted_proxies() {
+    let g = guard(&["10.0.0.1"], &[]);
+    let peer = |s: &str| s.parse::<SocketAddr>().unwrap();
+    let held: Vec<_> = (0..2)
+        .map(|_| g.open_tcp(peer("192.0.2.1:1000")).unwrap())
+        .collect();
+    assert!(g.open_tcp(peer("192.0.2.1:1000")).is_none());
+    assert!(
+        g.open_tcp(peer("192.0.2.2:1000")).is_some(),
+        "another client"
+    );
+    let proxied: Vec<_> = (0..10).map(|_| g.open_tcp(peer("10.0.0.1:1000"))).collect();
+    assert!(
+        proxied.iter().all(Option::is_some),
+        "a proxy carries many clients"
+    );
+    drop(held);
+    assert!(
+        g.open_tcp(peer("192.0.2.1:1000")).is_some(),
+        "closing frees the place"
+    );
+}
+
+#[tokio::test]
+async fn with_a_public_origin_other_origins_and_rebound_hosts_are_refused() {
+    let mut settings = guard(&[], &[]).settings.as_ref().clone();
+    settings.public_origins = vec!["https://chat.example.org".into()];
+    settings.allowed_hosts = vec!["chat.example.org".into()];
+    let g = Guard::new(settings, None, CancellationToken::new());
+    let own = headers(&[
+        ("host", "chat.example.org"),
+        ("origin", "https://chat.example.org"),
+    ]);
+    assert!(g.origin_allowed(&own) && g.host_allowed(&own));
+    // The scheme counts: a plain-http page of the same name is another origin.
+    let plain = headers(&[
+        ("host", "chat.example.org"),
+        ("origin", "http://chat.example.org"),
+    ]);
+    assert!(!g.origin_allowed(&plain));
+    // DNS rebinding: evil.example now resolves to this server; its pages send their own names.
+    let rebound = headers(&[("host", "evil.example"), ("origin", "http://evil.example")]);
+    assert!(
+        !g.origin_allowed(&rebound),
+        "same host as Origin is not enough"
+    );
+    assert!(!g.host_allowed(&rebound));
+    assert!(!g.host_allowed(&HeaderMap::new()), "no Host at all");
+    assert_eq!(
+        origin_host("https://chat.example.org:8443/"),
+        Some("chat.example.org:8443")
+    );
+    assert_eq!(origin_host("nonsense"), None);
 }

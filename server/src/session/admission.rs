@@ -8,7 +8,7 @@
 //! failed, so after a failed connection it asks the same URL with a plain `GET`, which answers
 //! 429 and `Retry-After` while the address is over its budget.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use tracing::{debug, info_span, Instrument};
 
 use super::dialect::Dialect;
-use crate::guard::{ConnectionPermit, ConnectionRefused};
+use crate::guard::{ClientKey, ConnectionPermit, ConnectionRefused};
 use crate::web::AppState;
 
 /// Why an upgrade was refused; each answers with its own status and a plain sentence.
@@ -91,22 +91,22 @@ pub async fn upgrade<D: Dialect>(
         debug!(origin = ?headers.get(header::ORIGIN), "cross-origin upgrade refused");
         return Err(Refused::Origin);
     }
-    let ip = state.guard.client_ip(peer, &headers);
-    if let Err(retry_after) = state.guard.check_join(ip).await {
+    let who = state.guard.client_key(peer, &headers);
+    if let Err(retry_after) = state.guard.check_join(who).await {
         state.metrics.joins_refused.inc();
         return Err(Refused::JoinsTooFast { retry_after });
     }
     let ws = ws?;
-    let permit = state.guard.open_connection(ip)?;
+    let permit = state.guard.open_connection(who)?;
     let dialect = D::new(state.limits, state.metrics.clone());
-    Ok(accept(ws, room, ip, permit, state, dialect))
+    Ok(accept(ws, room, who, permit, state, dialect))
 }
 
 /// Upgrades with the limits every session shares, then runs `dialect` on the socket.
 fn accept<D: Dialect>(
     ws: WebSocketUpgrade,
     room: app::limits::RoomName,
-    ip: IpAddr,
+    who: ClientKey,
     permit: ConnectionPermit,
     state: AppState,
     dialect: D,
@@ -122,13 +122,13 @@ fn accept<D: Dialect>(
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
-            let span = info_span!("session", room = %room, client = %ip);
+            let span = info_span!("session", room = %room, client = %who);
             // Tracked, so that shutdown waits for every session to say goodbye.
             let tasks = state.tasks.clone();
             tasks.track_future(
                 async move {
                     state.metrics.connections.inc();
-                    super::run::run(socket, room, ip, &state, dialect).await;
+                    super::run::run(socket, room, who, &state, dialect).await;
                     state.metrics.connections.dec();
                     // Counted until the session is over.
                     drop(permit);

@@ -1,5 +1,7 @@
 //! What a joined client asks, and the room's answers: posts (through the rate limit, answered in
-//! order with their acknowledgements) and roster pages (one at a time).
+//! order with their acknowledgements) and roster pages (one at a time, a few a second).
+
+use std::time::Duration;
 
 use app::protocol::Seq;
 use axum::extract::ws::Message;
@@ -45,7 +47,7 @@ impl<D: Dialect> Session<'_, D> {
         text: String,
         room: &mut InRoom,
     ) -> Result<(), End> {
-        if let Err(retry_after) = self.state.guard.check_post(self.ip).await {
+        if let Err(retry_after) = self.state.guard.check_post(self.who).await {
             self.state.metrics.rejected(Rejection::RateLimited);
             let refusal = Outgoing::RateLimited {
                 client_id,
@@ -108,15 +110,29 @@ impl<D: Dialect> Session<'_, D> {
     }
 }
 
+/// Roster requests one session may have the room answer per second at most (a page costs the room
+/// a pass over its roster).
+const ROSTER_REQUESTS_PER_SECOND: u32 = 4;
+
 /// Asks the room for a roster page, or keeps the request (replacing an older one waiting) until
-/// the one with the room is answered: at most one per session is with the room.
+/// the one with the room is answered: at most one per session is with the room, and they go to
+/// the room no faster than [`ROSTER_REQUESTS_PER_SECOND`].
 fn ask_roster(request: RosterRequest, room: &mut InRoom) {
     if room.roster.is_some() {
         room.roster_next = Some(request);
         return;
     }
+    let now = Instant::now();
+    let at = room
+        .roster_last
+        .map_or(now, |last| {
+            last + Duration::from_secs(1) / ROSTER_REQUESTS_PER_SECOND
+        })
+        .max(now);
+    room.roster_last = Some(at);
     let handle = room.handle.clone();
     room.roster = Some(Box::pin(async move {
+        tokio::time::sleep_until(at).await;
         let page = handle
             .roster(request.after.clone(), request.query.clone())
             .await;

@@ -5,7 +5,6 @@
 //! `sent_seq` is the last sequence number written to this socket; nothing at or below it is ever
 //! written again, and nothing above it is skipped.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tracing::debug;
 
 use super::dialect::{Close, Dialect, Frames, Incoming, JoinRequest, Outgoing, RosterRequest};
 use super::socket::Socket;
+use crate::guard::ClientKey;
 use crate::metrics::SlowConsumer;
 use crate::room::{Delivery, Membership, RoomError, RoomHandle, RosterPage};
 use crate::web::AppState;
@@ -48,7 +48,8 @@ pub(super) struct Session<'a, D> {
     pub(super) dialect: D,
     pub(super) state: &'a AppState,
     pub(super) room: RoomName,
-    pub(super) ip: IpAddr,
+    /// Who the per-address limits count this client as.
+    pub(super) who: ClientKey,
     /// What the dialect wrote and the socket has not yet (reused, so frames cost no allocation).
     pub(super) out: Frames,
 }
@@ -67,6 +68,8 @@ pub(super) struct InRoom {
     /// The roster request with the room (one at a time), and the one asked for since.
     pub(super) roster: Option<RosterFuture>,
     pub(super) roster_next: Option<RosterRequest>,
+    /// When the last roster request went (or goes) to the room.
+    pub(super) roster_last: Option<Instant>,
 }
 
 pub(super) type AckFuture =
@@ -79,7 +82,7 @@ pub(super) type RosterFuture = std::pin::Pin<
 pub(super) async fn run<D: Dialect>(
     socket: WebSocket,
     room: RoomName,
-    ip: IpAddr,
+    who: ClientKey,
     state: &AppState,
     dialect: D,
 ) {
@@ -91,7 +94,7 @@ pub(super) async fn run<D: Dialect>(
         dialect,
         state,
         room,
-        ip,
+        who,
         out: Vec::with_capacity(4),
     };
     let end = match session.serve().await {
@@ -180,6 +183,7 @@ impl<D: Dialect> Session<'_, D> {
             acks: FuturesOrdered::new(),
             roster: None,
             roster_next: None,
+            roster_last: None,
         })
     }
 

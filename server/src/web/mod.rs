@@ -30,7 +30,20 @@ use crate::session::{self, SessionSettings};
 
 pub mod assets;
 pub mod history;
+pub mod listener;
 pub mod ops;
+pub mod requests;
+
+/// Limits on every HTTP request (from `Config`).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// How long a connection may take to send a request head (`--header-read-timeout-ms`).
+    pub header_read_timeout: std::time::Duration,
+    /// How long a request may take, body included (`--request-timeout-ms`); then 408.
+    pub request_timeout: std::time::Duration,
+    /// Largest request body (`--max-request-body-bytes`); larger: 413.
+    pub max_body: usize,
+}
 
 /// What every handler can reach.
 #[derive(Clone, FromRef)]
@@ -49,6 +62,8 @@ pub struct AppState {
     pub guard: Guard,
     /// Heartbeat and write timeouts for every WebSocket.
     pub sessions: SessionSettings,
+    /// Timeouts and size limits for every HTTP request.
+    pub http: HttpSettings,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Every session and room task, so that shutdown can wait for them.
@@ -86,6 +101,19 @@ pub fn router(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // A request that takes too long, body included, gets 408; a body too big, 413.
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            state.http.request_timeout,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            state.http.max_body,
+        ))
+        // Known hosts only, and each client within its request and history budgets.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            requests::admit,
+        ))
         // Pages and API answers compressed on the fly; static files come precompressed (a
         // response that already has a Content-Encoding is left alone).
         .layer(tower_http::compression::CompressionLayer::new())

@@ -2,7 +2,6 @@
 //! history and presence contracts, sharded notifications, the shared rate limit, and two rooms on
 //! two "nodes" agreeing on every number.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -51,12 +50,12 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
     assert!(one.others(&room).await.unwrap().is_empty());
 
     // One rate-limit budget for an address, whichever node asks.
-    let ip: IpAddr = "192.0.2.77".parse().unwrap();
+    let ip = "192.0.2.77";
     let minute = Duration::from_secs(60);
-    assert!(one.spend("post", ip, minute, 2).await.unwrap().is_ok());
-    assert!(two.spend("post", ip, minute, 2).await.unwrap().is_ok());
+    assert!(one.spend("post", ip, minute, 2, 1).await.unwrap().is_ok());
+    assert!(two.spend("post", ip, minute, 2, 1).await.unwrap().is_ok());
     assert!(
-        one.spend("post", ip, minute, 2).await.unwrap().is_err(),
+        one.spend("post", ip, minute, 2, 1).await.unwrap().is_err(),
         "the third is refused"
     );
 

@@ -55,7 +55,7 @@ impl Scripts {
             append: redis::Script::new(&publishing(APPEND)),
             share_roster: with_clock(&publishing(SHARE_ROSTER)),
             remote_roster: with_clock(REMOTE_ROSTER),
-            rate_limit: with_clock(RATE_LIMIT),
+            rate_limit: redis::Script::new(RATE_LIMIT),
         }
     }
 }

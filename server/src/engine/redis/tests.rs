@@ -1,7 +1,6 @@
 //! The Redis engine on the shared test Redis: the history and presence contracts, the shared rate
 //! limit, key layout and a clear error when Redis is not there.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use redis::AsyncCommands;
@@ -51,15 +50,46 @@ async fn meets_the_history_and_presence_contracts() {
 #[tokio::test]
 async fn a_stricter_rate_limit_does_not_inherit_a_generous_ones_debt() {
     let engine = test_engine().await;
-    let ip: IpAddr = "192.0.2.90".parse().unwrap();
+    let ip = "192.0.2.90";
     // A generous limit, used a lot: its next allowed time runs 100 s ahead.
     for _ in 0..100 {
-        let verdict = engine.spend("post", ip, Duration::from_secs(1), 1000).await;
+        let verdict = engine
+            .spend("post", ip, Duration::from_secs(1), 1000, 1)
+            .await;
         assert!(verdict.unwrap().is_ok());
     }
     // Nodes restarted with a strict limit start afresh instead of refusing for 100 s.
-    let strict = engine.spend("post", ip, Duration::from_secs(1), 3).await;
+    let strict = engine.spend("post", ip, Duration::from_secs(1), 3, 1).await;
     assert!(strict.unwrap().is_ok());
+    clean_up(&engine).await;
+}
+
+#[tokio::test]
+async fn a_budget_spends_many_at_once_and_says_how_long_until_it_has_them() {
+    let engine = test_engine().await;
+    let (who, ms) = ("2001:db8::/64", Duration::from_millis(1));
+    // 1,000 at once, then one a millisecond: two spends of 400 fit, a third must wait ~0.2 s.
+    for _ in 0..2 {
+        assert!(engine
+            .spend("read", who, ms, 1000, 400)
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    let wait = engine
+        .spend("read", who, ms, 1000, 400)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        wait > Duration::from_millis(150) && wait <= Duration::from_millis(200),
+        "{wait:?}"
+    );
+    assert!(engine
+        .spend("read", who, ms, 1000, 100)
+        .await
+        .unwrap()
+        .is_ok());
     clean_up(&engine).await;
 }
 
