@@ -11,11 +11,13 @@
 //! - [`engine`]: history, and what nodes sharing an engine share (SQLite, Redis).
 //! - [`guard`]: client addresses, Origin, connection caps, the rate limit.
 //! - [`metrics`]: what `/metrics` counts.
+//! - [`redact`]: what logs may say about a room.
 
 pub mod config;
 pub mod engine;
 pub mod guard;
 pub mod metrics;
+pub mod redact;
 pub mod registry;
 pub mod room;
 pub mod server;

@@ -208,3 +208,27 @@ async fn after_sigterm_a_stuck_request_does_not_keep_the_server_alive() {
     };
     assert!(exit.success(), "{exit:?}");
 }
+
+#[tokio::test]
+async fn logs_never_name_a_private_room() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_server"));
+    let mut command = Process::palaver(binary, dir.path(), common::RELAXED_RATE_LIMIT);
+    // Every session line carries its room in its span.
+    command.env("RUST_LOG", "debug");
+    let server = Process::start(command).await.expect("starts");
+    let id = "c0ffee".repeat(10) + "abcd";
+    let mut ada = server.join(&id, "Ada", None).await;
+    ada.send_and_ack("p1", "secret plans").await;
+    ada.close().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines = server.log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("room=private-")),
+        "the room is named by its hash"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains(&id[..12])),
+        "no log line holds the private room's id"
+    );
+}

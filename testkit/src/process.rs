@@ -2,9 +2,11 @@
 //! it picks itself and says so on stdout (`listening on http://ADDR`); [`Process::start`] waits for
 //! that line, so there is no race for a port and no polling.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -13,10 +15,15 @@ use tokio::process::{Child, Command};
 /// How long a process may take to say it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Log lines kept per process (the latest).
+const KEPT_LINES: usize = 10_000;
+
 /// A running server process; killed when dropped.
 pub struct Process {
     child: Child,
     pub addr: SocketAddr,
+    /// Its latest log lines.
+    log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Process {
@@ -56,14 +63,27 @@ impl Process {
         .await
         .map_err(|_| format!("no 'listening on' line within {START_TIMEOUT:?}"))??;
         let show = std::env::var_os("PALAVER_TEST_LOGS").is_some();
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        let kept = log.clone();
         tokio::spawn(async move {
             while let Ok(Some(line)) = lines.next_line().await {
                 if show {
                     eprintln!("[{addr}] {line}");
                 }
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.len() == KEPT_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
             }
         });
-        Ok(Self { child, addr })
+        Ok(Self { child, addr, log })
+    }
+
+    /// The latest lines it logged (up to 10,000).
+    pub fn log_lines(&self) -> Vec<String> {
+        let kept = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.iter().cloned().collect()
     }
 
     pub fn ws_url(&self, room: &str) -> String {

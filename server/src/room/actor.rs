@@ -16,6 +16,7 @@ use super::link::Link;
 use super::presence::Presence;
 use super::{Command, JoinCommand, JoinReply, RoomError, RoomSettings, RosterCommand};
 use crate::engine::{Engine, EngineError, PeerEvent, Roster, ROSTER_REFRESH};
+use crate::redact::LogName;
 
 /// Most `send` commands committed in one batch. One fsync costs the same for one message or a
 /// thousand, so a busy room takes everything that is waiting (the command queue holds 1024).
@@ -94,7 +95,7 @@ impl Room {
                 }
                 _ = idle_check.tick() => {
                     if idle.tick(self.fanout.readers() == 0, self.log.committed() == 0) {
-                        debug!(room = %self.name, "room idle, leaving memory");
+                        debug!(room = %self.name.logged(), "room idle, leaving memory");
                         self.finish(&mut rx, &mut batch).await;
                         break;
                     }
@@ -112,7 +113,7 @@ impl Room {
     async fn start(&mut self) {
         if let Some(link) = &mut self.link {
             if let Err(e) = link.subscribe(&self.name).await {
-                warn!(room = %self.name, error = %e, "cannot subscribe to the engine");
+                warn!(room = %self.name.logged(), error = %e, "cannot subscribe to the engine");
                 self.health.failed();
             }
         }
@@ -197,7 +198,7 @@ impl Room {
             }
             Some(PeerEvent::Roster) => self.refresh_others().await,
             Some(PeerEvent::Lost) | None => {
-                warn!(room = %self.name, "lost the engine's notifications");
+                warn!(room = %self.name.logged(), "lost the engine's notifications");
                 if let Some(link) = &mut self.link {
                     link.lost();
                 }
@@ -236,12 +237,12 @@ impl Room {
     /// sequence number, publish the roster again, and say so.
     async fn probe(&mut self) {
         if let Err(e) = self.log.history().check().await {
-            debug!(room = %self.name, error = %e, "storage still unreachable");
+            debug!(room = %self.name.logged(), error = %e, "storage still unreachable");
             return self.health.still_down();
         }
         if let Some(link) = &mut self.link {
             if let Err(e) = link.subscribe(&self.name).await {
-                debug!(room = %self.name, error = %e, "cannot subscribe yet");
+                debug!(room = %self.name.logged(), error = %e, "cannot subscribe yet");
                 return self.health.still_down();
             }
             // The engine may have lost what was published.
@@ -284,7 +285,7 @@ impl Room {
 
     /// The engine failed a request: the room is degraded until a probe finds it back.
     fn engine_failed(&mut self, error: &EngineError) {
-        debug!(room = %self.name, %error, "engine request failed");
+        debug!(room = %self.name.logged(), %error, "engine request failed");
         self.health.failed();
     }
 

@@ -22,6 +22,7 @@ use super::fanout::Fanout;
 use super::{RoomError, SendCommand};
 use crate::engine::{EngineError, History};
 use crate::metrics::Metrics;
+use crate::redact::LogName;
 
 /// Recent client ids kept in memory per room for idempotency; older ones the engine recognises.
 const RECENT_CLIENT_IDS: usize = 4096;
@@ -106,7 +107,7 @@ impl Log {
             return Ok(head);
         }
         let head = self.history.head(&self.name).await.inspect_err(|e| {
-            error!(room = %self.name, error = %e, "cannot read room head");
+            error!(room = %self.name.logged(), error = %e, "cannot read room head");
         })?;
         self.head = Some(head);
         Ok(head)
@@ -125,7 +126,7 @@ impl Log {
         let appended = match self.history.append(&self.name, &batch).await {
             Ok(appended) => appended,
             Err(e) => {
-                error!(room = %self.name, error = %e, count = batch.len(), "commit failed; batch refused");
+                error!(room = %self.name.logged(), error = %e, count = batch.len(), "commit failed; batch refused");
                 // Nothing of this batch was stored.
                 for p in sends {
                     let _ = p.reply.send(Err(RoomError::Unavailable));
@@ -165,7 +166,7 @@ impl Log {
             Some(first) if first.seq > head + 1 => self.catch_up().await,
             Some(first) => {
                 if first.seq <= head {
-                    warn!(room = %self.name, local = head, stored = first.seq - 1, "the engine has fewer messages than this room had; following its numbers");
+                    warn!(room = %self.name.logged(), local = head, stored = first.seq - 1, "the engine has fewer messages than this room had; following its numbers");
                 }
                 for m in stored {
                     self.deliver(m, committed_at);
@@ -184,7 +185,7 @@ impl Log {
                 .after(&self.name, head, SYNC_PAGE)
                 .await
                 .inspect_err(|e| {
-                    warn!(room = %self.name, error = %e, "cannot read what other nodes wrote");
+                    warn!(room = %self.name.logged(), error = %e, "cannot read what other nodes wrote");
                 })?;
             if page.is_empty() {
                 break;
@@ -207,7 +208,7 @@ impl Log {
         if stored.0 > local {
             self.catch_up().await?;
         } else if stored.0 < local {
-            warn!(room = %self.name, local, stored = stored.0, "the engine has fewer messages than this room had; following its head");
+            warn!(room = %self.name.logged(), local, stored = stored.0, "the engine has fewer messages than this room had; following its head");
             self.head = Some(stored);
         }
         Ok(())

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::fanout::{Fanout, RoomEvent};
 use crate::metrics::Metrics;
+use crate::redact::LogName;
 
 /// How often a degraded room checks whether the engine is back.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -79,10 +80,10 @@ impl Health {
             self.metrics.rooms_degraded.inc();
             // The head stays: it is what this node's clients have seen, and the probe catches up
             // from it (or starts again from the engine's, if that went back).
-            warn!(room = %self.name, "storage unreachable; refusing messages until it is back");
+            warn!(room = %self.name.logged(), "storage unreachable; refusing messages until it is back");
         } else {
             self.metrics.rooms_degraded.dec();
-            info!(room = %self.name, "storage reachable again");
+            info!(room = %self.name.logged(), "storage reachable again");
         }
         self.fanout.event(RoomEvent::Status { degraded });
     }

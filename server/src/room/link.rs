@@ -8,6 +8,7 @@ use futures::stream::{BoxStream, StreamExt};
 use tracing::warn;
 
 use crate::engine::{EngineError, Mesh, PeerEvent, Roster};
+use crate::redact::LogName;
 
 pub(super) struct Link {
     mesh: Mesh,
@@ -68,7 +69,7 @@ impl Link {
                 Ok(())
             }
             Err(e) => {
-                warn!(room = %room, error = %e, "cannot publish the roster");
+                warn!(room = %room.logged(), error = %e, "cannot publish the roster");
                 self.published = None;
                 Err(e)
             }
@@ -88,7 +89,7 @@ impl Link {
     /// The people the other nodes have in the room.
     pub(super) async fn others(&mut self, room: &RoomName) -> Result<Roster, EngineError> {
         self.mesh.presence.others(room).await.inspect_err(|e| {
-            warn!(room = %room, error = %e, "cannot read the other nodes' roster");
+            warn!(room = %room.logged(), error = %e, "cannot read the other nodes' roster");
         })
     }
 }

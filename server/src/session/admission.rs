@@ -19,6 +19,7 @@ use tracing::{debug, info_span, Instrument};
 
 use super::dialect::Dialect;
 use crate::guard::{ClientKey, ConnectionPermit, ConnectionRefused};
+use crate::redact::LogName;
 use crate::web::AppState;
 
 /// Why an upgrade was refused; each answers with its own status and a plain sentence.
@@ -122,7 +123,7 @@ fn accept<D: Dialect>(
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
-            let span = info_span!("session", room = %room, client = %who);
+            let span = info_span!("session", room = %room.logged(), client = %who);
             // Tracked, so that shutdown waits for every session to say goodbye.
             let tasks = state.tasks.clone();
             tasks.track_future(

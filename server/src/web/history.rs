@@ -12,6 +12,7 @@ use app::protocol::Seq;
 use tracing::warn;
 
 use crate::engine::History;
+use crate::redact::LogName;
 
 /// Answers history requests straight from the engine.
 pub struct EngineHistory {
@@ -33,7 +34,7 @@ impl HistorySource for EngineHistory {
                 .before(room, before, limit)
                 .await
                 .map_err(|e| {
-                    warn!(room = %room, error = %e, "history read failed");
+                    warn!(room = %room.logged(), error = %e, "history read failed");
                     e.to_string()
                 })?;
             // The latest page is complete up to its last message; live updates resume there.

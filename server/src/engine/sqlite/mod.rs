@@ -190,7 +190,7 @@ impl History for SqliteStore {
         Box::pin(async move {
             let (reply, rx) = oneshot::channel();
             let job = WriteJob {
-                room: room.to_string(),
+                room: room.clone(),
                 batch: batch.to_vec(),
                 reply,
             };

@@ -4,19 +4,21 @@
 //! commit). Each batch is numbered inside the transaction after its room's stored head, and its
 //! client ids checked; a batch that fails is refused alone (savepoint), the others still commit.
 
+use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use crate::engine::{Appended, EngineError};
+use crate::redact::LogName;
 
 /// Most batches folded into one transaction.
 const MAX_BATCHES_PER_COMMIT: usize = 256;
 
 /// One room's batch, waiting for the writer.
 pub(super) struct WriteJob {
-    pub room: String,
+    pub room: RoomName,
     pub batch: Vec<ChatMessage>,
     pub reply: oneshot::Sender<Result<Vec<Appended>, EngineError>>,
 }
@@ -58,12 +60,12 @@ fn commit_jobs(
     for job in jobs {
         let outcome = (|| -> Result<Vec<Appended>, EngineError> {
             let sp = tx.savepoint().map_err(unavailable)?;
-            let appended = insert_batch(&sp, &job.room, &job.batch)?;
+            let appended = insert_batch(&sp, job.room.as_str(), &job.batch)?;
             sp.commit().map_err(unavailable)?;
             Ok(appended)
         })();
         if let Err(e) = &outcome {
-            error!(room = %job.room, error = %e, "batch refused");
+            error!(room = %job.room.logged(), error = %e, "batch refused");
         }
         outcomes.push(outcome);
     }
