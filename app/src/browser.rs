@@ -3,6 +3,8 @@
 
 /// Where the display name is remembered between visits.
 const NAME_KEY: &str = "palaver.name";
+/// Where this browser's sender key is kept (see `ClientMsg::Join::key`).
+const SENDER_KEY: &str = "palaver.key";
 
 fn local_storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
@@ -19,6 +21,20 @@ pub fn save_name(name: &str) {
     if let Some(storage) = local_storage() {
         let _ = storage.set_item(NAME_KEY, name);
     }
+}
+
+/// This browser's sender key: made once and kept, so a message resent after a reconnect is
+/// recognised, and no one else can claim its client ids. Without storage (private mode), one per
+/// page load.
+pub fn sender_key() -> String {
+    if let Some(key) = local_storage().and_then(|s| s.get_item(SENDER_KEY).ok().flatten()) {
+        return key;
+    }
+    let key = random_uuid();
+    if let Some(storage) = local_storage() {
+        let _ = storage.set_item(SENDER_KEY, &key);
+    }
+    key
 }
 
 /// A fresh random UUID for a message's `client_id`.

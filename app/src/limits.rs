@@ -90,6 +90,8 @@ pub enum InputError {
     MessageTooLong { max_chars: usize, max_bytes: usize },
     #[error("Messages cannot contain control characters other than line breaks and tabs.")]
     MessageCharacters,
+    #[error("key must be 16 to 64 characters of [A-Za-z0-9-_].")]
+    SenderKey,
     #[error("client_id must be 1 to {MAX_CLIENT_ID_BYTES} characters of [A-Za-z0-9-_].")]
     ClientId,
 }
@@ -175,6 +177,19 @@ pub fn validate_message_text(input: &str) -> Result<String, InputError> {
 }
 
 /// Validates a client-chosen message id: 1 to 64 bytes of `[A-Za-z0-9-_]`.
+/// A join's `key`: 16 to 64 characters of `A-Z a-z 0-9 - _`.
+pub fn validate_sender_key(key: &str) -> Result<(), InputError> {
+    let ok = (16..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::SenderKey)
+    }
+}
+
 pub fn validate_client_id(id: &str) -> Result<(), InputError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_CLIENT_ID_BYTES

@@ -39,6 +39,12 @@ pub enum ClientMsg {
         /// server sends the latest [`JOIN_BACKLOG`] messages.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         after_seq: Option<Seq>,
+        /// A secret this client keeps across reconnects (the browser keeps one per browser),
+        /// 16–64 characters of `A-Z a-z 0-9 - _`. Client ids are this sender's own: a resend on
+        /// a new connection with the same key is recognised, and nobody else can claim its ids.
+        /// Without it, a connection's ids are its own only.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
     },
     /// Post a message to the room.
     Send {
@@ -78,6 +84,12 @@ pub struct ChatMessage {
     pub sent_at_ms: i64,
     /// The sender's id for this message, so the sender can match it to its pending copy.
     pub client_id: String,
+}
+
+/// The `client_id` as the sender chose it, from the form the server stores (`<sender>/<id>`: ids
+/// are scoped to their sender). Messages stored before ids were scoped have no sender part.
+pub fn sent_client_id(stored: &str) -> &str {
+    stored.rsplit_once('/').map_or(stored, |(_, id)| id)
 }
 
 /// Frames the server sends.
@@ -240,6 +252,7 @@ mod tests {
         let join = ClientMsg::Join {
             name: "Ada".into(),
             after_seq: Some(7),
+            key: None,
         };
         let json = serde_json::to_string(&join).unwrap();
         assert_eq!(json, r#"{"type":"join","name":"Ada","after_seq":7}"#);
@@ -250,7 +263,8 @@ mod tests {
             fresh,
             ClientMsg::Join {
                 name: "Ada".into(),
-                after_seq: None
+                after_seq: None,
+                key: None,
             }
         );
     }

@@ -119,6 +119,7 @@ async fn member(
     let join = app::protocol::ClientMsg::Join {
         name: long_name(i),
         after_seq: None,
+        key: None,
     };
     sink.send(Message::text(join.encode()))
         .await
@@ -209,6 +210,7 @@ async fn visit(server: SocketAddr, path: &str, s: usize) -> Result<bool, String>
     let join = app::protocol::ClientMsg::Join {
         name: format!("flood-{s}"),
         after_seq: None,
+        key: None,
     };
     sink.send(Message::text(join.encode()))
         .await

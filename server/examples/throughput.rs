@@ -32,6 +32,7 @@ async fn client(addr: SocketAddr, room: String, id: usize, count: usize, window:
     let join = ClientMsg::Join {
         name: format!("bench-{id}"),
         after_seq: None,
+        key: None,
     };
     tx.send(Message::text(join.encode())).await.expect("join");
     let mut sent_at = std::collections::HashMap::new();

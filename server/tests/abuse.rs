@@ -106,6 +106,7 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         c.send(&ClientMsg::Join {
             name: format!("Fake {i}"),
             after_seq: None,
+            key: common::test_key(),
         })
         .await;
         assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
@@ -197,5 +198,56 @@ async fn a_silent_client_leaves_the_roster_after_the_peer_timeout_once() {
         watcher.presence.iter().all(|(_, _, left)| left.is_empty()),
         "{:?}",
         watcher.presence
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_catch_up_is_paced_by_the_history_budget_and_loses_nothing() {
+    let server = TestServer::start_with(&[
+        "--history-rate-limit",
+        "1000",
+        "--history-rate-limit-burst",
+        "500",
+    ])
+    .await;
+    let mut writer = server.join("long", "Writer", None).await;
+    let mut reader = server.join("long", "Reader", None).await;
+    flood(&mut writer, &mut reader, 2_500, |_| {}).await;
+    // From the start: 2,500 messages with 500 at once, then 1,000 a second: about two seconds.
+    let started = std::time::Instant::now();
+    let mut late =
+        common::Client::connect_from(&server.ws_url("long"), [127, 30, 0, 1].into()).await;
+    late.send(&ClientMsg::Join {
+        name: "Late".into(),
+        after_seq: Some(0),
+        key: common::test_key(),
+    })
+    .await;
+    assert!(matches!(late.recv().await, ServerMsg::Welcome { .. }));
+    let all = late.messages(2_500).await;
+    let took = started.elapsed();
+    assert!(
+        all.iter().map(|m| m.seq).eq(1..=2_500),
+        "every message once, in order"
+    );
+    assert!(took >= Duration::from_millis(1_500), "paced: {took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Another address has its own budget: a short catch-up is not held up.
+    let other = std::time::Instant::now();
+    let mut quick =
+        common::Client::connect_from(&server.ws_url("long"), [127, 30, 0, 2].into()).await;
+    quick
+        .send(&ClientMsg::Join {
+            name: "Quick".into(),
+            after_seq: Some(2_400),
+            key: common::test_key(),
+        })
+        .await;
+    assert!(matches!(quick.recv().await, ServerMsg::Welcome { .. }));
+    assert_eq!(quick.messages(100).await.len(), 100);
+    assert!(
+        other.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        other.elapsed()
     );
 }

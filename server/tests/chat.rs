@@ -241,6 +241,7 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() {
     c.send(&ClientMsg::Join {
         name: "Eve".into(),
         after_seq: None,
+        key: common::test_key(),
     })
     .await;
     assert!(matches!(
@@ -264,6 +265,7 @@ async fn an_invalid_join_is_refused_with_a_close_code() {
     c.send(&ClientMsg::Join {
         name: " ".into(),
         after_seq: None,
+        key: common::test_key(),
     })
     .await;
     assert!(matches!(
@@ -479,4 +481,63 @@ async fn a_ping_is_answered_with_a_pong() {
     assert_eq!(c.recv().await, ServerMsg::Pong);
     // Still a working connection.
     assert_eq!(c.send_and_ack("p-1", "after the ping").await.0, 1);
+}
+
+/// Joins `room` with a sender key of its own.
+async fn join_with_key(
+    server: &TestServer,
+    room: &str,
+    name: &str,
+    key: Option<&str>,
+) -> common::Client {
+    let mut c = common::Client::connect(&server.ws_url(room)).await;
+    c.send(&ClientMsg::Join {
+        name: name.into(),
+        after_seq: None,
+        key: key.map(str::to_owned),
+    })
+    .await;
+    assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
+    c
+}
+
+#[tokio::test]
+async fn client_ids_belong_to_their_sender() {
+    let server = TestServer::start().await;
+    let mut ada = join_with_key(&server, "ids", "Ada", Some("ada-secret-key-0001")).await;
+    let mut eve = join_with_key(&server, "ids", "Eve", Some("eve-secret-key-0002")).await;
+    // Eve guesses Ada's next client id and sends it first: both messages are stored, each its own.
+    let (eve_seq, _) = eve.send_and_ack("next-id", "posted first").await;
+    let (ada_seq, _) = ada.send_and_ack("next-id", "Ada's real message").await;
+    assert_ne!(eve_seq, ada_seq);
+    // A connection without a key owns its ids too.
+    let mut anon = join_with_key(&server, "ids", "Anon", None).await;
+    let (anon_seq, _) = anon.send_and_ack("next-id", "anonymous").await;
+    assert!(anon_seq > ada_seq);
+
+    // Ada reconnects with her key and resends: recognised, the same number, stored once.
+    ada.close().await;
+    let mut again = join_with_key(&server, "ids", "Ada", Some("ada-secret-key-0001")).await;
+    let (resent, _) = again.send_and_ack("next-id", "Ada's real message").await;
+    assert_eq!(resent, ada_seq);
+    // Everyone sees each message with the id its sender chose.
+    let mut reader = server.join("ids", "Reader", Some(0)).await;
+    let history = reader.messages(3).await;
+    assert_eq!(
+        history
+            .iter()
+            .map(|m| (m.text.as_str(), m.client_id.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("posted first", "next-id"),
+            ("Ada's real message", "next-id"),
+            ("anonymous", "next-id")
+        ]
+    );
+    let (status, page) = common::http("GET", &server.http_url("/r/ids")).await;
+    assert_eq!(status, 200);
+    assert!(
+        !page.contains("/next-id"),
+        "pages show ids without their sender part"
+    );
 }

@@ -69,6 +69,7 @@ impl Member {
             .send(&ClientMsg::Join {
                 name: name.into(),
                 after_seq: None,
+                key: common::test_key(),
             })
             .await;
         assert!(matches!(client.recv().await, ServerMsg::Welcome { .. }));
@@ -113,6 +114,7 @@ async fn newcomer(url: &str, name: &str) -> (Client, usize, ServerMsg) {
     c.send(&ClientMsg::Join {
         name: name.into(),
         after_seq: None,
+        key: common::test_key(),
     })
     .await;
     let welcome = c.next_text(Duration::from_secs(10)).await.expect("welcome");
@@ -311,6 +313,7 @@ async fn flood_fresh_rooms(
         c.send(&ClientMsg::Join {
             name: format!("bot{a}"),
             after_seq: None,
+            key: common::test_key(),
         })
         .await;
         match c.next_frame(Duration::from_secs(10)).await {
@@ -351,6 +354,7 @@ async fn a_loaded_room_with_nobody_in_it_costs_a_few_kilobytes() {
                     c.send(&ClientMsg::Join {
                         name: "Visitor".into(),
                         after_seq: None,
+                        key: common::test_key(),
                     })
                     .await;
                     assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
@@ -443,6 +447,7 @@ async fn names_cycling_through_a_room_reach_its_readers_at_a_bounded_rate() {
                 c.send(&ClientMsg::Join {
                     name: format!("visit-evil.example {a}-{v}"),
                     after_seq: None,
+                    key: common::test_key(),
                 })
                 .await;
                 let _ = c.next_frame(Duration::from_secs(5)).await;

@@ -222,6 +222,7 @@ async fn the_per_ip_rate_limit_holds_across_nodes() {
         c.send(&ClientMsg::Join {
             name: format!("Tab {i}"),
             after_seq: None,
+            key: common::test_key(),
         })
         .await;
         assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
@@ -247,6 +248,7 @@ async fn the_per_ip_rate_limit_holds_across_nodes() {
         .send(&ClientMsg::Join {
             name: "Someone else".into(),
             after_seq: None,
+            key: common::test_key(),
         })
         .await;
     assert!(matches!(other.recv().await, ServerMsg::Welcome { .. }));

@@ -275,6 +275,7 @@ async fn join(url: &str, name: &str, after_seq: Option<u64>) -> common::Client {
     c.send(&ClientMsg::Join {
         name: name.into(),
         after_seq,
+        key: common::test_key(),
     })
     .await;
     assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));
@@ -392,6 +393,7 @@ async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart()
         c.send(&ClientMsg::Join {
             name: format!("Sender {}", s.id),
             after_seq: Some(s.last_seen),
+            key: common::test_key(),
         })
         .await;
         let head = match c.recv().await {

@@ -198,6 +198,7 @@ async fn connect_once(
         // The page shows everything up to last_seq (server-rendered history, then live
         // messages): resume right after it, so nothing is missed and nothing arrives twice.
         after_seq: Some(state.last_seq()),
+        key: Some(browser::sender_key()),
     };
     if sink.send(Message::Text(join.encode())).await.is_err() {
         return Session::Ended { joined: false };

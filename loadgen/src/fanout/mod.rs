@@ -90,6 +90,7 @@ where
     let join = ClientMsg::Join {
         name,
         after_seq: None,
+        key: None,
     };
     sink.send(Message::text(join.encode()))
         .await

@@ -1,12 +1,18 @@
 //! Catch-up: stored messages a session has not written yet, read from the engine by sequence
 //! number in pages, never through the room task (so a big catch-up never slows a room down). A
 //! session catches up on join, and whenever it fell behind the room's live buffer.
+//!
+//! Every page is paid for from the client's history budget (`--history-rate-limit-*`, shared by
+//! all its connections and its page loads): past it the session waits before the next page, so
+//! one client replaying a long history cannot starve the engine; it still gets every message,
+//! only later.
 
 use app::protocol::{close_code, Seq};
 use tracing::warn;
 
 use super::dialect::{Dialect, Outgoing};
 use super::run::{End, Session};
+use crate::guard::{ClientKey, Guard};
 
 /// Messages read from the engine per page.
 const CATCH_UP_PAGE: usize = 500;
@@ -24,6 +30,10 @@ impl<D: Dialect> Session<'_, D> {
             if until.is_some_and(|u| *sent_seq >= u) {
                 return Ok(());
             }
+            let expected = until.map_or(CATCH_UP_PAGE, |u| {
+                usize::try_from(u - *sent_seq).map_or(CATCH_UP_PAGE, |n| n.min(CATCH_UP_PAGE))
+            });
+            pay_for_reads(&self.state.guard, self.who, expected).await;
             let page = history
                 .after(&self.room, *sent_seq, CATCH_UP_PAGE)
                 .await
@@ -44,5 +54,12 @@ impl<D: Dialect> Session<'_, D> {
                 *sent_seq = m.seq;
             }
         }
+    }
+}
+
+/// Waits until the client's history budget has `messages` to spend, and spends them.
+async fn pay_for_reads(guard: &Guard, who: ClientKey, messages: usize) {
+    while let Err(wait) = guard.check_reads(who, messages).await {
+        tokio::time::sleep(wait).await;
     }
 }

@@ -37,6 +37,21 @@ pub struct JoinRequest {
     pub name: String,
     /// Resume after this sequence number; `None` for the latest messages.
     pub after_seq: Option<Seq>,
+    /// Whose client ids this connection's are (see [`sender_scope`]).
+    pub sender: String,
+}
+
+/// The scope a sender's client ids are stored under (`<scope>/<client id>`), so that one sender
+/// can never claim another's id: a hash of the secret key the client keeps across reconnects
+/// (resends on a new connection are recognised), or, without one, a random scope of this
+/// connection alone.
+pub fn sender_scope(key: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes: Vec<u8> = match key {
+        Some(key) => Sha256::digest(format!("palaver-sender:{key}")).to_vec(),
+        None => uuid::Uuid::new_v4().as_bytes().to_vec(),
+    };
+    bytes[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a client asks for once joined.

@@ -17,7 +17,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admission::Refused;
-use super::dialect::{Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request};
+use super::dialect::{
+    sender_scope, Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request,
+};
 use crate::metrics::{Metrics, Rejection};
 use crate::room::{PresenceChange, RoomEvent};
 
@@ -135,6 +137,8 @@ impl Dialect for EdgeChat {
                 Ok(JoinRequest {
                     name,
                     after_seq: None,
+                    // The demo has no client ids worth keeping: every frame is a new message.
+                    sender: sender_scope(None),
                 })
             }
             Err(InputError::DisplayNameTooLong) => {

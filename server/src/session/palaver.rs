@@ -5,14 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::{
-    validate_client_id, validate_display_name, MessageLimits, RoomName, MAX_DISPLAY_NAME_CHARS,
+    validate_client_id, validate_display_name, validate_sender_key, MessageLimits, RoomName,
+    MAX_DISPLAY_NAME_CHARS,
 };
-use app::protocol::{close_code, ClientMsg, ErrorCode, Seq, ServerMsg};
+use app::protocol::{
+    close_code, sent_client_id, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg,
+};
 use axum::http::StatusCode;
 
 use super::admission::Refused;
 use super::dialect::{
-    Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request, RosterRequest,
+    sender_scope, Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request,
+    RosterRequest,
 };
 use crate::metrics::{Metrics, Rejection};
 use crate::room::{RoomError, RoomEvent, RosterPage};
@@ -46,8 +50,12 @@ impl Dialect for Palaver {
             out.push(binary_refused());
             return Err(NOT_JOIN);
         };
-        let (name, after_seq) = match ClientMsg::decode(text) {
-            Ok(ClientMsg::Join { name, after_seq }) => (name, after_seq),
+        let (name, after_seq, key) = match ClientMsg::decode(text) {
+            Ok(ClientMsg::Join {
+                name,
+                after_seq,
+                key,
+            }) => (name, after_seq, key),
             Ok(_) => {
                 out.push(error(
                     ErrorCode::BadSequence,
@@ -61,8 +69,16 @@ impl Dialect for Palaver {
                 return Err(NOT_JOIN);
             }
         };
+        if let Some(Err(e)) = key.as_deref().map(validate_sender_key) {
+            out.push(error(ErrorCode::BadFrame, e.to_string(), None));
+            return Err(NOT_JOIN);
+        }
         match validate_display_name(&name) {
-            Ok(name) => Ok(JoinRequest { name, after_seq }),
+            Ok(name) => Ok(JoinRequest {
+                name,
+                after_seq,
+                sender: sender_scope(key.as_deref()),
+            }),
             Err(e) => {
                 out.push(error(ErrorCode::InvalidName, e.to_string(), None));
                 Err(Close {
@@ -123,7 +139,7 @@ impl Dialect for Palaver {
             Outgoing::Degraded => {
                 out.push(Frame::Owned(ServerMsg::Status { degraded: true }.encode()));
             }
-            Outgoing::History(m) => out.push(Frame::Owned(ServerMsg::Message(m.clone()).encode())),
+            Outgoing::History(m) => out.push(Frame::Owned(message_frame(m).encode())),
             Outgoing::CaughtUp => {}
             // Encoded once for every Palaver client.
             Outgoing::Live(delivery) => out.push(Frame::Shared(delivery.frame(live_frame))),
@@ -183,7 +199,7 @@ fn roster_request(
 /// A room event as the frame every Palaver client gets.
 fn live_frame(event: &RoomEvent) -> String {
     let msg = match event {
-        RoomEvent::Message(m) => ServerMsg::Message(m.clone()),
+        RoomEvent::Message(m) => message_frame(m),
         RoomEvent::Presence(change) => ServerMsg::Presence {
             count: change.count,
             joined: change.joined.clone(),
@@ -197,6 +213,14 @@ fn live_frame(event: &RoomEvent) -> String {
         },
     };
     msg.encode()
+}
+
+/// A stored message as clients see it: with the client id its sender chose.
+fn message_frame(m: &ChatMessage) -> ServerMsg {
+    ServerMsg::Message(ChatMessage {
+        client_id: sent_client_id(&m.client_id).to_owned(),
+        ..m.clone()
+    })
 }
 
 fn roster_frame(page: RosterPage, request: RosterRequest) -> ServerMsg {

@@ -56,9 +56,10 @@ impl<D: Dialect> Session<'_, D> {
             self.dialect.encode(refusal, &mut self.out);
             return Ok(());
         }
+        let scoped = format!("{}/{client_id}", room.sender);
         let reply = room
             .handle
-            .send(room.name.clone(), client_id.clone(), text)
+            .send(room.name.clone(), scoped, text)
             .await
             .map_err(|_| ROOM_UNAVAILABLE)?;
         room.acks.push_back(ack_future(client_id, reply));

@@ -59,6 +59,8 @@ pub(super) struct InRoom {
     pub(super) handle: RoomHandle,
     /// The name the member joined as.
     pub(super) name: String,
+    /// The scope this sender's client ids are stored under.
+    pub(super) sender: String,
     pub(super) live: broadcast::Receiver<Arc<Delivery>>,
     /// Held until the session ends: dropping it tells the room this member left.
     _membership: Membership,
@@ -177,6 +179,7 @@ impl<D: Dialect> Session<'_, D> {
         Ok(InRoom {
             handle,
             name: join.name,
+            sender: join.sender,
             live: joined.live,
             _membership: joined.membership,
             sent_seq,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use app::history::ssr::HistorySource;
 use app::history::HistoryPage;
 use app::limits::{MessageLimits, RoomName};
-use app::protocol::Seq;
+use app::protocol::{sent_client_id, Seq};
 use tracing::warn;
 
 use crate::engine::History;
@@ -29,7 +29,7 @@ impl HistorySource for EngineHistory {
         limit: usize,
     ) -> Pin<Box<dyn Future<Output = Result<HistoryPage, String>> + Send + 'a>> {
         Box::pin(async move {
-            let messages = self
+            let mut messages = self
                 .history
                 .before(room, before, limit)
                 .await
@@ -37,6 +37,10 @@ impl HistorySource for EngineHistory {
                     warn!(room = %room.logged(), error = %e, "history read failed");
                     e.to_string()
                 })?;
+            // Pages show each message with the client id its sender chose (stored scoped).
+            for m in &mut messages {
+                m.client_id = sent_client_id(&m.client_id).to_owned();
+            }
             // The latest page is complete up to its last message; live updates resume there.
             let upto = match before {
                 None => messages.last().map_or(0, |m| m.seq),

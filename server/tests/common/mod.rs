@@ -24,7 +24,17 @@ pub const RELAXED_RATE_LIMIT: &[&str] = &[
     "1000000",
     "--join-rate-limit-burst",
     "1000000",
+    "--http-rate-limit-burst",
+    "1000000",
+    "--history-rate-limit-burst",
+    "100000000",
 ];
+
+/// The sender key test clients join with: all of them one sender, so a resend on a new
+/// connection is recognised as before ids were scoped (tests about scoping choose their own).
+pub fn test_key() -> Option<String> {
+    Some("palaver-tests-one-sender".to_owned())
+}
 
 /// How long a test waits for a frame that must arrive.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
@@ -228,6 +238,7 @@ impl Client {
             .send(&ClientMsg::Join {
                 name: name.into(),
                 after_seq,
+                key: test_key(),
             })
             .await;
         match client.recv().await {
@@ -518,6 +529,7 @@ pub async fn join_and_stop_reading(server: &TestServer, room: &str, name: &str) 
     c.send(&ClientMsg::Join {
         name: name.into(),
         after_seq: None,
+        key: test_key(),
     })
     .await;
     assert!(matches!(c.recv().await, ServerMsg::Welcome { .. }));

@@ -91,6 +91,7 @@ pub async fn full_history(url: &str) -> Vec<app::protocol::ChatMessage> {
     c.send(&ClientMsg::Join {
         name: "Auditor".into(),
         after_seq: Some(0),
+        key: super::test_key(),
     })
     .await;
     let ServerMsg::Welcome { last_seq, .. } = c.recv().await else {

@@ -24,7 +24,9 @@ use writer::WriteJob;
 const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_messages.sql")];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
-/// Idle reader connections kept open.
+/// Reader connections, and reads running at once: more wait their turn (in order), so a flood
+/// of reads can neither open connections without end nor fill the blocking thread pool that
+/// room loads also need.
 const READER_POOL: usize = 4;
 
 /// Why the database could not be opened. Shown to the operator at start-up.
@@ -59,6 +61,8 @@ pub struct SqliteStore {
     _lock: std::fs::File,
     writes: mpsc::Sender<WriteJob>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// One permit per read at a time (see [`READER_POOL`]).
+    reading: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqliteStore {
@@ -118,6 +122,7 @@ impl SqliteStore {
             _lock: lock,
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
+            reading: Arc::new(tokio::sync::Semaphore::new(READER_POOL)),
         })
     }
 
@@ -125,15 +130,21 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` on a pooled reader connection in the blocking thread pool.
+    /// Runs `f` on a pooled reader connection in the blocking thread pool, once one of the
+    /// [`READER_POOL`] reads at a time is free.
     fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> BoxFuture<'static, Result<T, EngineError>> {
         let pool = self.readers.clone();
         let path = self.path.clone();
+        let reading = self.reading.clone();
         Box::pin(async move {
+            let Ok(permit) = reading.acquire_owned().await else {
+                return Err(EngineError::Unavailable("readers closed".into()));
+            };
             let joined = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let pooled = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
                 let conn = match pooled {
                     Some(c) => c,

@@ -157,3 +157,28 @@ fn an_unusable_data_dir_is_a_clear_error() {
     let err = SqliteStore::open(&file).err().expect("refused");
     assert!(err.to_string().contains("data directory"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_reads_runs_a_few_at_a_time_on_the_pooled_connections() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let reads = (0..40).map(|_| {
+        let (running, peak) = (running.clone(), peak.clone());
+        store.read(move |_| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            running.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+    });
+    for result in futures::future::join_all(reads).await {
+        result.unwrap();
+    }
+    let peak = peak.load(Ordering::SeqCst);
+    assert!(peak <= READER_POOL, "{peak} reads at once");
+    let pooled = store.readers.lock().unwrap().len();
+    assert!(pooled <= READER_POOL, "{pooled} connections");
+}
