@@ -34,6 +34,13 @@ pub struct Config {
     #[arg(long, env = "PALAVER_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
 
+    /// Largest the embedded database may grow, in MiB: past it, messages are refused (rooms
+    /// report storage as unavailable, browsers keep what was typed) until room is made. 0: as
+    /// large as the disk allows.
+    #[arg(long, env = "PALAVER_MAX_DATABASE_MB", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
+    pub max_database_mb: u64,
+
     /// Seconds a room with nobody connected stays in memory before it is unloaded.
     #[arg(long, env = "PALAVER_ROOM_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub room_idle_secs: u64,
@@ -350,6 +357,11 @@ impl Config {
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_pending: self.max_pending_per_connection,
         }
+    }
+
+    /// `--max-database-mb` in bytes, if set.
+    pub fn max_database_bytes(&self) -> Option<u64> {
+        (self.max_database_mb > 0).then(|| self.max_database_mb * 1024 * 1024)
     }
 
     /// Settings for room tasks, which count into `metrics` and run on `tasks`.

@@ -65,6 +65,8 @@ pub struct Metrics {
     pub fanout_seconds: Histogram,
     /// Rooms that cannot reach their storage right now (refusing sends, probing).
     pub rooms_degraded: Gauge,
+    /// Whether storage took the write probe at the last scrape (0: full, or unreachable).
+    pub storage_writable: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -96,6 +98,7 @@ impl Metrics {
             // 50 µs .. ~0.8 s
             fanout_seconds: Histogram::new(exponential_buckets(0.00005, 2.0, 15)),
             rooms_degraded: Gauge::default(),
+            storage_writable: Gauge::default(),
         };
         metrics.registry.register(
             "connections",
@@ -151,6 +154,11 @@ impl Metrics {
             "rooms_degraded",
             "Rooms that cannot reach their storage (refusing messages until it is back)",
             metrics.rooms_degraded.clone(),
+        );
+        metrics.registry.register(
+            "storage_writable",
+            "Whether storage took a write probe at this scrape (0: full disk, Redis out of memory, or unreachable)",
+            metrics.storage_writable.clone(),
         );
         metrics.registry.register(
             "build",

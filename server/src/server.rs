@@ -50,7 +50,7 @@ impl Server {
     /// Binds `addr` (port 0 picks a free port) and serves in a background task.
     pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
         let shutdown = CancellationToken::new();
-        let engine = engine::open(&config.engine, &config.data_dir).await?;
+        let engine = engine::open(config).await?;
         let state = app_state(config, engine, shutdown.clone())?;
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;

@@ -32,7 +32,13 @@ pub struct PrivateRedis {
 impl PrivateRedis {
     /// Starts one on `port` and waits until it answers `PING` (after loading its AOF, if any).
     pub async fn start(port: u16, aof_dir: Option<&Path>) -> Self {
+        Self::start_with(port, aof_dir, &[]).await
+    }
+
+    /// [`PrivateRedis::start`] with more `redis-server` arguments (e.g. a `--maxmemory`).
+    pub async fn start_with(port: u16, aof_dir: Option<&Path>, args: &[&str]) -> Self {
         let mut command = redis_server(port);
+        command.args(args);
         match aof_dir {
             Some(dir) => {
                 command

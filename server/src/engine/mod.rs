@@ -14,7 +14,6 @@
 //! contract as tests, run against every engine.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ pub mod redis;
 pub mod sqlite;
 
 /// An engine failure. Details go to the log; clients only learn the message was not accepted.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
     #[error("storage is unavailable: {0}")]
     Unavailable(String),
@@ -87,9 +86,44 @@ pub trait History: Send + Sync + 'static {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>>;
 
-    /// Whether the engine can serve reads and writes right now (for `/readyz` and the probe of a
-    /// degraded room).
+    /// Whether the engine can take writes right now (for `/readyz` and the probe of a degraded
+    /// room): a real write of some size, so that a full disk or a Redis out of memory fails it as
+    /// it fails appends, and a room stays degraded until appends can succeed again.
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>>;
+}
+
+/// A write probe's outcome, kept for [`PROBE_TTL`]: many degraded rooms and `/readyz` asking at
+/// once cost one probe. It logs when the engine stops and starts taking writes.
+#[derive(Default)]
+pub struct Probed {
+    last: tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), EngineError>)>>,
+}
+
+/// How long a probe's outcome stands.
+pub const PROBE_TTL: Duration = Duration::from_secs(1);
+
+impl Probed {
+    /// The last outcome if fresh, else `probe`'s.
+    pub async fn check<F>(&self, probe: F) -> Result<(), EngineError>
+    where
+        F: std::future::Future<Output = Result<(), EngineError>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((at, outcome)) = &*last {
+            if at.elapsed() < PROBE_TTL {
+                return outcome.clone();
+            }
+        }
+        let outcome = probe.await;
+        let was_ok = last.as_ref().is_none_or(|(_, o)| o.is_ok());
+        match (&outcome, was_ok) {
+            (Err(e), true) => tracing::warn!(error = %e, "storage cannot take writes"),
+            (Ok(()), false) => tracing::info!("storage takes writes again"),
+            _ => {}
+        }
+        *last = Some((tokio::time::Instant::now(), outcome.clone()));
+        outcome
+    }
 }
 
 /// What other nodes sharing the engine did in a room.
@@ -190,14 +224,18 @@ pub enum OpenError {
     Redis(EngineError),
 }
 
-/// Opens the engine `--engine` names: SQLite in `data_dir`, or Redis.
-pub async fn open(kind: &crate::config::EngineKind, data_dir: &Path) -> Result<Engine, OpenError> {
-    match kind {
+/// Opens the engine `--engine` names: SQLite in `--data-dir` (at most `--max-database-mb`), or
+/// Redis.
+pub async fn open(config: &crate::config::Config) -> Result<Engine, OpenError> {
+    match &config.engine {
         crate::config::EngineKind::Embedded => {
-            let data_dir = data_dir.to_owned();
-            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&data_dir))
-                .await
-                .map_err(|e| sqlite::OpenError::Thread(std::io::Error::other(e)))??;
+            let data_dir = config.data_dir.clone();
+            let max_bytes = config.max_database_bytes();
+            let store = tokio::task::spawn_blocking(move || {
+                sqlite::SqliteStore::open_limited(&data_dir, max_bytes)
+            })
+            .await
+            .map_err(|e| sqlite::OpenError::Thread(std::io::Error::other(e)))??;
             tracing::info!(path = %store.path().display(), "history database open");
             Ok(Engine::alone(Arc::new(store)))
         }

@@ -1,5 +1,5 @@
 //! What operators and load balancers ask: `GET /healthz` (the process is alive), `GET /readyz`
-//! (it can take traffic: storage answers and it is not shutting down) and `GET /metrics`
+//! (it can take traffic: storage takes writes and it is not shutting down) and `GET /metrics`
 //! (Prometheus text format; on `--metrics-bind` instead when that is set).
 
 use axum::extract::State;
@@ -48,6 +48,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics(State(state): State<AppState>) -> Response {
     state.metrics.rooms.set(state.rooms.active_count() as i64);
+    // The write probe (its outcome is kept a second, so scrapes cost little).
+    let writable = state.rooms.history().check().await.is_ok();
+    state.metrics.storage_writable.set(i64::from(writable));
     (
         [(
             header::CONTENT_TYPE,

@@ -15,6 +15,9 @@ use super::connection::timed;
 use super::RedisEngine;
 use crate::engine::{Appended, EngineError, History};
 
+/// Bytes the write probe writes (more than a typical batch).
+const PROBE_BYTES: usize = 64 * 1024;
+
 impl History for RedisEngine {
     fn append<'a>(
         &'a self,
@@ -109,11 +112,22 @@ impl History for RedisEngine {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
-        Box::pin(async move {
+        // A real write: a Redis out of memory (with `noeviction`) refuses it as it refuses
+        // appends. The key expires by itself.
+        Box::pin(self.probed.check(async {
             let mut conn = self.conn.clone();
-            let _: String = timed(redis::cmd("PING").query_async(&mut conn)).await?;
+            let key = format!("{}:probe:{}", self.prefix, self.node_id());
+            let _: () = timed(
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(vec![0u8; PROBE_BYTES])
+                    .arg("PX")
+                    .arg(5_000)
+                    .query_async(&mut conn),
+            )
+            .await?;
             Ok(())
-        })
+        }))
     }
 }
 

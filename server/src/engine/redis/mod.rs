@@ -70,6 +70,8 @@ pub struct RedisEngine {
     /// Prepended to every key (tests use a fresh one each).
     prefix: String,
     scripts: Arc<Scripts>,
+    /// The write probe's last outcome.
+    probed: Arc<super::Probed>,
 }
 
 impl RedisEngine {
@@ -91,6 +93,7 @@ impl RedisEngine {
             notifications,
             prefix: prefix.to_owned(),
             scripts: Arc::new(Scripts::new(url.starts_with(CLUSTER_SCHEME))),
+            probed: Arc::default(),
         })
     }
 

@@ -18,10 +18,13 @@ use super::{Appended, EngineError, History};
 
 mod writer;
 
-use writer::WriteJob;
+use writer::{Job, WriteJob};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/0001_messages.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/0001_messages.sql"),
+    include_str!("../../../migrations/0002_probe.sql"),
+];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
 /// Reader connections, and reads running at once: more wait their turn (in order), so a flood
@@ -59,8 +62,10 @@ pub struct SqliteStore {
     /// An exclusive lock on `<data-dir>/palaver.lock`, held for the life of the store: one server
     /// per data directory. The OS releases it when the process dies, however it dies.
     _lock: std::fs::File,
-    writes: mpsc::Sender<WriteJob>,
+    writes: mpsc::Sender<Job>,
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// The write probe's last outcome.
+    probed: Arc<super::Probed>,
     /// One permit per read at a time (see [`READER_POOL`]).
     reading: Arc<tokio::sync::Semaphore>,
 }
@@ -69,6 +74,12 @@ impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/palaver.db`, runs migrations and starts the writer
     /// thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
+        Self::open_limited(data_dir, None)
+    }
+
+    /// [`SqliteStore::open`], with the database growing to at most `max_bytes`
+    /// (`--max-database-mb`): past it, appends fail as on a full disk until rows are freed.
+    pub fn open_limited(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
             path: data_dir.to_owned(),
             source,
@@ -112,6 +123,15 @@ impl SqliteStore {
                 .map_err(open_err)?;
             tx.commit().map_err(open_err)?;
         }
+        if let Some(max_bytes) = max_bytes {
+            let page_size: u64 = writer
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(open_err)?;
+            let pages = (max_bytes / page_size.max(512)).max(1);
+            writer
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(open_err)?;
+        }
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -123,6 +143,7 @@ impl SqliteStore {
             writes,
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(READER_POOL)),
+            probed: Arc::default(),
         })
     }
 
@@ -206,7 +227,7 @@ impl History for SqliteStore {
                 reply,
             };
             self.writes
-                .send(job)
+                .send(Job::Append(job))
                 .await
                 .map_err(|_| EngineError::Unavailable("writer stopped".into()))?;
             rx.await
@@ -215,14 +236,15 @@ impl History for SqliteStore {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
-        if self.writes.is_closed() {
-            return Box::pin(async { Err(EngineError::Unavailable("writer stopped".into())) });
-        }
-        // A read that touches the file: the schema version.
-        self.read(|c| {
-            c.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-                .map(|_| ())
-        })
+        Box::pin(self.probed.check(async {
+            let stopped = || EngineError::Unavailable("writer stopped".into());
+            let (reply, rx) = oneshot::channel();
+            self.writes
+                .send(Job::Probe(reply))
+                .await
+                .map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        }))
     }
 
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {

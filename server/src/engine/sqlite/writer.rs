@@ -16,6 +16,14 @@ use crate::redact::LogName;
 /// Most batches folded into one transaction.
 const MAX_BATCHES_PER_COMMIT: usize = 256;
 
+/// What the writer is asked to do.
+pub(super) enum Job {
+    /// Commit a room's batch.
+    Append(WriteJob),
+    /// Find out whether a write of some size can be made durable now (see [`probe`]).
+    Probe(oneshot::Sender<Result<(), EngineError>>),
+}
+
 /// One room's batch, waiting for the writer.
 pub(super) struct WriteJob {
     pub room: RoomName,
@@ -23,22 +31,54 @@ pub(super) struct WriteJob {
     pub reply: oneshot::Sender<Result<Vec<Appended>, EngineError>>,
 }
 
+/// Bytes the write probe writes: more than a typical batch, so that a database with less room
+/// than that counts as full (a room is not told storage is back only to fail at once again).
+const PROBE_BYTES: i64 = 64 * 1024;
+
 /// The thread's loop: until every sender is gone, commit what waits and answer each job.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<WriteJob>) {
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
+    let mut probes = Vec::new();
     while let Some(first) = rx.blocking_recv() {
-        jobs.push(first);
-        while jobs.len() < MAX_BATCHES_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Append(job) => jobs.push(job),
+                Job::Probe(reply) => probes.push(reply),
+            }
+            if jobs.len() < MAX_BATCHES_PER_COMMIT {
+                next = rx.try_recv().ok();
             }
         }
-        let outcomes = commit_jobs(&mut conn, &jobs);
-        for (job, outcome) in jobs.drain(..).zip(outcomes) {
-            let _ = job.reply.send(outcome);
+        if !jobs.is_empty() {
+            let outcomes = commit_jobs(&mut conn, &jobs);
+            for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                let _ = job.reply.send(outcome);
+            }
+        }
+        if !probes.is_empty() {
+            let outcome = probe(&mut conn);
+            for reply in probes.drain(..) {
+                let _ = reply.send(outcome.clone());
+            }
         }
     }
+}
+
+/// Writes [`PROBE_BYTES`] durably, then deletes them: fails when the disk, or the database's size
+/// limit (`--max-database-mb`), has no room for them.
+fn probe(conn: &mut Connection) -> Result<(), EngineError> {
+    let write = |conn: &mut Connection, sql: &str| -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        tx.execute(sql, [PROBE_BYTES])?;
+        tx.commit()
+    };
+    write(
+        conn,
+        "INSERT OR REPLACE INTO probe (id, pad) VALUES (1, zeroblob(?1))",
+    )
+    .and_then(|()| write(conn, "DELETE FROM probe WHERE length(pad) = ?1"))
+    .map_err(unavailable)
 }
 
 /// Commits every job's batch in one transaction; returns each job's outcome.
