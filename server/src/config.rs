@@ -41,6 +41,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=100_000_000))]
     pub max_database_mb: u64,
 
+    /// Newest messages each room keeps; older ones are removed as new ones come (a resend of a
+    /// removed message is then stored again). 0: all of them.
+    #[arg(long, env = "PALAVER_RETAIN_MESSAGES", default_value_t = 0)]
+    pub retain_messages: u64,
+
+    /// Days a message is kept after it was sent; older ones are no longer shown and are removed
+    /// within minutes. 0: forever.
+    #[arg(long, env = "PALAVER_RETAIN_DAYS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    pub retain_days: u64,
+
     /// Seconds a room with nobody connected stays in memory before it is unloaded.
     #[arg(long, env = "PALAVER_ROOM_IDLE_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub room_idle_secs: u64,
@@ -362,6 +373,15 @@ impl Config {
     /// `--max-database-mb` in bytes, if set.
     pub fn max_database_bytes(&self) -> Option<u64> {
         (self.max_database_mb > 0).then(|| self.max_database_mb * 1024 * 1024)
+    }
+
+    /// What history keeps (`--retain-messages`, `--retain-days`).
+    pub fn retention(&self) -> crate::engine::Retention {
+        crate::engine::Retention {
+            keep_last: (self.retain_messages > 0).then_some(self.retain_messages),
+            max_age: (self.retain_days > 0)
+                .then(|| std::time::Duration::from_secs(self.retain_days * 86_400)),
+        }
     }
 
     /// Settings for room tasks, which count into `metrics` and run on `tasks`.

@@ -51,6 +51,10 @@ impl Server {
     pub async fn start(config: &Config, addr: SocketAddr) -> Result<Self, StartError> {
         let shutdown = CancellationToken::new();
         let engine = engine::open(config).await?;
+        if !config.retention().keeps_all() {
+            let history = engine.history.clone();
+            tokio::spawn(engine::retention::sweep_until(history, shutdown.clone()));
+        }
         let state = app_state(config, engine, shutdown.clone())?;
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;

@@ -1,11 +1,10 @@
-//! The engines' contracts as tests, run against every implementation (SQLite, Redis, Redis
-//! Cluster, memory), so the engines cannot drift apart: [`all`] for [`History`], [`presence`] for
-//! [`SharedPresence`].
+//! The engines' contracts as tests, run against every engine (SQLite, Redis, Redis Cluster), so the engines cannot drift apart: [`all`] for [`History`], [`keeps_the_newest`]
+//! and [`forgets_the_old`] for its [`Retention`], [`presence`] for [`SharedPresence`].
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 
-use super::{History, Roster, SharedPresence};
+use super::{History, Retention, Roster, SharedPresence};
 
 pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
     ChatMessage {
@@ -127,6 +126,86 @@ async fn timestamps_never_go_back(store: &dyn History) {
     let appended = store.append(&r, &[msg(2, "t2")]).await.unwrap();
     assert_eq!(appended[0].sent_at_ms, later.sent_at_ms);
     assert_eq!(store.head(&r).await.unwrap(), (2, later.sent_at_ms));
+}
+
+/// What a store made with [`KEEP_NEWEST`] must do: keep each room's newest messages, go on
+/// numbering, recognise resends of what it keeps, and answer a resume from a removed number with
+/// what remains, in order.
+pub const KEEP_NEWEST: Retention = Retention {
+    keep_last: Some(3),
+    max_age: None,
+};
+
+/// What a store made with [`KEEP_A_DAY`] must do: never show what is older than a day, remove it,
+/// and go on numbering after it.
+pub const KEEP_A_DAY: Retention = Retention {
+    keep_last: None,
+    max_age: Some(std::time::Duration::from_secs(86_400)),
+};
+
+fn seqs(page: &[ChatMessage]) -> Vec<Seq> {
+    page.iter().map(|m| m.seq).collect()
+}
+
+/// The count limit ([`KEEP_NEWEST`]); uses room `conf-keep`.
+pub async fn keeps_the_newest(store: &dyn History) {
+    let r = room("conf-keep");
+    let batch: Vec<_> = (1..=5).map(|i| msg(i, &format!("k{i}"))).collect();
+    store.append(&r, &batch).await.unwrap();
+    assert_eq!(seqs(&store.after(&r, 0, 10).await.unwrap()), [3, 4, 5]);
+    assert_eq!(store.head(&r).await.unwrap().0, 5);
+    let appended = store.append(&r, &[msg(6, "k6")]).await.unwrap();
+    assert_eq!(
+        (appended[0].seq, appended[0].new),
+        (6, true),
+        "numbering goes on"
+    );
+    assert_eq!(seqs(&store.after(&r, 0, 10).await.unwrap()), [4, 5, 6]);
+    assert_eq!(seqs(&store.before(&r, None, 10).await.unwrap()), [4, 5, 6]);
+    assert_eq!(seqs(&store.before(&r, Some(5), 10).await.unwrap()), [4]);
+    // The dedupe window is what is kept: a resend of a kept message is recognised, one of a
+    // removed message is a new message.
+    let resent = store.append(&r, &[msg(7, "k5")]).await.unwrap();
+    assert_eq!((resent[0].seq, resent[0].new), (5, false));
+    let late = store.append(&r, &[msg(7, "k1")]).await.unwrap();
+    assert_eq!((late[0].seq, late[0].new), (7, true));
+    // Resuming after a removed number: what remains, in order.
+    assert_eq!(seqs(&store.after(&r, 1, 10).await.unwrap()), [5, 6, 7]);
+}
+
+/// The age limit ([`KEEP_A_DAY`]); uses room `conf-age`, and leaves one message in it.
+pub async fn forgets_the_old(store: &dyn History) {
+    let r = room("conf-age");
+    let day = 86_400_000;
+    let now = super::retention::now_ms();
+    let old: Vec<_> = (1..=3)
+        .map(|i| ChatMessage {
+            sent_at_ms: now - 3 * day + i as i64,
+            ..msg(i, &format!("a{i}"))
+        })
+        .collect();
+    let appended = store.append(&r, &old).await.unwrap();
+    assert_eq!(
+        appended.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert!(
+        store.after(&r, 0, 10).await.unwrap().is_empty(),
+        "never shown"
+    );
+    assert!(store.before(&r, None, 10).await.unwrap().is_empty());
+    store.sweep().await.expect("a sweep");
+    assert_eq!(store.head(&r).await.unwrap().0, 3, "the head stays");
+    let fresh = ChatMessage {
+        sent_at_ms: now,
+        ..msg(4, "a4")
+    };
+    let appended = store.append(&r, &[fresh]).await.unwrap();
+    assert_eq!(appended[0].seq, 4, "numbering goes on");
+    assert_eq!(seqs(&store.after(&r, 0, 10).await.unwrap()), [4]);
+    assert_eq!(seqs(&store.after(&r, 2, 10).await.unwrap()), [4]);
+    assert_eq!(seqs(&store.before(&r, None, 10).await.unwrap()), [4]);
+    assert!(store.sweep().await.is_ok());
 }
 
 /// The shared-presence contract, seen from two nodes of one engine.

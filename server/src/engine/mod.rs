@@ -27,7 +27,10 @@ pub mod conformance;
 #[cfg(test)]
 pub mod memory;
 pub mod redis;
+pub mod retention;
 pub mod sqlite;
+
+pub use retention::Retention;
 
 /// An engine failure. Details go to the log; clients only learn the message was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,7 +93,18 @@ pub trait History: Send + Sync + 'static {
     /// room): a real write of some size, so that a full disk or a Redis out of memory fails it as
     /// it fails appends, and a room stays degraded until appends can succeed again.
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>>;
+
+    /// Removes a bounded amount of what the engine's [`Retention`] no longer keeps and that
+    /// appends did not already remove (messages past the age limit in rooms nobody writes to);
+    /// returns how many messages went. The server calls it every
+    /// [`retention::SWEEP_INTERVAL`], again at once while it returns [`SWEEP_BATCH`].
+    fn sweep(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(async { Ok(0) })
+    }
 }
+
+/// Most messages one [`History::sweep`] removes (a sweep holds up appends while it runs).
+pub const SWEEP_BATCH: u64 = 5_000;
 
 /// A write probe's outcome, kept for [`PROBE_TTL`]: many degraded rooms and `/readyz` asking at
 /// once cost one probe. It logs when the engine stops and starts taking writes.
@@ -230,9 +244,12 @@ pub async fn open(config: &crate::config::Config) -> Result<Engine, OpenError> {
     match &config.engine {
         crate::config::EngineKind::Embedded => {
             let data_dir = config.data_dir.clone();
-            let max_bytes = config.max_database_bytes();
+            let options = sqlite::StoreOptions {
+                max_bytes: config.max_database_bytes(),
+                retention: config.retention(),
+            };
             let store = tokio::task::spawn_blocking(move || {
-                sqlite::SqliteStore::open_limited(&data_dir, max_bytes)
+                sqlite::SqliteStore::open_with(&data_dir, options)
             })
             .await
             .map_err(|e| sqlite::OpenError::Thread(std::io::Error::other(e)))??;
@@ -242,7 +259,8 @@ pub async fn open(config: &crate::config::Config) -> Result<Engine, OpenError> {
         crate::config::EngineKind::Redis(url) => {
             let redis = redis::RedisEngine::connect(url.as_str(), "palaver")
                 .await
-                .map_err(OpenError::Redis)?;
+                .map_err(OpenError::Redis)?
+                .with_retention(config.retention());
             tracing::info!(engine = %url, node = redis.node_id(), "rooms shared through Redis");
             Ok(redis.engine())
         }

@@ -1,6 +1,6 @@
 //! The engine on a real Redis Cluster (three primaries started here from `redis-server`): the
-//! history and presence contracts, sharded notifications, the shared rate limit, and two rooms on
-//! two "nodes" agreeing on every number.
+//! history, retention and presence contracts, sharded notifications, the shared rate limit, and
+//! two rooms on two "nodes" agreeing on every number.
 
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
     // The same contracts as SQLite and a single Redis (rooms spread over the shards).
     conformance::all(&one).await;
     conformance::presence(&one, &two).await;
+    conformance::keeps_the_newest(&one.clone().with_retention(conformance::KEEP_NEWEST)).await;
+    conformance::forgets_the_old(&one.clone().with_retention(conformance::KEEP_A_DAY)).await;
 
     // Sharded notifications: node two hears node one's head and roster change.
     let room = conformance::room("cluster-watch");

@@ -3,7 +3,10 @@
 //! (`scripts/append.lua`): it numbers the new messages after the stored head (skipping client ids
 //! already stored, which get their earlier numbers), adds them, moves the head and publishes it,
 //! atomically and in one round trip. Several nodes writing one room therefore never race for a
-//! number, never leave a hole or a duplicate, and history order is live order.
+//! number, never leave a hole or a duplicate, and history order is live order. The same script
+//! applies retention (see [`crate::engine::retention`]): the oldest entries past the count or age
+//! limit go with their client-id records (`XTRIM MINID`, `HDEL`), and with an age limit the log and
+//! ids expire that long after the room's last message; reads skip what is too old meanwhile.
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
@@ -13,6 +16,7 @@ use redis::AsyncCommands;
 
 use super::connection::timed;
 use super::RedisEngine;
+use crate::engine::retention::now_ms;
 use crate::engine::{Appended, EngineError, History};
 
 /// Bytes the write probe writes (more than a typical batch).
@@ -28,13 +32,19 @@ impl History for RedisEngine {
             if batch.is_empty() {
                 return Ok(Vec::new());
             }
+            let retention = &self.retention;
+            let max_age_ms = retention.max_age.map_or(0, |a| a.as_millis());
+            let cutoff = retention.cutoff_ms(now_ms()).unwrap_or(0);
             let mut invocation = self.scripts.append.prepare_invoke();
             invocation
                 .key(self.key(room, "meta"))
                 .key(self.key(room, "log"))
                 .key(self.key(room, "ids"))
                 .key(self.key(room, "live"))
-                .arg(batch.len());
+                .arg(batch.len())
+                .arg(retention.keep_last.unwrap_or(0))
+                .arg(cutoff)
+                .arg(u64::try_from(max_age_ms).unwrap_or(u64::MAX));
             for m in batch {
                 invocation
                     .arg(&m.id)
@@ -79,14 +89,31 @@ impl History for RedisEngine {
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();
-            let reply: StreamRangeReply = timed(conn.xrange_count(
-                self.key(room, "log"),
-                format!("{}-0", after + 1),
-                "+",
-                limit,
-            ))
-            .await?;
-            messages(reply)
+            let cutoff = self.retention.cutoff_now();
+            let mut from = after;
+            loop {
+                let reply: StreamRangeReply = timed(conn.xrange_count(
+                    self.key(room, "log"),
+                    format!("{}-0", from + 1),
+                    "+",
+                    limit,
+                ))
+                .await?;
+                let page = messages(reply)?;
+                let full = page.len() >= limit;
+                let Some(last) = page.last().map(|m| m.seq) else {
+                    return Ok(page);
+                };
+                let kept: Vec<_> = page
+                    .into_iter()
+                    .filter(|m| m.sent_at_ms >= cutoff)
+                    .collect();
+                // A whole page too old and not yet trimmed: what is kept comes after it.
+                if !kept.is_empty() || !full {
+                    return Ok(kept);
+                }
+                from = last;
+            }
         })
     }
 
@@ -105,7 +132,9 @@ impl History for RedisEngine {
             let mut conn = self.conn.clone();
             let reply: StreamRangeReply =
                 timed(conn.xrevrange_count(self.key(room, "log"), end, "-", limit)).await?;
+            let cutoff = self.retention.cutoff_now();
             let mut page = messages(reply)?;
+            page.retain(|m| m.sent_at_ms >= cutoff);
             page.reverse();
             Ok(page)
         })

@@ -72,6 +72,8 @@ pub struct RedisEngine {
     scripts: Arc<Scripts>,
     /// The write probe's last outcome.
     probed: Arc<super::Probed>,
+    /// What history keeps (applied by the append script; reads skip what is too old).
+    retention: super::Retention,
 }
 
 impl RedisEngine {
@@ -94,7 +96,14 @@ impl RedisEngine {
             prefix: prefix.to_owned(),
             scripts: Arc::new(Scripts::new(url.starts_with(CLUSTER_SCHEME))),
             probed: Arc::default(),
+            retention: super::Retention::default(),
         })
+    }
+
+    /// This handle, keeping history as `retention` says.
+    pub fn with_retention(mut self, retention: super::Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// Every role of this engine, for the server.

@@ -39,6 +39,45 @@ async fn clean_up(engine: &RedisEngine) {
 }
 
 #[tokio::test]
+async fn keeps_what_retention_says_with_client_ids_and_expiry() {
+    let newest = test_engine().await.with_retention(conformance::KEEP_NEWEST);
+    conformance::keeps_the_newest(&newest).await;
+    let mut conn = newest.conn.clone();
+    let room = conformance::room("conf-keep");
+    let (log, ids): (u64, u64) = redis::pipe()
+        .xlen(newest.key(&room, "log"))
+        .hlen(newest.key(&room, "ids"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        (log, ids),
+        (3, 3),
+        "client-id records go with their messages"
+    );
+
+    let day = test_engine().await.with_retention(conformance::KEEP_A_DAY);
+    conformance::forgets_the_old(&day).await;
+    let room = conformance::room("conf-age");
+    let (log, ids, ttl): (u64, u64, i64) = redis::pipe()
+        .xlen(day.key(&room, "log"))
+        .hlen(day.key(&room, "ids"))
+        .pttl(day.key(&room, "log"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!((log, ids), (1, 1), "removed from Redis, not only hidden");
+    assert!(
+        ttl > 0 && ttl <= 86_400_000,
+        "the log expires a day after its last message: {ttl}"
+    );
+    let head_ttl: i64 = conn.pttl(day.key(&room, "meta")).await.unwrap();
+    assert_eq!(head_ttl, -1, "the head never expires");
+    clean_up(&newest).await;
+    clean_up(&day).await;
+}
+
+#[tokio::test]
 async fn meets_the_history_and_presence_contracts() {
     let one = test_engine().await;
     conformance::all(&one).await;

@@ -14,8 +14,9 @@ use futures::future::BoxFuture;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Appended, EngineError, History};
+use super::{Appended, EngineError, History, Retention, SWEEP_BATCH};
 
+mod retention;
 mod writer;
 
 use writer::{Job, WriteJob};
@@ -24,6 +25,7 @@ use writer::{Job, WriteJob};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0001_messages.sql"),
     include_str!("../../../migrations/0002_probe.sql"),
+    include_str!("../../../migrations/0003_heads.sql"),
 ];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
@@ -57,6 +59,16 @@ pub enum OpenError {
     Thread(std::io::Error),
 }
 
+/// How a store is opened beyond its directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreOptions {
+    /// Largest the database may grow (`--max-database-mb`): past it, appends fail as on a full
+    /// disk until rows are freed.
+    pub max_bytes: Option<u64>,
+    /// What history keeps (`--retain-*`).
+    pub retention: Retention,
+}
+
 pub struct SqliteStore {
     path: PathBuf,
     /// An exclusive lock on `<data-dir>/palaver.lock`, held for the life of the store: one server
@@ -66,6 +78,7 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// The write probe's last outcome.
     probed: Arc<super::Probed>,
+    retention: Retention,
     /// One permit per read at a time (see [`READER_POOL`]).
     reading: Arc<tokio::sync::Semaphore>,
 }
@@ -74,12 +87,11 @@ impl SqliteStore {
     /// Opens (creating if needed) `<data_dir>/palaver.db`, runs migrations and starts the writer
     /// thread. Blocking: call it before serving, or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<Self, OpenError> {
-        Self::open_limited(data_dir, None)
+        Self::open_with(data_dir, StoreOptions::default())
     }
 
-    /// [`SqliteStore::open`], with the database growing to at most `max_bytes`
-    /// (`--max-database-mb`): past it, appends fail as on a full disk until rows are freed.
-    pub fn open_limited(data_dir: &Path, max_bytes: Option<u64>) -> Result<Self, OpenError> {
+    /// [`SqliteStore::open`] with `options`.
+    pub fn open_with(data_dir: &Path, options: StoreOptions) -> Result<Self, OpenError> {
         std::fs::create_dir_all(data_dir).map_err(|source| OpenError::DataDir {
             path: data_dir.to_owned(),
             source,
@@ -116,6 +128,7 @@ impl SqliteStore {
                 known: MIGRATIONS.len(),
             });
         }
+        retention::prepare(&writer, found == 0, &options.retention).map_err(open_err)?;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(found) {
             let tx = writer.transaction().map_err(open_err)?;
             tx.execute_batch(sql).map_err(open_err)?;
@@ -123,7 +136,7 @@ impl SqliteStore {
                 .map_err(open_err)?;
             tx.commit().map_err(open_err)?;
         }
-        if let Some(max_bytes) = max_bytes {
+        if let Some(max_bytes) = options.max_bytes {
             let page_size: u64 = writer
                 .query_row("PRAGMA page_size", [], |r| r.get(0))
                 .map_err(open_err)?;
@@ -135,7 +148,7 @@ impl SqliteStore {
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(writer, rx))
+            .spawn(move || writer::run(writer, rx, options.retention))
             .map_err(OpenError::Thread)?;
         Ok(Self {
             path,
@@ -144,6 +157,7 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(Vec::new())),
             reading: Arc::new(tokio::sync::Semaphore::new(READER_POOL)),
             probed: Arc::default(),
+            retention: options.retention,
         })
     }
 
@@ -247,11 +261,37 @@ impl History for SqliteStore {
         }))
     }
 
+    fn sweep(&self) -> BoxFuture<'_, Result<u64, EngineError>> {
+        Box::pin(async move {
+            let Some(cutoff) = self.retention.cutoff_ms(super::retention::now_ms()) else {
+                return Ok(0);
+            };
+            let limit = usize::try_from(SWEEP_BATCH).unwrap_or(usize::MAX);
+            let rooms = self
+                .read(move |c| retention::expired_rooms(c, cutoff, limit))
+                .await?;
+            if rooms.is_empty() {
+                return Ok(0);
+            }
+            let (reply, rx) = oneshot::channel();
+            let stopped = || EngineError::Unavailable("writer stopped".into());
+            self.writes
+                .send(Job::Sweep {
+                    rooms,
+                    cutoff,
+                    reply,
+                })
+                .await
+                .map_err(|_| stopped())?;
+            rx.await.map_err(|_| stopped())?
+        })
+    }
+
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
         let room = room.to_string();
         self.read(move |c| {
             c.query_row(
-                "SELECT seq, sent_at_ms FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1",
+                "SELECT seq, sent_at_ms FROM heads WHERE room = ?1",
                 [room],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -267,12 +307,13 @@ impl History for SqliteStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
         let room = room.to_string();
+        let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
-                 WHERE room = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                 WHERE room = ?1 AND seq > ?2 AND sent_at_ms >= ?4 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![room, after, limit], row_to_message)?;
+            let rows = stmt.query_map(params![room, after, limit, cutoff], row_to_message)?;
             rows.collect()
         })
     }
@@ -285,13 +326,14 @@ impl History for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
         let room = room.to_string();
         let before = before.unwrap_or(i64::MAX as Seq);
+        let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
-                 WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+                 WHERE room = ?1 AND seq < ?2 AND sent_at_ms >= ?4 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut page = stmt
-                .query_map(params![room, before, limit], row_to_message)?
+                .query_map(params![room, before, limit, cutoff], row_to_message)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             page.reverse();
             Ok(page)

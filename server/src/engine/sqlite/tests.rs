@@ -12,6 +12,81 @@ async fn meets_the_store_contract() {
 }
 
 #[tokio::test]
+async fn keeps_what_retention_says_and_gives_the_space_back() {
+    use crate::engine::conformance::{forgets_the_old, keeps_the_newest, KEEP_A_DAY, KEEP_NEWEST};
+    let dir = tempfile::tempdir().unwrap();
+    let open = |retention| {
+        let options = StoreOptions {
+            retention,
+            ..StoreOptions::default()
+        };
+        SqliteStore::open_with(dir.path(), options).unwrap()
+    };
+    keeps_the_newest(&open(KEEP_NEWEST)).await;
+    // Reopened with an age limit: the test messages above are years old and go too.
+    forgets_the_old(&open(KEEP_A_DAY)).await;
+    let db = Connection::open(dir.path().join("palaver.db")).unwrap();
+    let rows = |room: &str| -> i64 {
+        db.query_row(
+            "SELECT count(*) FROM messages WHERE room = ?1",
+            [room],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        rows("conf-age"),
+        1,
+        "removed from the file, not only hidden"
+    );
+    assert_eq!(rows("conf-keep"), 0);
+    let head: i64 = db
+        .query_row("SELECT seq FROM heads WHERE room = 'conf-keep'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(head, 7, "numbering survives every message going");
+    let vacuum: i64 = db
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        vacuum, 2,
+        "incremental: freed pages go back to the file system"
+    );
+}
+
+#[tokio::test]
+async fn an_existing_database_is_prepared_for_retention_once() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // A database from before incremental vacuum.
+        let db = Connection::open(dir.path().join("palaver.db")).unwrap();
+        db.execute_batch(MIGRATIONS[0]).unwrap();
+        db.pragma_update(None, "user_version", 1).unwrap();
+        db.execute(
+            "INSERT INTO messages VALUES ('old', 1, 'i', 'Ada', 'hi', 1, 'c')",
+            [],
+        )
+        .unwrap();
+    }
+    let options = StoreOptions {
+        retention: crate::engine::conformance::KEEP_NEWEST,
+        ..StoreOptions::default()
+    };
+    let store = SqliteStore::open_with(dir.path(), options).unwrap();
+    assert_eq!(
+        store.head(&room("old")).await.unwrap(),
+        (1, 1),
+        "heads filled in"
+    );
+    let db = Connection::open(dir.path().join("palaver.db")).unwrap();
+    let vacuum: i64 = db
+        .query_row("PRAGMA auto_vacuum", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(vacuum, 2);
+}
+
+#[tokio::test]
 async fn history_survives_reopening_and_reads_page_in_order() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use crate::engine::{Appended, EngineError};
+use crate::engine::{Appended, EngineError, Retention};
 use crate::redact::LogName;
 
 /// Most batches folded into one transaction.
@@ -22,6 +22,12 @@ pub(super) enum Job {
     Append(WriteJob),
     /// Find out whether a write of some size can be made durable now (see [`probe`]).
     Probe(oneshot::Sender<Result<(), EngineError>>),
+    /// Delete what is older than `cutoff` in `rooms` (see [`super::retention`]).
+    Sweep {
+        rooms: Vec<String>,
+        cutoff: i64,
+        reply: oneshot::Sender<Result<u64, EngineError>>,
+    },
 }
 
 /// One room's batch, waiting for the writer.
@@ -36,25 +42,35 @@ pub(super) struct WriteJob {
 const PROBE_BYTES: i64 = 64 * 1024;
 
 /// The thread's loop: until every sender is gone, commit what waits and answer each job.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: Retention) {
     let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
     let mut probes = Vec::new();
+    let mut sweeps = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
             match job {
                 Job::Append(job) => jobs.push(job),
                 Job::Probe(reply) => probes.push(reply),
+                Job::Sweep {
+                    rooms,
+                    cutoff,
+                    reply,
+                } => sweeps.push((rooms, cutoff, reply)),
             }
             if jobs.len() < MAX_BATCHES_PER_COMMIT {
                 next = rx.try_recv().ok();
             }
         }
         if !jobs.is_empty() {
-            let outcomes = commit_jobs(&mut conn, &jobs);
+            let outcomes = commit_jobs(&mut conn, &jobs, &retention);
             for (job, outcome) in jobs.drain(..).zip(outcomes) {
                 let _ = job.reply.send(outcome);
             }
+        }
+        for (rooms, cutoff, reply) in sweeps.drain(..) {
+            let outcome = super::retention::delete_expired(&mut conn, &rooms, cutoff);
+            let _ = reply.send(outcome.map_err(unavailable));
         }
         if !probes.is_empty() {
             let outcome = probe(&mut conn);
@@ -85,6 +101,7 @@ fn probe(conn: &mut Connection) -> Result<(), EngineError> {
 fn commit_jobs(
     conn: &mut Connection,
     jobs: &[WriteJob],
+    retention: &Retention,
 ) -> Vec<Result<Vec<Appended>, EngineError>> {
     let fail_all = |e: rusqlite::Error| {
         error!(error = %e, "database commit failed");
@@ -100,7 +117,7 @@ fn commit_jobs(
     for job in jobs {
         let outcome = (|| -> Result<Vec<Appended>, EngineError> {
             let sp = tx.savepoint().map_err(unavailable)?;
-            let appended = insert_batch(&sp, job.room.as_str(), &job.batch)?;
+            let appended = insert_batch(&sp, job.room.as_str(), &job.batch, retention)?;
             sp.commit().map_err(unavailable)?;
             Ok(appended)
         })();
@@ -119,21 +136,24 @@ fn unavailable(e: rusqlite::Error) -> EngineError {
     EngineError::Unavailable(e.to_string())
 }
 
-/// Numbers and inserts one room's batch (see [`crate::engine::History::append`]).
+/// Numbers and inserts one room's batch (see [`crate::engine::History::append`]), moves the
+/// room's head and removes what the count limit no longer keeps.
 fn insert_batch(
     conn: &Connection,
     room: &str,
     batch: &[ChatMessage],
+    retention: &Retention,
 ) -> Result<Vec<Appended>, EngineError> {
-    let (mut head, mut head_ts): (Seq, i64) = conn
+    let (stored_head, stored_ts): (Seq, i64) = conn
         .query_row(
-            "SELECT seq, sent_at_ms FROM messages WHERE room = ?1 ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, sent_at_ms FROM heads WHERE room = ?1",
             [room],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(unavailable)?
         .unwrap_or((0, 0));
+    let (mut head, mut head_ts) = (stored_head, stored_ts);
     let mut stored = conn
         .prepare_cached("SELECT seq, sent_at_ms FROM messages WHERE room = ?1 AND client_id = ?2")
         .map_err(unavailable)?;
@@ -176,6 +196,15 @@ fn insert_batch(
             sent_at_ms: head_ts,
             new: true,
         });
+    }
+    if head > stored_head {
+        conn.prepare_cached(
+            "INSERT INTO heads (room, seq, sent_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (room) DO UPDATE SET seq = excluded.seq, sent_at_ms = excluded.sent_at_ms",
+        )
+        .and_then(|mut s| s.execute(params![room, head, head_ts]))
+        .map_err(unavailable)?;
+        super::retention::trim_count(conn, room, head, retention).map_err(unavailable)?;
     }
     Ok(appended)
 }
