@@ -19,6 +19,10 @@ pub struct HistoryPage {
     /// client resumes its live connection (`after_seq`). For older pages: the first seq asked about
     /// minus one (unused by clients).
     pub upto: Seq,
+    /// Messages up to this number are no longer kept (the server's retention removed them): the
+    /// page reached the oldest message left. 0 when nothing is known to be removed.
+    #[serde(default)]
+    pub removed_upto: Seq,
     /// The server's message limits, so the page checks the same rule before sending.
     #[serde(default)]
     pub limits: crate::limits::MessageLimits,

@@ -145,6 +145,9 @@ pub enum ServerMsg {
         #[serde(default)]
         at_seq: Seq,
     },
+    /// During catch-up: the messages numbered `after + 1` to `upto` are no longer kept (the
+    /// server's retention removed them); what remains follows, in order. Numbering is unchanged.
+    Removed { after: Seq, upto: Seq },
     /// The server has durably accepted the message sent with `client_id` as number `seq`.
     Ack { client_id: String, seq: Seq },
     /// Answer to `ping`.

@@ -99,6 +99,9 @@ pub struct RoomState {
     pub notices: RwSignal<Vec<Notice>>,
     /// The server's message limits, checked before sending.
     pub limits: MessageLimits,
+    /// Messages up to this number are no longer kept by the server (retention): the top of the
+    /// list says so instead of offering older messages. 0: nothing known removed.
+    pub removed_upto: RwSignal<Seq>,
     /// The sequence number the page's history was complete up to when it was loaded: where the
     /// connection resumes when no message has arrived since.
     loaded_upto: Seq,
@@ -117,6 +120,7 @@ impl RoomState {
             roster: RwSignal::new(RosterView::default()),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),
+            removed_upto: RwSignal::new(0),
             loaded_upto,
         }
     }
@@ -149,6 +153,30 @@ impl RoomState {
             if n.len() > MAX_NOTICES {
                 n.drain(..n.len() - MAX_NOTICES);
             }
+        });
+    }
+
+    /// The server no longer keeps messages `after + 1..=upto` (retention), which this page missed:
+    /// after what it shows, a line says so; with nothing shown yet, the top of the list does.
+    pub fn removed(&self, after: Seq, upto: Seq) {
+        if self.messages.with_untracked(Vec::is_empty) {
+            self.removed_upto.update(|r| *r = (*r).max(upto));
+            return;
+        }
+        let count = upto.saturating_sub(after);
+        let text = match count {
+            1 => "1 message from while you were away is no longer kept by this server.".to_owned(),
+            n => {
+                format!("{n} messages from while you were away are no longer kept by this server.")
+            }
+        };
+        self.notices.update(|n| {
+            let key = n.last().map_or(0, |l| l.key + 1);
+            n.push(Notice {
+                key,
+                after_seq: after,
+                text,
+            });
         });
     }
 
@@ -299,6 +327,33 @@ fn describe(names: &[String], more: usize, verb: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
+        let owner = Owner::new();
+        owner.with(|| {
+            // Away after 2; 3..=6 removed; 7 arrives.
+            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+            state.removed(2, 6);
+            assert!(state.deliver(msg(7, "c")));
+            let items = state.timeline();
+            let TimelineItem::Notice(n) = &items[2] else {
+                panic!("a notice after 2: {items:?}")
+            };
+            assert!(n.text.starts_with("4 messages from while you were away"));
+            assert_eq!(
+                state.removed_upto.get_untracked(),
+                0,
+                "the top is still the start"
+            );
+
+            // Nothing shown yet: the top of the list says it.
+            let fresh = RoomState::new(vec![], 0);
+            fresh.removed(0, 9);
+            assert_eq!(fresh.removed_upto.get_untracked(), 9);
+            assert!(fresh.timeline().is_empty());
+        });
+    }
 
     #[test]
     fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {

@@ -353,6 +353,10 @@ fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
             state.deliver(m);
             None
         }
+        ServerMsg::Removed { after, upto } => {
+            state.removed(after, upto);
+            None
+        }
         ServerMsg::Ack { client_id, .. } => {
             state.acknowledge(&client_id);
             // Everything went through: an earlier "too fast" or "unavailable" is over. (An

@@ -20,21 +20,27 @@ pub fn MessageList(
     room_label: String,
 ) -> impl IntoView {
     let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
+    let removed_upto = state.removed_upto;
     view! {
         <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
             role="log" aria-label="Messages" aria-live="polite" aria-relevant="additions">
-            {move || match first_seq() {
-                Some(seq) if seq > 1 => view! {
+            {move || match (first_seq(), removed_upto.get()) {
+                (_, removed) if removed > 0 && first_seq().is_none_or(|seq| seq <= removed + 1) => view! {
+                    <p class="beginning">"Earlier messages in " {room_label.clone()} " are no longer kept by this server."</p>
+                }
+                .into_any(),
+                (Some(seq), _) if seq > 1 => view! {
                     <button type="button" class="load-older secondary" on:click=move |_| older.load()
                         disabled=move || older.loading.get()>
                         {move || if older.loading.get() { "Loading older messages…" } else { "Load older messages" }}
                     </button>
                 }
                 .into_any(),
-                Some(_) => view! { <p class="beginning">"This is the beginning of " {room_label.clone()} "."</p> }.into_any(),
-                None => ().into_any(),
+                (Some(_), _) => view! { <p class="beginning">"This is the beginning of " {room_label.clone()} "."</p> }.into_any(),
+                (None, _) => ().into_any(),
             }}
-            <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)>
+            <Show when=move || state.messages.with(Vec::is_empty) && state.outbox.with(Vec::is_empty)
+                && removed_upto.get() == 0>
                 <p class="empty">"No messages yet. Say hello!"</p>
             </Show>
             <ol class="message-list">
@@ -74,7 +80,8 @@ impl OlderHistory {
         else {
             return;
         };
-        if first <= 1 || self.loading.get_untracked() {
+        let removed = self.state.removed_upto.get_untracked();
+        if first <= 1 || first <= removed + 1 || self.loading.get_untracked() {
             return;
         }
         self.loading.set(true);
@@ -89,6 +96,9 @@ impl OlderHistory {
                         .get_untracked()
                         .map(|el| (el.scroll_height(), el.scroll_top()));
                     this.state.prepend(page.messages);
+                    if page.removed_upto > 0 {
+                        this.state.removed_upto.set(page.removed_upto);
+                    }
                     let list_ref = this.list_ref;
                     request_animation_frame(move || {
                         if let (Some(el), Some((height, top))) = (list_ref.get_untracked(), before)

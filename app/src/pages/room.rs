@@ -60,6 +60,7 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
     let saved = use_saved_name();
     let mut state = RoomState::new(page.messages, page.upto);
     state.limits = page.limits;
+    state.removed_upto.set(page.removed_upto);
     let title = if room.is_private() {
         "Private room".to_owned()
     } else {

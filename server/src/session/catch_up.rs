@@ -2,6 +2,9 @@
 //! number in pages, never through the room task (so a big catch-up never slows a room down). A
 //! session catches up on join, and whenever it fell behind the room's live buffer.
 //!
+//! Numbers are never reused, so a hole between what the client has and what the engine returns
+//! can only be retention's doing: the client is told (`removed`) and gets what remains, in order.
+//!
 //! Every page is paid for from the client's history budget (`--history-rate-limit-*`, shared by
 //! all its connections and its page loads): past it the session waits before the next page, so
 //! one client replaying a long history cannot starve the engine; it still gets every message,
@@ -42,11 +45,18 @@ impl<D: Dialect> Session<'_, D> {
                     End::Close(close_code::SERVICE_RESTART, "storage unavailable")
                 })?;
             if page.is_empty() {
+                // Up to `until` is committed: what the engine no longer has, retention removed.
+                if let Some(upto) = until.filter(|u| *u > *sent_seq) {
+                    self.removed(sent_seq, upto).await?;
+                }
                 return Ok(());
             }
             for m in page {
                 if until.is_some_and(|u| m.seq > u) {
                     return Ok(());
+                }
+                if m.seq > *sent_seq + 1 {
+                    self.removed(sent_seq, m.seq - 1).await?;
                 }
                 self.dialect.encode(Outgoing::History(&m), &mut self.out);
                 self.socket.write_all(&mut self.out).await?;
@@ -54,6 +64,18 @@ impl<D: Dialect> Session<'_, D> {
                 *sent_seq = m.seq;
             }
         }
+    }
+}
+
+impl<D: Dialect> Session<'_, D> {
+    /// Tells the client that messages after `sent_seq` up to `upto` are gone, and moves on.
+    async fn removed(&mut self, sent_seq: &mut Seq, upto: Seq) -> Result<(), End> {
+        let after = *sent_seq;
+        self.dialect
+            .encode(Outgoing::Removed { after, upto }, &mut self.out);
+        self.socket.write_all(&mut self.out).await?;
+        *sent_seq = upto;
+        Ok(())
     }
 }
 

@@ -92,6 +92,8 @@ pub enum Outgoing<'a> {
     Degraded,
     /// One stored message, during catch-up.
     History(&'a ChatMessage),
+    /// During catch-up: messages after `after` up to `upto` are no longer kept (retention).
+    Removed { after: Seq, upto: Seq },
     /// The join's catch-up is done.
     CaughtUp,
     /// One live event of the room.

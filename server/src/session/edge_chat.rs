@@ -194,7 +194,8 @@ impl Dialect for EdgeChat {
             // The demo asks for no roster pages.
             Outgoing::Roster { .. } => {}
             // The demo has no such notice; sends are refused with an error instead.
-            Outgoing::Degraded => {}
+            // The demo's clients have no numbers, hence nothing to say about a gap in them.
+            Outgoing::Degraded | Outgoing::Removed { .. } => {}
             Outgoing::History(m) => out.push(message(m)),
             Outgoing::CaughtUp => out.push(Frame::Owned(json!({ "ready": true }).to_string())),
             Outgoing::Live(delivery) => match &delivery.event {

@@ -140,6 +140,9 @@ impl Dialect for Palaver {
                 out.push(Frame::Owned(ServerMsg::Status { degraded: true }.encode()));
             }
             Outgoing::History(m) => out.push(Frame::Owned(message_frame(m).encode())),
+            Outgoing::Removed { after, upto } => {
+                out.push(Frame::Owned(ServerMsg::Removed { after, upto }.encode()));
+            }
             Outgoing::CaughtUp => {}
             // Encoded once for every Palaver client.
             Outgoing::Live(delivery) => out.push(Frame::Shared(delivery.frame(live_frame))),

@@ -46,9 +46,16 @@ impl HistorySource for EngineHistory {
                 None => messages.last().map_or(0, |m| m.seq),
                 Some(b) => b.saturating_sub(1),
             };
+            // A short page reached the oldest message left: below it, retention removed the rest.
+            let removed_upto = match (messages.first(), before) {
+                (Some(first), _) if messages.len() < limit => first.seq - 1,
+                (None, Some(b)) => b.saturating_sub(1),
+                _ => 0,
+            };
             Ok(HistoryPage {
                 messages,
                 upto,
+                removed_upto,
                 limits: self.limits,
             })
         })
