@@ -230,6 +230,7 @@ async fn a_long_catch_up_is_paced_by_the_history_budget_and_loses_nothing() {
         all.iter().map(|m| m.seq).eq(1..=2_500),
         "every message once, in order"
     );
+    eprintln!("catch-up of 2,500 messages paced by a 500 + 1,000/s budget: {took:?}");
     assert!(took >= Duration::from_millis(1_500), "paced: {took:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     // Another address has its own budget: a short catch-up is not held up.
@@ -245,6 +246,7 @@ async fn a_long_catch_up_is_paced_by_the_history_budget_and_loses_nothing() {
         .await;
     assert!(matches!(quick.recv().await, ServerMsg::Welcome { .. }));
     assert_eq!(quick.messages(100).await.len(), 100);
+    eprintln!("another address caught up 100 in {:?}", other.elapsed());
     assert!(
         other.elapsed() < Duration::from_millis(800),
         "{:?}",

@@ -44,41 +44,55 @@ async fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
 async fn half_sent_heads_are_closed_and_cannot_lock_others_out() {
     let (server, _dir) = start(&[
         "--header-read-timeout-ms",
-        "1000",
+        "5000",
         "--max-http-connections-per-ip",
         "100",
     ])
     .await;
-    let attacker: IpAddr = [127, 20, 0, 1].into();
+    // 20 addresses, each opening 110 connections that send half a request head.
     let started = Instant::now();
     let mut held = Vec::new();
-    for _ in 0..300 {
-        let mut stream = connect_from(server.addr, attacker).await;
-        let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
-        held.push(stream);
-    }
-    // Past its 100, the address's connections are closed at once.
-    let mut refused = 0;
-    for stream in &mut held[100..] {
-        if closed_within(stream, Duration::from_millis(500)).await {
-            refused += 1;
+    let mut over_cap = Vec::new();
+    for a in 1..=20u8 {
+        let attacker: IpAddr = [127, 20, 0, a].into();
+        for i in 0..110 {
+            let mut stream = connect_from(server.addr, attacker).await;
+            let _ = stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await;
+            if i < 100 {
+                held.push(stream);
+            } else {
+                over_cap.push(stream);
+            }
         }
     }
-    assert_eq!(refused, 200, "connections past the cap are closed at once");
-    // Meanwhile someone else loads the page and chats.
+    let opened = started.elapsed();
+    // Past its 100, an address's connections are closed at once.
+    for stream in &mut over_cap {
+        assert!(
+            closed_within(stream, Duration::from_millis(500)).await,
+            "connections past the cap are closed at once"
+        );
+    }
+    // With 2,000 half-sent heads held open, someone else loads the page and chats.
     let (status, _) = common::http("GET", &server.http_url("/")).await;
     assert_eq!(status, 200);
     let mut ada = server.join("open", "Ada", None).await;
+    let sent = Instant::now();
     assert_eq!(ada.send_and_ack("a1", "still works").await.0, 1);
-    // The 100 that got in are closed by the header deadline.
-    for stream in &mut held[..100] {
+    let ack = sent.elapsed();
+    // The 2,000 that got in are closed by the header deadline.
+    for stream in &mut held {
         assert!(
-            closed_within(stream, Duration::from_secs(3)).await,
+            closed_within(stream, Duration::from_secs(8)).await,
             "held open"
         );
     }
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(6), "closed after {took:?}");
+    eprintln!("2,200 half-sent heads from 20 addresses opened in {opened:?}; a post acknowledged in {ack:?} meanwhile; all closed {took:?} after the first");
+    assert!(
+        took < opened + Duration::from_secs(8),
+        "closed after {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -141,7 +155,9 @@ async fn a_page_and_history_flood_from_one_address_is_limited_and_others_are_not
     let mut ada = server.join("general", "Ada", None).await;
     let sent = Instant::now();
     ada.send_and_ack("a1", "hello").await;
-    assert!(sent.elapsed() < Duration::from_millis(500));
+    let ack = sent.elapsed();
+    eprintln!("page flood: 10 pages, then 429 ({statuses:?}); a post on another address acknowledged in {ack:?}");
+    assert!(ack < Duration::from_millis(500));
 }
 
 #[tokio::test]
@@ -206,6 +222,10 @@ async fn after_sigterm_a_stuck_request_does_not_keep_the_server_alive() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
+    eprintln!(
+        "exited {:?} after SIGTERM with a stuck request",
+        signalled.elapsed()
+    );
     assert!(exit.success(), "{exit:?}");
 }
 
