@@ -11,8 +11,8 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy: app + server + loadgen (ssr)"
-cargo clippy -p app -p server -p loadgen --features app/ssr --all-targets -- -D warnings
+step "clippy: app + server + loadgen + testkit (ssr)"
+cargo clippy -p app -p server -p loadgen -p testkit --features app/ssr --all-targets -- -D warnings
 step "clippy: app + frontend (hydrate, wasm32)"
 cargo clippy -p app -p frontend --features app/hydrate --target wasm32-unknown-unknown -- -D warnings
 
