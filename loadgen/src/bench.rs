@@ -21,15 +21,8 @@ pub(crate) async fn start_palaver(
     data_dir: &Path,
     extra: &[&str],
 ) -> Result<Process, String> {
-    let mut args = vec![
-        "--rate-limit-burst",
-        "1000000",
-        "--join-rate-limit-burst",
-        "1000000",
-        "--http-rate-limit-burst",
-        "1000000",
-        "--history-rate-limit-burst",
-        "100000000",
+    let mut args = testkit::RELAXED_RATE_LIMIT.to_vec();
+    args.extend([
         "--history-rate-limit",
         "100000000",
         "--max-connections",
@@ -38,7 +31,7 @@ pub(crate) async fn start_palaver(
         "1000000",
         "--room-idle-secs",
         "3600",
-    ];
+    ]);
     args.extend(extra);
     let mut command = Process::palaver(server, data_dir, &args);
     // Only the binary's own lines ("listening on"): per-session spans stay disabled, as in

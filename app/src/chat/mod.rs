@@ -4,6 +4,8 @@
 //! The state here compiles on both sides so the server can render the same page; only the socket
 //! task ([`socket`]) is browser-only.
 
+#[cfg(feature = "hydrate")]
+mod frames;
 mod roster;
 #[cfg(feature = "hydrate")]
 mod socket;

@@ -14,16 +14,14 @@ use gloo_net::websocket::{futures::WebSocket, Message};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::{ConnState, Delivery, RoomState, RosterChange, RosterPage};
+use super::{ConnState, Delivery, RoomState};
 use crate::browser;
-use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use crate::protocol::{ClientMsg, ServerMsg};
 
 /// First retry delay after a drop; doubles per failed attempt.
 const BACKOFF_BASE_MS: f64 = 500.0;
 /// Longest delay between attempts.
 const BACKOFF_MAX_MS: f64 = 15_000.0;
-/// How long to wait before resending after the server could not store a message.
-const UNAVAILABLE_RETRY_MS: u64 = 2_000;
 /// How often to look whether the browser is back online.
 const OFFLINE_POLL_MS: u32 = 1_000;
 /// After this long without a frame from the server, send a `ping`.
@@ -310,7 +308,7 @@ impl Connection {
             state.notice.set(None);
             return self.send_queued(state, sink).await;
         }
-        if let Some(wait) = handle(state, msg) {
+        if let Some(wait) = super::frames::apply(state, msg) {
             // Hold the queue; the next sends go out when the wait is over.
             self.retry = TimeoutFuture::new(wait).fuse();
         }
@@ -332,100 +330,6 @@ impl Connection {
                 self.ping(sink).await
             }
             _ => Ok(()),
-        }
-    }
-}
-
-/// Applies one frame from the server. Returns how long to wait before sending the queue again
-/// when the server asked the client to hold back.
-fn handle(state: &RoomState, msg: ServerMsg) -> Option<u32> {
-    match msg {
-        ServerMsg::Welcome { .. } | ServerMsg::Pong => None,
-        ServerMsg::Status { degraded } => {
-            state.degraded.set(degraded);
-            if !degraded && state.outbox.with_untracked(|o| !o.is_empty()) {
-                // Storage is back: send what waits now rather than at the next retry.
-                return Some(0);
-            }
-            None
-        }
-        ServerMsg::Message(m) => {
-            state.deliver(m);
-            None
-        }
-        ServerMsg::Removed { after, upto } => {
-            state.removed(after, upto);
-            None
-        }
-        ServerMsg::Ack { client_id, .. } => {
-            state.acknowledge(&client_id);
-            // Everything went through: an earlier "too fast" or "unavailable" is over. (An
-            // earlier message's ack must not clear it while later ones still wait.)
-            if state.all_acknowledged() {
-                state.notice.set(None);
-            }
-            None
-        }
-        ServerMsg::Roster {
-            names,
-            count,
-            more,
-            after,
-            query,
-        } => {
-            let page = RosterPage {
-                names,
-                count,
-                more,
-                after,
-                query,
-            };
-            state.roster.update(|r| r.apply_page(page));
-            None
-        }
-        ServerMsg::Presence {
-            count,
-            joined,
-            left,
-            more_joined,
-            more_left,
-            at_seq,
-        } => {
-            let change = RosterChange {
-                count,
-                joined,
-                left,
-                more_joined,
-                more_left,
-            };
-            state.presence(change, at_seq);
-            None
-        }
-        ServerMsg::Error {
-            code,
-            message,
-            client_id,
-            retry_after_ms,
-        } => {
-            state.notice.set(Some(message));
-            let id = client_id?;
-            let retry = match code {
-                // Not accepted, but nothing wrong with it: keep it, in order, and send it again.
-                ErrorCode::RateLimited => Some(retry_after_ms.unwrap_or(1000)),
-                ErrorCode::Unavailable => Some(UNAVAILABLE_RETRY_MS),
-                _ => None,
-            };
-            state.outbox.update(|o| match retry {
-                Some(_) => {
-                    if let Some(e) = o.iter_mut().find(|e| e.client_id == id) {
-                        e.delivery = Delivery::Queued;
-                    }
-                }
-                // Refused for good (it breaks a rule): take it out so it does not block the
-                // queue; the notice says why.
-                None => o.retain(|e| e.client_id != id),
-            });
-            retry.map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
         }
     }
 }

@@ -10,7 +10,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
@@ -20,6 +19,7 @@ use tracing::{error, warn};
 
 use super::fanout::Fanout;
 use super::{RoomError, SendCommand};
+use crate::engine::retention::now_ms;
 use crate::engine::{EngineError, History};
 use crate::metrics::Metrics;
 use crate::redact::LogName;
@@ -243,12 +243,6 @@ impl RecentIds {
         self.order.push_back(client_id.clone());
         self.seqs.insert(client_id, seq);
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -18,17 +18,7 @@ pub mod process;
 
 pub use testkit::process::Process;
 
-/// Settings for tests that send and connect in bulk and are not about the per-IP rate limits.
-pub const RELAXED_RATE_LIMIT: &[&str] = &[
-    "--rate-limit-burst",
-    "1000000",
-    "--join-rate-limit-burst",
-    "1000000",
-    "--http-rate-limit-burst",
-    "1000000",
-    "--history-rate-limit-burst",
-    "100000000",
-];
+pub use testkit::RELAXED_RATE_LIMIT;
 
 /// The sender key test clients join with: all of them one sender, so a resend on a new
 /// connection is recognised as before ids were scoped (tests about scoping choose their own).

@@ -7,7 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use leptos::config::LeptosOptions;
+
+mod engine;
+mod site;
+
+pub use engine::{EngineKind, RedisUrl};
+pub use site::leptos_options;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -236,68 +241,6 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// The storage engine (`--engine`).
-#[derive(Clone, PartialEq, Eq)]
-pub enum EngineKind {
-    /// SQLite in the data directory, and in-process fan-out.
-    Embedded,
-    /// A Redis server, or a Redis Cluster (`redis+cluster://`).
-    Redis(RedisUrl),
-}
-
-/// A Redis URL; shown with its password masked.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RedisUrl(String);
-
-impl RedisUrl {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for RedisUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // redis://user:secret@host -> redis://user:***@host
-        match (self.0.find("://"), self.0.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                let auth = &self.0[scheme + 3..at];
-                let user = auth.split(':').next().unwrap_or_default();
-                write!(f, "{}{user}:***{}", &self.0[..scheme + 3], &self.0[at..])
-            }
-            _ => f.write_str(&self.0),
-        }
-    }
-}
-
-impl std::fmt::Debug for EngineKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EngineKind::Embedded => f.write_str("embedded"),
-            EngineKind::Redis(url) => write!(f, "{url}"),
-        }
-    }
-}
-
-impl EngineKind {
-    fn parse(value: &str) -> Result<Self, String> {
-        if value == "embedded" {
-            return Ok(EngineKind::Embedded);
-        }
-        if value.starts_with("redis://") || value.starts_with("rediss://") {
-            redis::Client::open(value).map_err(|e| format!("not a usable Redis URL: {e}"))?;
-            return Ok(EngineKind::Redis(RedisUrl(value.to_owned())));
-        }
-        if let Some(seeds) = value.strip_prefix("redis+cluster://") {
-            for seed in seeds.split(',') {
-                redis::Client::open(format!("redis://{seed}"))
-                    .map_err(|e| format!("not a usable Redis Cluster node `{seed}`: {e}"))?;
-            }
-            return Ok(EngineKind::Redis(RedisUrl(value.to_owned())));
-        }
-        Err("expected `embedded`, a redis:// URL or redis+cluster://host:port,host:port".into())
-    }
-}
-
 /// `--public-origin`: `http(s)://host[:port]`, nothing more.
 fn parse_origin(value: &str) -> Result<String, String> {
     let origin = value.trim().trim_end_matches('/');
@@ -403,92 +346,5 @@ impl Config {
     #[cfg(test)]
     pub fn defaults() -> Self {
         Self::parse_from(["palaver"])
-    }
-}
-
-/// The Leptos site settings (where the built site is, where to listen, hashed file names). Under cargo-leptos (which sets `LEPTOS_OUTPUT_NAME` and the other
-/// `LEPTOS_*` variables) they come from that environment, and a bad value is an error; otherwise
-/// Palaver's defaults apply (site in `target/site`, listening on 127.0.0.1:3000), with
-/// `LEPTOS_SITE_ROOT` and `LEPTOS_SITE_ADDR` still honoured, so the plain binary and the tests
-/// run without cargo-leptos.
-pub fn leptos_options() -> Result<LeptosOptions, String> {
-    // Leptos's own errors do not say which variable is wrong; check the typed ones first.
-    fn check<T: std::str::FromStr>(var: &str) -> Result<(), String>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match std::env::var(var) {
-            Ok(v) => v
-                .parse::<T>()
-                .map(|_| ())
-                .map_err(|e| format!("{var}={v:?}: {e}")),
-            Err(_) => Ok(()),
-        }
-    }
-    check::<SocketAddr>("LEPTOS_SITE_ADDR")?;
-    check::<u32>("LEPTOS_RELOAD_PORT")?;
-    check::<bool>("LEPTOS_HASH_FILES")?;
-    // cargo-leptos writes the hashed file names next to the binary it builds; without
-    // LEPTOS_HASH_FILES, that file says whether to use them.
-    let hash_file_present = || {
-        std::env::current_exe()
-            .ok()
-            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt").is_file()))
-            .unwrap_or(false)
-    };
-    if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
-        let mut options = leptos::config::get_configuration(None)
-            .map(|conf| conf.leptos_options)
-            .map_err(|e| e.to_string())?;
-        if std::env::var_os("LEPTOS_HASH_FILES").is_none() {
-            options.hash_files = hash_file_present();
-        }
-        return Ok(options);
-    }
-    let site_root = std::env::var("LEPTOS_SITE_ROOT").unwrap_or_else(|_| "target/site".into());
-    let site_addr = match std::env::var("LEPTOS_SITE_ADDR") {
-        Ok(addr) => addr
-            .parse::<SocketAddr>()
-            .map_err(|e| format!("LEPTOS_SITE_ADDR={addr:?}: {e}"))?,
-        Err(_) => SocketAddr::from(([127, 0, 0, 1], 3000)),
-    };
-    let hash_files = match std::env::var("LEPTOS_HASH_FILES") {
-        Ok(v) => v
-            .parse::<bool>()
-            .map_err(|e| format!("LEPTOS_HASH_FILES={v:?}: {e}"))?,
-        Err(_) => hash_file_present(),
-    };
-    Ok(LeptosOptions::builder()
-        .output_name("palaver")
-        .site_root(site_root)
-        .site_pkg_dir("pkg")
-        .site_addr(site_addr)
-        .hash_files(hash_files)
-        .build())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engine_urls_are_checked_and_passwords_masked() {
-        assert_eq!(EngineKind::parse("embedded"), Ok(EngineKind::Embedded));
-        assert!(EngineKind::parse("postgres://x").is_err());
-        let engine = EngineKind::parse("redis://app:hunter2@10.0.0.5:6379/2").unwrap();
-        let shown = format!("{engine:?}");
-        assert_eq!(shown, "redis://app:***@10.0.0.5:6379/2");
-        assert!(!shown.contains("hunter2"));
-        assert_eq!(
-            format!("{:?}", EngineKind::parse("redis://127.0.0.1:6379").unwrap()),
-            "redis://127.0.0.1:6379"
-        );
-        let cluster = EngineKind::parse("redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7000").unwrap();
-        assert_eq!(
-            format!("{cluster:?}"),
-            "redis+cluster://:***@10.0.0.1:7000,10.0.0.2:7000"
-        );
-        let bad = EngineKind::parse("redis+cluster://10.0.0.1:7000,:bad:port:").unwrap_err();
-        assert!(bad.contains(":bad:port:"), "{bad}");
     }
 }
