@@ -26,6 +26,32 @@ pub struct HistoryPage {
     /// The server's message limits, so the page checks the same rule before sending.
     #[serde(default)]
     pub limits: crate::limits::MessageLimits,
+    /// Why this reader may not read the room (then `messages` is empty).
+    #[serde(default)]
+    pub refused: Option<Refusal>,
+    /// Whether this reader may post here (the sign-in mode and the room's rules).
+    #[serde(default = "yes")]
+    pub can_post: bool,
+    /// The room's rules: what the page says about who reads and posts.
+    #[serde(default)]
+    pub rules: crate::rules::RoomRules,
+    /// Whether this reader may change the rules (the owner, an admin).
+    #[serde(default)]
+    pub can_change_rules: bool,
+}
+
+/// Why a room's page shows no history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// Only signed-in people may read it (the server's mode or the room's rules).
+    SignInRequired,
+    /// Only the room's members may read it.
+    MembersOnly,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Reads a page of a room's history: the latest messages, or those just before `before`.
@@ -35,9 +61,12 @@ pub async fn load_history(room: String, before: Option<Seq>) -> Result<HistoryPa
         crate::limits::RoomName::parse(&room).map_err(|e| ServerFnError::new(e.to_string()))?;
     let source = use_context::<ssr::HistoryHandle>()
         .ok_or_else(|| ServerFnError::new("History is unavailable."))?;
+    let headers = use_context::<http::request::Parts>()
+        .map(|parts| parts.headers)
+        .unwrap_or_default();
     source
         .0
-        .page(&room, before, HISTORY_PAGE)
+        .page(&room, before, HISTORY_PAGE, &headers)
         .await
         .map_err(|_| ServerFnError::new("History is unavailable right now. Try again shortly."))
 }
@@ -56,13 +85,15 @@ pub mod ssr {
 
     /// Implemented by the server over its storage.
     pub trait HistorySource: Send + Sync + 'static {
-        /// Up to `limit` consecutive messages ending just before `before` (or the latest ones).
-        /// Errors are logged by the implementation; the string is not shown to users.
+        /// Up to `limit` consecutive messages ending just before `before` (or the latest ones),
+        /// if the request's reader (by its cookies in `headers`) may read the room. Errors are
+        /// logged by the implementation; the string is not shown to users.
         fn page<'a>(
             &'a self,
             room: &'a RoomName,
             before: Option<Seq>,
             limit: usize,
+            headers: &'a http::HeaderMap,
         ) -> Pin<Box<dyn Future<Output = Result<HistoryPage, String>> + Send + 'a>>;
     }
 

@@ -1,24 +1,30 @@
 //! Palaver's user interface and everything the browser and the server share.
 //!
 //! - [`protocol`]: the typed WebSocket frames (`ClientMsg`, `ServerMsg`).
+//! - [`account`]: who is reading (sign-in mode, the verified person), shared with the server.
 //! - [`limits`]: the rules for room names, display names and message text.
 //! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the
 //!   browser, built from [`components`].
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
 //! - [`history`]: the server function pages load history with, and the server's side of it.
+//! - [`rules`]: a room's access rules (who reads, who posts, who owns it).
 //! - [`time`]: how times are shown.
 //! - `security` (server only): the Content-Security-Policy pages are served with.
 
+pub mod account;
 pub mod chat;
 mod components;
 pub mod history;
 pub mod limits;
 mod pages;
 pub mod protocol;
+pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod security;
 pub mod time;
 
+#[cfg(feature = "hydrate")]
+mod api;
 #[cfg(feature = "hydrate")]
 mod browser;
 
@@ -78,6 +84,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=pages::NotFound>
                 <Route path=path!("/") view=pages::HomePage/>
+                <Route path=path!("/signin") view=pages::SignInPage/>
                 // Async: the whole page, history included, is rendered before it is sent, so it
                 // reads fine without JavaScript.
                 <Route path=path!("/r/:room") view=pages::RoomPage ssr=SsrMode::Async/>

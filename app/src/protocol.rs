@@ -45,6 +45,14 @@ pub enum ClientMsg {
         /// Without it, a connection's ids are its own only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         key: Option<String>,
+        /// A signed token (JWT) proving who is joining, for clients without the browser's
+        /// session cookie. With a valid token the name is the token's, and `name` is ignored.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// The owner key of a room this browser created as a guest (16–64 characters of
+        /// `A-Z a-z 0-9 - _`): its holder is the room's owner.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner_key: Option<String>,
     },
     /// Post a message to the room.
     Send {
@@ -84,6 +92,9 @@ pub struct ChatMessage {
     pub sent_at_ms: i64,
     /// The sender's id for this message, so the sender can match it to its pending copy.
     pub client_id: String,
+    /// The sender's verified user id (`sub` of their token); absent for a guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
 }
 
 /// The `client_id` as the sender chose it, from the form the server stores (`<sender>/<id>`: ids
@@ -104,6 +115,13 @@ pub enum ServerMsg {
         name: String,
         /// The room's latest sequence number at the time of joining (0 for an empty room).
         last_seq: Seq,
+        /// The joiner's verified user id; absent for a guest.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+        /// Whether the joiner may post here (a guest where only verified people post, or a
+        /// read-only room, may not). Absent means yes.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        can_post: bool,
     },
     /// A message of the room, in sequence order; each sequence number arrives at most once.
     Message(ChatMessage),
@@ -112,6 +130,9 @@ pub enum ServerMsg {
     Roster {
         /// At most [`ROSTER_PAGE`] names, each once (several tabs count once).
         names: Vec<String>,
+        /// Which of `names` are verified people, as positions in `names` (the rest are guests).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        verified: Vec<usize>,
         /// How many people are in the room.
         count: usize,
         /// Whether more names follow the last one here (ask with `after`).
@@ -131,6 +152,9 @@ pub enum ServerMsg {
         /// Names that arrived.
         #[serde(default)]
         joined: Vec<String>,
+        /// Which of `joined` are verified people, as positions in `joined`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        verified: Vec<usize>,
         /// Names that left.
         #[serde(default)]
         left: Vec<String>,
@@ -191,6 +215,17 @@ pub enum ErrorCode {
     RateLimited,
     /// The server has as many rooms open as it may; this one could not be opened. Try again later.
     ServerBusy,
+    /// Only verified people may do this (or connect at all): sign in. Closes with 4010 at join.
+    SignInRequired,
+    /// The token expired or was revoked: sign in again. Closes with 4011.
+    SignInExpired,
+    /// A verified person in this room has this name; a guest may not use it. Closes with 4005.
+    NameTaken,
+    /// The room's rules do not allow this (reading: closes with 4003; posting: the message is
+    /// not accepted).
+    Forbidden,
+    /// This user or this room has as many connections as it may. Closes with 4029 or 4014.
+    TooManyConnections,
     /// Anything else. Details are in the server log, never in the frame.
     #[serde(other)]
     Internal,
@@ -211,8 +246,28 @@ pub mod close_code {
     /// Nothing was heard from the client (no frame, no pong) for the peer timeout. Reconnect and
     /// resume with `after_seq`.
     pub const PEER_TIMEOUT: u16 = 4009;
+    /// The room's rules do not let this person read it (`forbidden`); do not reconnect.
+    pub const FORBIDDEN: u16 = 4003;
+    /// A verified person in the room has the name; choose another (`name_taken`).
+    pub const NAME_TAKEN: u16 = 4005;
+    /// Only verified people may connect: sign in (`sign_in_required`); do not reconnect as is.
+    pub const SIGN_IN_REQUIRED: u16 = 4010;
+    /// The token expired or was revoked: sign in again, then reconnect (`sign_in_expired`).
+    pub const SIGN_IN_EXPIRED: u16 = 4011;
+    /// The room has as many connections as it may (`too_many_connections`); reconnect later.
+    pub const ROOM_FULL: u16 = 4014;
+    /// This user has as many connections as they may (`too_many_connections`); close another.
+    pub const TOO_MANY_CONNECTIONS: u16 = 4029;
     /// The server is restarting; reconnect (standard code 1012).
     pub const SERVICE_RESTART: u16 = 1012;
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl ClientMsg {
@@ -256,6 +311,8 @@ mod tests {
             name: "Ada".into(),
             after_seq: Some(7),
             key: None,
+            token: None,
+            owner_key: None,
         };
         let json = serde_json::to_string(&join).unwrap();
         assert_eq!(json, r#"{"type":"join","name":"Ada","after_seq":7}"#);
@@ -268,6 +325,8 @@ mod tests {
                 name: "Ada".into(),
                 after_seq: None,
                 key: None,
+                token: None,
+                owner_key: None,
             }
         );
     }
@@ -281,6 +340,7 @@ mod tests {
             text: "hi".into(),
             sent_at_ms: 10,
             client_id: "c".into(),
+            user_id: None,
         });
         let v: serde_json::Value = serde_json::from_str(&msg.encode()).unwrap();
         assert_eq!(v["type"], "message");
@@ -322,9 +382,11 @@ mod tests {
                 text: quote_heavy,
                 sent_at_ms: i64::MAX,
                 client_id: "c".repeat(crate::limits::MAX_CLIENT_ID_BYTES),
+                user_id: Some("u".repeat(255)),
             }),
             ServerMsg::Roster {
                 names: vec![name.clone(); ROSTER_PAGE],
+                verified: (0..ROSTER_PAGE).map(|i| i + 100_000).collect(),
                 count: usize::MAX,
                 more: true,
                 after: Some(name.clone()),
@@ -333,6 +395,7 @@ mod tests {
             ServerMsg::Presence {
                 count: usize::MAX,
                 joined: vec![name.clone(); PRESENCE_NAMES],
+                verified: (0..PRESENCE_NAMES).collect(),
                 left: vec![name.clone(); PRESENCE_NAMES],
                 more_joined: usize::MAX,
                 more_left: usize::MAX,

@@ -117,6 +117,8 @@ async fn member(
     let ws = connect(server, path, i).await?;
     let (mut sink, mut frames) = ws.split();
     let join = app::protocol::ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: long_name(i),
         after_seq: None,
         key: None,
@@ -208,6 +210,8 @@ async fn visit(server: SocketAddr, path: &str, s: usize) -> Result<bool, String>
     let ws = connect(server, path, s).await?;
     let (mut sink, mut frames) = ws.split();
     let join = app::protocol::ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: format!("flood-{s}"),
         after_seq: None,
         key: None,

@@ -30,6 +30,8 @@ async fn client(addr: SocketAddr, room: String, id: usize, count: usize, window:
         .expect("connect");
     let (mut tx, mut rx) = ws.split();
     let join = ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: format!("bench-{id}"),
         after_seq: None,
         key: None,

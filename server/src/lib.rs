@@ -4,6 +4,8 @@
 //!
 //! - [`server`]: wiring — open the engine, build the shared state, listen, shut down.
 //! - [`config`]: every setting and its default, and the Leptos site settings.
+//! - [`commands`]: `server token`, `server revoke`, `server rules`.
+//! - [`auth`]: signed tokens, the session cookie, revocations, rooms' rules.
 //! - [`web`]: the router, pages' history, health, metrics, static files and headers.
 //! - [`session`]: one WebSocket connection: admission, the run loop, catch-up, the dialects.
 //! - [`registry`]: room name -> running room task.
@@ -13,6 +15,8 @@
 //! - [`metrics`]: what `/metrics` counts.
 //! - [`redact`]: what logs may say about a room.
 
+pub mod auth;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod guard;

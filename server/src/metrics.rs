@@ -21,6 +21,8 @@ pub enum Rejection {
     Invalid,
     /// Storage failed; the client retries.
     Unavailable,
+    /// The sender may not post there (a guest where only verified people post, a read-only room).
+    Forbidden,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use app::limits::RoomName;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Engine, History};
+use crate::engine::{Directory, Engine, History};
 use crate::room::{spawn_room, RoomHandle, RoomSettings};
 
 /// Shared by every session; cheap to clone.
@@ -47,6 +47,11 @@ impl Rooms {
                 shutdown,
             }),
         }
+    }
+
+    /// The engine's revocations and room rules.
+    pub fn directory(&self) -> &Arc<dyn Directory> {
+        &self.inner.engine.directory
     }
 
     /// The engine's history, for readers that do not go through a room (pages, catch-up).

@@ -29,6 +29,8 @@ pub enum StartError {
     Engine(#[from] engine::OpenError),
     #[error("site settings (LEPTOS_* environment): {0}")]
     Leptos(String),
+    #[error("sign-in settings: {0}")]
+    Auth(String),
 }
 
 /// A running server. Dropping it shuts the server down.
@@ -55,7 +57,15 @@ impl Server {
             let history = engine.history.clone();
             tokio::spawn(engine::retention::sweep_until(history, shutdown.clone()));
         }
-        let state = app_state(config, engine, shutdown.clone())?;
+        let state = app_state(config, engine.clone(), shutdown.clone())?;
+        if let Some(verifier) = &state.auth.verifier {
+            let revocations = verifier.revocations().clone();
+            tokio::spawn(crate::auth::revocations::poll_until(
+                engine.directory.clone(),
+                revocations,
+                shutdown.clone(),
+            ));
+        }
         let listen_err = |source| StartError::Listen { addr, source };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
@@ -136,7 +146,15 @@ pub(crate) fn app_state(
     shutdown: CancellationToken,
 ) -> Result<AppState, StartError> {
     let shared_rate_limit = engine.mesh.as_ref().map(|mesh| mesh.rate_limit.clone());
-    let guard = Guard::new(config.guard_settings(), shared_rate_limit, shutdown.clone());
+    let shared_connections = engine.mesh.as_ref().map(|mesh| mesh.connections.clone());
+    let guard = Guard::new(
+        config.guard_settings(),
+        shared_rate_limit,
+        shared_connections,
+        shutdown.clone(),
+    );
+    let auth = auth(config)?;
+    let access = crate::auth::access::RoomAccess::new(engine.directory.clone());
     let metrics = Arc::new(Metrics::new());
     let tasks = TaskTracker::new();
     let room_settings = config.room_settings(metrics.clone(), tasks.clone());
@@ -152,6 +170,37 @@ pub(crate) fn app_state(
         metrics,
         tasks,
         metrics_on_main: config.metrics_bind.is_none(),
+        auth,
+        access,
+        signin_url: config.auth.signin_url.clone(),
+    })
+}
+
+/// Identity settings: the mode, and the verifier with its keys (none when `--auth off`).
+fn auth(config: &Config) -> Result<crate::auth::Auth, StartError> {
+    use crate::auth::{Auth, AuthMode, KeySource, Verifier};
+    let args = &config.auth;
+    if args.mode == AuthMode::Off {
+        return Ok(Auth::off());
+    }
+    let settings = args.verifier_settings().map_err(StartError::Auth)?;
+    let verifier = Verifier::new(settings, Arc::default()).map_err(|(source, e)| {
+        let setting = match source {
+            KeySource::Secret => "--auth-secret-file / PALAVER_AUTH_SECRET",
+            KeySource::PublicKey => "--auth-public-key",
+            KeySource::Jwks => "--auth-jwks-url",
+        };
+        StartError::Auth(format!("{setting}: {e}"))
+    })?;
+    Ok(Auth {
+        mode: args.mode,
+        guests_read: args.guests_read,
+        verifier: Some(Arc::new(verifier)),
+        secure_cookie: config
+            .public_origin
+            .first()
+            .is_some_and(|o| o.starts_with("https://")),
+        leeway: Duration::from_secs(args.leeway_secs),
     })
 }
 

@@ -104,6 +104,8 @@ async fn a_forged_forwarded_for_from_an_untrusted_peer_changes_nothing() {
         let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
         let mut c = common::Client::from_stream(ws);
         c.send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: format!("Fake {i}"),
             after_seq: None,
             key: common::test_key(),
@@ -218,6 +220,8 @@ async fn a_long_catch_up_is_paced_by_the_history_budget_and_loses_nothing() {
     let mut late =
         common::Client::connect_from(&server.ws_url("long"), [127, 30, 0, 1].into()).await;
     late.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: "Late".into(),
         after_seq: Some(0),
         key: common::test_key(),
@@ -239,6 +243,8 @@ async fn a_long_catch_up_is_paced_by_the_history_budget_and_loses_nothing() {
         common::Client::connect_from(&server.ws_url("long"), [127, 30, 0, 2].into()).await;
     quick
         .send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: "Quick".into(),
             after_seq: Some(2_400),
             key: common::test_key(),

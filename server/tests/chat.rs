@@ -239,6 +239,8 @@ async fn bad_frames_get_clear_errors_and_the_connection_survives() {
         }
     ));
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: "Eve".into(),
         after_seq: None,
         key: common::test_key(),
@@ -263,6 +265,8 @@ async fn an_invalid_join_is_refused_with_a_close_code() {
 
     let mut c = common::Client::connect(&server.ws_url("ok")).await;
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: " ".into(),
         after_seq: None,
         key: common::test_key(),
@@ -492,6 +496,8 @@ async fn join_with_key(
 ) -> common::Client {
     let mut c = common::Client::connect(&server.ws_url(room)).await;
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: name.into(),
         after_seq: None,
         key: key.map(str::to_owned),

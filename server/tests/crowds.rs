@@ -67,6 +67,8 @@ impl Member {
         let mut client = Client::connect_from(url, source).await;
         client
             .send(&ClientMsg::Join {
+                token: None,
+                owner_key: None,
                 name: name.into(),
                 after_seq: None,
                 key: common::test_key(),
@@ -112,6 +114,8 @@ async fn read_until_stopped(
 async fn newcomer(url: &str, name: &str) -> (Client, usize, ServerMsg) {
     let mut c = Client::connect(url).await;
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: name.into(),
         after_seq: None,
         key: common::test_key(),
@@ -311,6 +315,8 @@ async fn flood_fresh_rooms(
             continue;
         };
         c.send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: format!("bot{a}"),
             after_seq: None,
             key: common::test_key(),
@@ -352,6 +358,8 @@ async fn a_loaded_room_with_nobody_in_it_costs_a_few_kilobytes() {
                 visits.push(tokio::spawn(async move {
                     let mut c = Client::connect_from(&url, source(block, i / 20)).await;
                     c.send(&ClientMsg::Join {
+                        token: None,
+                        owner_key: None,
                         name: "Visitor".into(),
                         after_seq: None,
                         key: common::test_key(),
@@ -445,6 +453,8 @@ async fn names_cycling_through_a_room_reach_its_readers_at_a_bounded_rate() {
                     .await
                     .expect("within budget");
                 c.send(&ClientMsg::Join {
+                    token: None,
+                    owner_key: None,
                     name: format!("visit-evil.example {a}-{v}"),
                     after_seq: None,
                     key: common::test_key(),

@@ -220,6 +220,8 @@ async fn the_per_ip_rate_limit_holds_across_nodes() {
     for (i, node) in nodes.iter().enumerate() {
         let mut c = Client::connect_from(&node.ws_url(&room), address).await;
         c.send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: format!("Tab {i}"),
             after_seq: None,
             key: common::test_key(),
@@ -246,6 +248,8 @@ async fn the_per_ip_rate_limit_holds_across_nodes() {
     let mut other = Client::connect_from(&nodes[2].ws_url(&room), random_loopback()).await;
     other
         .send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: "Someone else".into(),
             after_seq: None,
             key: common::test_key(),

@@ -273,6 +273,8 @@ struct Sender {
 async fn join(url: &str, name: &str, after_seq: Option<u64>) -> common::Client {
     let mut c = common::Client::connect(url).await;
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: name.into(),
         after_seq,
         key: common::test_key(),
@@ -391,6 +393,8 @@ async fn sigterm_under_load_loses_nothing_and_clients_resume_after_the_restart()
     for s in &mut senders {
         let mut c = common::Client::connect(&url).await;
         c.send(&ClientMsg::Join {
+            token: None,
+            owner_key: None,
             name: format!("Sender {}", s.id),
             after_seq: Some(s.last_seen),
             key: common::test_key(),

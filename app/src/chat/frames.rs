@@ -42,12 +42,14 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
         }
         ServerMsg::Roster {
             names,
+            verified,
             count,
             more,
             after,
             query,
         } => {
             let page = RosterPage {
+                verified: positions(&names, &verified),
                 names,
                 count,
                 more,
@@ -60,6 +62,7 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
         ServerMsg::Presence {
             count,
             joined,
+            verified,
             left,
             more_joined,
             more_left,
@@ -67,6 +70,7 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
         } => {
             let change = RosterChange {
                 count,
+                verified: positions(&joined, &verified),
                 joined,
                 left,
                 more_joined,
@@ -102,4 +106,12 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
             retry.map(|ms| u32::try_from(ms).unwrap_or(u32::MAX))
         }
     }
+}
+
+/// The names at `positions` (the server marks verified names by position; bad ones are skipped).
+fn positions(names: &[String], positions: &[usize]) -> Vec<String> {
+    positions
+        .iter()
+        .filter_map(|&i| names.get(i).cloned())
+        .collect()
 }

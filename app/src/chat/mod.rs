@@ -28,6 +28,27 @@ pub enum ConnState {
     Reconnecting { attempt: u32 },
     /// The browser reports no network; we retry as soon as it comes back.
     Offline,
+    /// The server will not let this reader in as they are ([`RoomState::stopped`] says why);
+    /// tried again when they act (sign in, choose another name) or come back to the tab.
+    Stopped,
+}
+
+/// Who the server says this page is in the room (from its welcome).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Me {
+    /// The name the server accepted (a verified person's is their token's).
+    pub name: String,
+    /// The verified user id; `None` for a guest.
+    pub user_id: Option<String>,
+    /// Whether this reader may post here.
+    pub can_post: bool,
+}
+
+/// Why the server refused this reader, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stop {
+    pub code: crate::protocol::ErrorCode,
+    pub message: String,
 }
 
 /// Where a message the user sent is on its way to the room.
@@ -97,6 +118,11 @@ pub struct RoomState {
     pub degraded: RwSignal<bool>,
     /// Who is in the room (nobody until the server says).
     pub roster: RwSignal<RosterView>,
+    /// Who this page is in the room, once welcomed.
+    pub me: RwSignal<Option<Me>>,
+    /// Why the server refused this reader (sign in, not a member, name taken); `None` while it
+    /// lets them in.
+    pub stopped: RwSignal<Option<Stop>>,
     /// Join and leave lines, in arrival order.
     pub notices: RwSignal<Vec<Notice>>,
     /// The server's message limits, checked before sending.
@@ -120,6 +146,8 @@ impl RoomState {
             notice: RwSignal::new(None),
             degraded: RwSignal::new(false),
             roster: RwSignal::new(RosterView::default()),
+            me: RwSignal::new(None),
+            stopped: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),
             removed_upto: RwSignal::new(0),
@@ -304,6 +332,12 @@ impl RoomConnection {
         self.inner.roster(after, query);
     }
 
+    /// Tries again after the server refused this reader (they signed in in another tab, say).
+    pub fn retry(&self) {
+        #[cfg(feature = "hydrate")]
+        self.inner.retry();
+    }
+
     /// Stops the task and closes the socket.
     pub fn close(&self) {
         #[cfg(feature = "hydrate")]
@@ -327,182 +361,4 @@ fn describe(names: &[String], more: usize, verb: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
-        let owner = Owner::new();
-        owner.with(|| {
-            // Away after 2; 3..=6 removed; 7 arrives.
-            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
-            state.removed(2, 6);
-            assert!(state.deliver(msg(7, "c")));
-            let items = state.timeline();
-            let TimelineItem::Notice(n) = &items[2] else {
-                panic!("a notice after 2: {items:?}")
-            };
-            assert!(n.text.starts_with("4 messages from while you were away"));
-            assert_eq!(
-                state.removed_upto.get_untracked(),
-                0,
-                "the top is still the start"
-            );
-
-            // Nothing shown yet: the top of the list says it.
-            let fresh = RoomState::new(vec![], 0);
-            fresh.removed(0, 9);
-            assert_eq!(fresh.removed_upto.get_untracked(), 9);
-            assert!(fresh.timeline().is_empty());
-        });
-    }
-
-    #[test]
-    fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
-        let owner = Owner::new();
-        owner.with(|| {
-            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
-            state.presence(joined(&["Ada"], 1), 0);
-            let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
-            assert_eq!(keys, [(1, 0), (0, 1), (0, 2)]);
-
-            // Before older history that is not loaded: left out.
-            let later = RoomState::new(vec![msg(50, "x")], 50);
-            later.presence(joined(&["Ada"], 1), 10);
-            assert_eq!(later.timeline().len(), 1);
-        });
-    }
-
-    #[test]
-    fn presence_lines_are_short_and_placed_after_the_last_message() {
-        let owner = Owner::new();
-        owner.with(|| {
-            let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
-            let mut change = joined(&["Ada", "Bob", "Cy", "Di"], 4);
-            change.left = vec!["Ed".into()];
-            state.presence(change, 9);
-            state.deliver(msg(3, "c"));
-            let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
-            assert_eq!(keys, [(0, 1), (0, 2), (1, 0), (1, 1), (0, 3)]);
-            let texts: Vec<_> = state
-                .notices
-                .get_untracked()
-                .into_iter()
-                .map(|n| n.text)
-                .collect();
-            assert_eq!(texts, ["Ada, Bob and 2 others joined", "Ed left"]);
-            assert_eq!(state.roster.get_untracked().count, 4);
-
-            // Unnamed arrivals are counted in the line; a change naming nobody adds no line.
-            let mut crowd = joined(&["Fay"], 25);
-            crowd.more_joined = 20;
-            state.presence(crowd, 3);
-            state.presence(
-                RosterChange {
-                    count: 200,
-                    more_left: 3,
-                    ..RosterChange::default()
-                },
-                3,
-            );
-            let texts: Vec<_> = state
-                .notices
-                .get_untracked()
-                .into_iter()
-                .map(|n| n.text)
-                .collect();
-            assert_eq!(
-                texts.last().map(String::as_str),
-                Some("Fay and 20 others joined")
-            );
-            assert_eq!(texts.len(), 3);
-            assert_eq!(state.roster.get_untracked().count, 200);
-        });
-    }
-
-    /// A change in which `names` joined and the room now has `count` people.
-    fn joined(names: &[&str], count: usize) -> RosterChange {
-        RosterChange {
-            count,
-            joined: names.iter().map(|s| s.to_string()).collect(),
-            ..RosterChange::default()
-        }
-    }
-
-    fn msg(seq: Seq, client_id: &str) -> ChatMessage {
-        ChatMessage {
-            seq,
-            id: format!("m{seq}"),
-            sender: "a".into(),
-            text: "t".into(),
-            sent_at_ms: 0,
-            client_id: client_id.into(),
-        }
-    }
-
-    #[test]
-    fn deliver_drops_duplicates_and_clears_outbox() {
-        let owner = Owner::new();
-        owner.with(|| {
-            let state = RoomState::new(vec![msg(1, "x")], 1);
-            state.outbox.set(vec![OutboxEntry {
-                client_id: "c2".into(),
-                text: "t".into(),
-                delivery: Delivery::Sending,
-            }]);
-            assert!(!state.deliver(msg(1, "x")));
-            state.acknowledge("c2");
-            assert_eq!(state.outbox.get_untracked()[0].delivery, Delivery::Sent);
-            assert!(state.deliver(msg(2, "c2")));
-            assert!(state.outbox.get_untracked().is_empty());
-            assert_eq!(state.last_seq(), 2);
-        });
-    }
-
-    #[test]
-    fn requeue_only_touches_unacknowledged() {
-        let owner = Owner::new();
-        owner.with(|| {
-            let state = RoomState::new(vec![], 0);
-            state.outbox.set(vec![
-                OutboxEntry {
-                    client_id: "a".into(),
-                    text: "t".into(),
-                    delivery: Delivery::Sending,
-                },
-                OutboxEntry {
-                    client_id: "b".into(),
-                    text: "t".into(),
-                    delivery: Delivery::Sent,
-                },
-            ]);
-            state.requeue_unacknowledged();
-            let o = state.outbox.get_untracked();
-            assert_eq!(o[0].delivery, Delivery::Queued);
-            assert_eq!(o[1].delivery, Delivery::Sent);
-        });
-    }
-
-    #[test]
-    fn a_hold_back_notice_lasts_until_everything_is_acknowledged() {
-        let owner = Owner::new();
-        owner.with(|| {
-            let state = RoomState::new(vec![], 0);
-            let entry = |id: &str, delivery| OutboxEntry {
-                client_id: id.into(),
-                text: "t".into(),
-                delivery,
-            };
-            // "a" went through; "b" was refused for the rate limit and waits to be resent.
-            state.outbox.set(vec![
-                entry("a", Delivery::Sending),
-                entry("b", Delivery::Queued),
-            ]);
-            state.acknowledge("a");
-            assert!(!state.all_acknowledged());
-            state.outbox.update(|o| o[1].delivery = Delivery::Sending);
-            state.acknowledge("b");
-            assert!(state.all_acknowledged());
-        });
-    }
-}
+mod tests;

@@ -14,6 +14,8 @@ pub struct RosterView {
     pub names: BTreeSet<String>,
     /// Whether `names` is everyone (no page left to load, no unnamed change since).
     pub complete: bool,
+    /// Names verified people hold (of those the page was told of).
+    pub verified: BTreeSet<String>,
     /// The results of the reader's search, when one is under way.
     pub search: Option<Search>,
 }
@@ -31,6 +33,8 @@ pub struct Search {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
     pub names: Vec<String>,
+    /// Which of `names` verified people hold.
+    pub verified: Vec<String>,
     pub count: usize,
     pub more: bool,
     pub after: Option<String>,
@@ -42,6 +46,8 @@ pub struct Page {
 pub struct Change {
     pub count: usize,
     pub joined: Vec<String>,
+    /// Which of `joined` verified people hold.
+    pub verified: Vec<String>,
     pub left: Vec<String>,
     pub more_joined: usize,
     pub more_left: usize,
@@ -51,6 +57,10 @@ impl RosterView {
     /// Applies a page: the first one starts the list (or the search) afresh, later ones add to it.
     pub fn apply_page(&mut self, page: Page) {
         self.count = page.count;
+        for name in &page.names {
+            self.verified.remove(name);
+        }
+        self.verified.extend(page.verified);
         match page.query {
             Some(query) => {
                 let fresh = page.after.is_none();
@@ -77,14 +87,21 @@ impl RosterView {
     /// Applies a change: the count, and the names it gives.
     pub fn apply_change(&mut self, change: &Change) {
         self.count = change.count;
-        for name in &change.left {
+        for name in change.left.iter().chain(&change.joined) {
             self.names.remove(name);
+            self.verified.remove(name);
         }
+        self.verified.extend(change.verified.iter().cloned());
         self.names.extend(change.joined.iter().cloned());
         if change.more_joined + change.more_left > 0 {
             // Someone came or went unnamed: the list is no longer everyone.
             self.complete = false;
         }
+    }
+
+    /// Whether a verified person holds `name`.
+    pub fn is_verified(&self, name: &str) -> bool {
+        self.verified.contains(name)
     }
 
     /// The names to list: the search's results while searching, else everyone known.
@@ -131,16 +148,20 @@ mod tests {
             more: false,
             after: Some("Bo".into()),
             query: None,
+            verified: names(&["Cy"]),
         });
+        assert!(r.is_verified("Cy") && !r.is_verified("Ada"));
         assert!(r.complete);
         assert_eq!(r.listed(), names(&["Ada", "Bo", "Cy"]));
         r.apply_change(&Change {
             count: 3,
             joined: names(&["Di"]),
-            left: names(&["Bo"]),
+            left: names(&["Bo", "Cy"]),
+            verified: names(&["Di"]),
             ..Change::default()
         });
-        assert_eq!(r.listed(), names(&["Ada", "Cy", "Di"]));
+        assert_eq!(r.listed(), names(&["Ada", "Di"]));
+        assert!(r.is_verified("Di") && !r.is_verified("Cy"), "Cy left");
         assert!(r.complete);
         r.apply_change(&Change {
             count: 40,
@@ -160,6 +181,7 @@ mod tests {
             more,
             after: after.map(str::to_owned),
             query: Some(query.to_owned()),
+            verified: vec![],
         };
         r.apply_page(found("ad", &["Ada", "Adam"], None, true));
         r.apply_page(found("ad", &["Adele"], Some("Adam"), false));

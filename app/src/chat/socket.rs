@@ -14,9 +14,9 @@ use gloo_net::websocket::{futures::WebSocket, Message};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::{ConnState, Delivery, RoomState};
+use super::{ConnState, Delivery, Me, RoomState, Stop};
 use crate::browser;
-use crate::protocol::{ClientMsg, ServerMsg};
+use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
 /// First retry delay after a drop; doubles per failed attempt.
 const BACKOFF_BASE_MS: f64 = 500.0;
@@ -40,6 +40,8 @@ enum Ask {
         after: Option<String>,
         query: Option<String>,
     },
+    /// Try again now after a refusal.
+    Retry,
 }
 
 /// Controls the task from the page.
@@ -56,6 +58,10 @@ impl Handle {
 
     pub fn roster(&self, after: Option<String>, query: Option<String>) {
         let _ = self.kick.unbounded_send(Ask::Roster { after, query });
+    }
+
+    pub fn retry(&self) {
+        let _ = self.kick.unbounded_send(Ask::Retry);
     }
 
     pub fn stop(&self) {
@@ -111,6 +117,8 @@ async fn run(
     mut network: mpsc::UnboundedReceiver<Browser>,
 ) {
     let path = format!("/api/rooms/{room}/ws");
+    // A room this browser created: its key makes the creator the owner.
+    let owner_key = crate::api::owner_key(&room);
     let mut failures: u32 = 0;
     loop {
         while !browser::is_online() {
@@ -120,8 +128,22 @@ async fn run(
                 _ = network.next() => {}
             }
         }
-        let refused_for = match connect_once(&state, &path, &name, &mut kick, &mut network).await {
+        let joining = Joining {
+            path: &path,
+            name: &name,
+            owner_key: owner_key.as_deref(),
+        };
+        let refused_for = match connect_once(&state, joining, &mut kick, &mut network).await {
             Session::PageGone => return,
+            Session::Refused => {
+                // Nothing changes by itself: wait for the reader to act, or to come back.
+                if !wait_for_reader(&mut kick, &mut network).await {
+                    return;
+                }
+                state.stopped.set(None);
+                state.conn.set(ConnState::Connecting);
+                continue;
+            }
             Session::Ended { joined: true } => {
                 failures = 0;
                 None
@@ -161,6 +183,54 @@ async fn run(
     }
 }
 
+/// A refusal of the reader as they are (not of one message): they must sign in (again), are not
+/// a member, or chose a name a verified person holds.
+fn refusal(msg: &ServerMsg) -> Option<Stop> {
+    match msg {
+        ServerMsg::Error {
+            code,
+            message,
+            client_id: None,
+            ..
+        } if matches!(
+            code,
+            ErrorCode::SignInRequired
+                | ErrorCode::SignInExpired
+                | ErrorCode::Forbidden
+                | ErrorCode::NameTaken
+        ) =>
+        {
+            Some(Stop {
+                code: *code,
+                message: message.clone(),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Waits until the reader asks to try again or comes back to the page; `false` when the page
+/// is gone.
+async fn wait_for_reader(
+    kick: &mut mpsc::UnboundedReceiver<Ask>,
+    network: &mut mpsc::UnboundedReceiver<Browser>,
+) -> bool {
+    loop {
+        select! {
+            asked = kick.next() => match asked {
+                Some(Ask::Retry) => return true,
+                Some(_) => {}
+                None => return false,
+            },
+            change = network.next() => match change {
+                Some(Browser::Visible | Browser::Online) => return true,
+                Some(Browser::Offline) => {}
+                None => return false,
+            },
+        }
+    }
+}
+
 /// "Equal jitter": half the exponential delay, plus a random part of the other half, so that many
 /// clients dropped at once do not come back at once.
 fn backoff_ms(failures: u32) -> u32 {
@@ -169,9 +239,19 @@ fn backoff_ms(failures: u32) -> u32 {
     (capped / 2.0 + browser::jitter() * capped / 2.0) as u32
 }
 
+/// What a connection joins with.
+#[derive(Clone, Copy)]
+struct Joining<'a> {
+    path: &'a str,
+    name: &'a str,
+    owner_key: Option<&'a str>,
+}
+
 enum Session {
     /// The connection ended; `joined` says whether it got as far as the welcome.
     Ended { joined: bool },
+    /// The server will not let this reader in as they are (see [`RoomState::stopped`]).
+    Refused,
     /// The page that owned this task is gone.
     PageGone,
 }
@@ -180,8 +260,11 @@ enum Session {
 /// until the connection or the page goes.
 async fn connect_once(
     state: &RoomState,
-    path: &str,
-    name: &str,
+    Joining {
+        path,
+        name,
+        owner_key,
+    }: Joining<'_>,
     kick: &mut mpsc::UnboundedReceiver<Ask>,
     network: &mut mpsc::UnboundedReceiver<Browser>,
 ) -> Session {
@@ -192,6 +275,9 @@ async fn connect_once(
     let (mut sink, stream) = socket.split();
     let mut stream = stream.fuse();
     let join = ClientMsg::Join {
+        // The session cookie says who a signed-in reader is.
+        token: None,
+        owner_key: owner_key.map(str::to_owned),
         name: name.to_owned(),
         // The page shows everything up to last_seq (server-rendered history, then live
         // messages): resume right after it, so nothing is missed and nothing arrives twice.
@@ -219,10 +305,14 @@ async fn connect_once(
             asked = kick.next() => match asked {
                 Some(Ask::Flush) => conn.send_queued(state, &mut sink).await,
                 Some(Ask::Roster { after, query }) => conn.ask_roster(after, query, &mut sink).await,
+                Some(Ask::Retry) => Ok(()),
                 None => return Session::PageGone,
             },
         };
         if step.is_err() {
+            if state.stopped.with_untracked(Option::is_some) {
+                return Session::Refused;
+            }
             return Session::Ended {
                 joined: conn.joined,
             };
@@ -299,6 +389,25 @@ impl Connection {
         let welcome = matches!(msg, ServerMsg::Welcome { .. });
         if self.joined || welcome {
             self.liveness.heard();
+        }
+        if let Some(stop) = refusal(&msg) {
+            // A close follows; the page says why and waits for the reader.
+            state.stopped.set(Some(stop));
+            state.conn.set(ConnState::Stopped);
+            return Err(());
+        }
+        if let ServerMsg::Welcome {
+            name,
+            user_id,
+            can_post,
+            ..
+        } = &msg
+        {
+            state.me.set(Some(Me {
+                name: name.clone(),
+                user_id: user_id.clone(),
+                can_post: *can_post,
+            }));
         }
         if welcome {
             self.joined = true;

@@ -10,7 +10,8 @@ pub fn ErrorCard(
     #[prop(optional)]
     text: Option<&'static str>,
     /// Where the one button goes, and what it says.
-    href: &'static str,
+    #[prop(into)]
+    href: String,
     action: &'static str,
     /// Announced to screen readers at once (for failures, not for a wrong address).
     #[prop(optional)]

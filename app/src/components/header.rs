@@ -2,6 +2,8 @@
 
 use leptos::{ev, html, prelude::*};
 
+use super::{AccountBar, VerifiedMark};
+use crate::account::Account;
 use crate::chat::{ConnState, RoomConnection, RoomState};
 
 #[component]
@@ -9,8 +11,13 @@ pub fn RoomHeader(
     title: String,
     state: RoomState,
     connection: StoredValue<Option<RoomConnection>>,
+    account: Account,
+    /// More controls (the room's settings, for its owner).
+    #[prop(optional)]
+    children: Option<Children>,
 ) -> impl IntoView {
     let status = move || match state.conn.get() {
+        ConnState::Stopped => ("stopped", "Not connected".to_owned()),
         ConnState::Connecting => ("connecting", "Connecting…".to_owned()),
         ConnState::Connected if state.degraded.get() => {
             ("degraded", "Saving paused: messages wait".to_owned())
@@ -29,6 +36,8 @@ pub fn RoomHeader(
             <a class="brand small" href="/" aria-label="Palaver home">"Palaver"</a>
             <h1 class="room-title">{title}</h1>
             <Roster state connection/>
+            <AccountBar account/>
+            {children.map(|c| c())}
             <p class="status" data-state=move || status().0 role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
                 <span class="status-text">{move || status().1}</span>
@@ -92,7 +101,12 @@ fn Roster(state: RoomState, connection: StoredValue<Option<RoomConnection>>) -> 
                         prop:value=move || query.get() on:input=on_search/>
                     <ul aria-label="Online now">
                         <For each=move || roster.with(|r| r.listed()) key=|n| n.clone() let:name>
-                            <li>{name}</li>
+                            <li>
+                                {name.clone()}
+                                <Show when={let name = name.clone(); move || roster.with(|r| r.is_verified(&name))}>
+                                    <VerifiedMark user_id="in this room"/>
+                                </Show>
+                            </li>
                         </For>
                     </ul>
                     <Show when=searching_nobody>

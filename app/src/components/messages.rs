@@ -4,7 +4,8 @@
 
 use leptos::{ev, html, prelude::*};
 
-use crate::chat::{Delivery, OutboxEntry, RoomState, TimelineItem};
+use super::VerifiedMark;
+use crate::chat::{Delivery, Me, OutboxEntry, RoomState, TimelineItem};
 use crate::history::load_history;
 use crate::pages::Hydrated;
 use crate::protocol::ChatMessage;
@@ -47,7 +48,7 @@ pub fn MessageList(
                 <For each=move || state.timeline() key=TimelineItem::key let:item>
                     {match item {
                         TimelineItem::Message(msg) => view! {
-                            <MessageItem msg mine=Signal::derive(move || saved.get().flatten())/>
+                            <MessageItem msg me=state.me saved=Signal::derive(move || saved.get().flatten())/>
                         }
                         .into_any(),
                         TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
@@ -116,12 +117,32 @@ impl OlderHistory {
     }
 }
 
+/// Whether `msg` is the reader's own: by user id for a verified reader, else by name among
+/// guests' messages (before the welcome, by the name this browser keeps).
+fn is_own(msg: &ChatMessage, me: Option<&Me>, saved: Option<&str>) -> bool {
+    match me {
+        Some(Me {
+            user_id: Some(id), ..
+        }) => msg.user_id.as_deref() == Some(id.as_str()),
+        Some(me) => msg.user_id.is_none() && msg.sender == me.name,
+        None => msg.user_id.is_none() && saved == Some(msg.sender.as_str()),
+    }
+}
+
 #[component]
-fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView {
+fn MessageItem(
+    msg: ChatMessage,
+    me: RwSignal<Option<Me>>,
+    saved: Signal<Option<String>>,
+) -> impl IntoView {
     let is_mine = {
-        let sender = msg.sender.clone();
-        Memo::new(move |_| mine.get().as_deref() == Some(sender.as_str()))
+        let msg = msg.clone();
+        Memo::new(move |_| me.with(|me| is_own(&msg, me.as_ref(), saved.get().as_deref())))
     };
+    let verified = msg
+        .user_id
+        .clone()
+        .map(|id| view! { <VerifiedMark user_id=id/> });
     let hydrated = use_context::<Hydrated>().map(|h| h.0);
     let ms = msg.sent_at_ms;
     // The server does not know the reader's time zone: it renders UTC, and the browser switches to
@@ -133,7 +154,7 @@ fn MessageItem(msg: ChatMessage, mine: Signal<Option<String>>) -> impl IntoView 
     view! {
         <li class="msg" class:mine=is_mine data-seq=msg.seq>
             <div class="meta">
-                <span class="sender">{msg.sender}</span>
+                <span class="sender">{msg.sender}{verified}</span>
                 <time datetime=iso_time(msg.sent_at_ms)>{time}</time>
                 // Everything in the list is stored; on one's own messages, say so.
                 <Show when=move || is_mine.get()>

@@ -1,12 +1,16 @@
 //! What the pages are built from: the room header, the message list, the composer and name
-//! prompt, and the one error card.
+//! prompt, the account bar and refusals, the room's settings, and the one error card.
 
+mod account;
 mod composer;
 mod error_card;
 mod header;
 mod messages;
+mod settings;
 
+pub use account::{AccountBar, ReadOnlyNote, StoppedNotice, VerifiedMark};
 pub use composer::{Composer, NamePrompt};
 pub use error_card::ErrorCard;
 pub use header::RoomHeader;
 pub use messages::{MessageList, OlderHistory};
+pub use settings::RoomSettings;

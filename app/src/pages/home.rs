@@ -5,6 +5,8 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_navigate;
 
 use super::{remember_name, use_saved_name};
+use crate::account::load_account;
+use crate::components::AccountBar;
 use crate::limits::{validate_display_name, RoomName, MAX_DISPLAY_NAME_CHARS};
 
 #[component]
@@ -44,24 +46,46 @@ pub fn HomePage() -> impl IntoView {
         #[cfg(feature = "hydrate")]
         let id = crate::browser::private_room_id()
             .and_then(|id| RoomName::parse(&id).ok())
-            .ok_or_else(|| "This browser cannot make a secure random id.".to_owned());
+            .ok_or_else(|| "This browser cannot make a secure random id.".to_owned())
+            .inspect(|room| {
+                // Its holder is the room's owner (a signed-in creator owns it by account).
+                crate::api::new_owner_key(room.as_str());
+            });
         #[cfg(not(feature = "hydrate"))]
         let id = Err(String::new());
         go(id);
     };
 
+    let account = Resource::new_blocking(|| (), |_| load_account());
+    let verified = RwSignal::new(false);
+    let account_bar = move || {
+        Suspend::new(async move {
+            let account = account.await.unwrap_or_default();
+            if let Some(viewer) = &account.viewer {
+                // Signed in: the name is the account's.
+                name.set(viewer.name.clone());
+                verified.set(true);
+            }
+            view! { <AccountBar account/> }
+        })
+    };
     view! {
         <Title text=""/>
         <main class="home">
             <section class="card" aria-labelledby="home-title">
+                <Suspense>{account_bar}</Suspense>
                 <h1 id="home-title" class="brand">"Palaver"</h1>
                 <p class="tagline">"Real-time chat rooms. Nothing lost, nothing twice."</p>
                 <form class="stack" on:submit=on_join novalidate>
                     <label for="display-name">"Your name"</label>
                     <input id="display-name" name="name" autocomplete="nickname" required
                         maxlength=MAX_DISPLAY_NAME_CHARS.to_string() placeholder="e.g. Ada"
+                        readonly=move || verified.get() aria-describedby="name-hint"
                         prop:value=move || name.get()
                         on:input=move |ev| { name.set(event_target_value(&ev)); error.set(None); }/>
+                    <p id="name-hint" class="hint">
+                        {move || verified.get().then_some("Your name comes from your account.")}
+                    </p>
                     <label for="room-name">"Room"</label>
                     <input id="room-name" name="room" required autocapitalize="none" spellcheck="false"
                         placeholder="e.g. general"

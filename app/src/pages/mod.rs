@@ -4,12 +4,14 @@
 mod home;
 mod not_found;
 mod room;
+mod signin;
 
 use leptos::prelude::*;
 
 pub use home::HomePage;
 pub use not_found::NotFound;
 pub use room::RoomPage;
+pub use signin::SignInPage;
 
 /// Set to true once the browser has taken over the page (provided by [`crate::App`]).
 #[derive(Clone, Copy)]

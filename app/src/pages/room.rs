@@ -6,10 +6,15 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::use_saved_name;
+use crate::account::{load_account, Account};
 use crate::chat::{RoomConnection, RoomState};
-use crate::components::{Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, RoomHeader};
-use crate::history::{load_history, HistoryPage};
+use crate::components::{
+    Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader,
+    RoomSettings, StoppedNotice,
+};
+use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
+use crate::protocol::ErrorCode;
 use crate::protocol::Seq;
 
 #[component]
@@ -33,13 +38,16 @@ pub fn RoomPage() -> impl IntoView {
 fn Room(room: RoomName) -> impl IntoView {
     let key = room.to_string();
     let history = Resource::new_blocking(move || key.clone(), |room| load_history(room, None));
+    let account = Resource::new_blocking(|| (), |_| load_account());
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the room…"</p> }>
             {move || {
                 let room = room.clone();
                 Suspend::new(async move {
+                    let account = account.await.unwrap_or_default();
                     match history.await {
-                        Ok(page) => view! { <RoomView room page/> }.into_any(),
+                        Ok(page) if page.refused.is_some() => refused(page.refused, &account),
+                        Ok(page) => view! { <RoomView room page account/> }.into_any(),
                         Err(_) => view! {
                             <Title text="Room unavailable"/>
                             <ErrorCard title="This room is unavailable right now"
@@ -54,10 +62,37 @@ fn Room(room: RoomName) -> impl IntoView {
     }
 }
 
+/// The page for a room this reader may not read: why, and how to get in.
+fn refused(why: Option<Refusal>, account: &Account) -> AnyView {
+    let (title, text) = match why {
+        Some(Refusal::MembersOnly) => (
+            "This room is for its members",
+            "Your account is not one of its members. Ask the room's owner to add you.",
+        ),
+        _ => (
+            "Sign in to read this room",
+            "Only signed-in people can read it. Open your sign-in link, then come back.",
+        ),
+    };
+    let (href, action) = match (&account.signin_url, why) {
+        (Some(url), Some(Refusal::SignInRequired)) => (url.clone(), "Sign in"),
+        _ => ("/".to_owned(), "Choose another room"),
+    };
+    view! {
+        <Title text=title/>
+        <ErrorCard title text href action/>
+    }
+    .into_any()
+}
+
 /// The chat view for one room, starting from a page of its latest history.
 #[component]
-fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
-    let saved = use_saved_name();
+fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoView {
+    // A signed-in reader's name is their account's; a guest's is the one this browser keeps.
+    let saved = match &account.viewer {
+        Some(viewer) => RwSignal::new(Some(Some(viewer.name.clone()))),
+        None => use_saved_name(),
+    };
     let mut state = RoomState::new(page.messages, page.upto);
     state.limits = page.limits;
     state.removed_upto.set(page.removed_upto);
@@ -67,6 +102,12 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
         format!("#{room}")
     };
     let connection = connect_once_named(room.to_string(), state, saved);
+    #[cfg(feature = "hydrate")]
+    let owns = page.can_change_rules || crate::api::owner_key(room.as_str()).is_some();
+    #[cfg(not(feature = "hydrate"))]
+    let owns = page.can_change_rules;
+    let settings =
+        owns.then(|| view! { <RoomSettings room=room.to_string() rules=page.rules.clone()/> });
 
     let list_ref = NodeRef::<html::Div>::new();
     let at_bottom = RwSignal::new(true);
@@ -102,7 +143,9 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
     view! {
         <Title text=title.clone()/>
         <div class="room">
-            <RoomHeader title=title.clone() state connection/>
+            <RoomHeader title=title.clone() state connection account=account.clone()>
+                {settings}
+            </RoomHeader>
             <noscript>
                 <p class="noscript" role="note">
                     "JavaScript is off: you can read this room's recent history. Turn it on to chat live."
@@ -114,12 +157,45 @@ fn RoomView(room: RoomName, page: HistoryPage) -> impl IntoView {
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
                 </button>
             </Show>
-            {move || match saved.get() {
-                Some(None) => view! { <NamePrompt saved/> }.into_any(),
-                _ => view! { <Composer state connection at_bottom/> }.into_any(),
-            }}
+            {move || writing(state, saved, account.clone(), connection, at_bottom, page.can_post)}
         </div>
     }
+}
+
+/// What is under the messages: the composer, or why there is none (the server refused the
+/// reader, a name is needed, or this reader may only read).
+fn writing(
+    state: RoomState,
+    saved: RwSignal<Option<Option<String>>>,
+    account: Account,
+    connection: StoredValue<Option<RoomConnection>>,
+    at_bottom: RwSignal<bool>,
+    page_can_post: bool,
+) -> AnyView {
+    if let Some(stop) = state.stopped.get() {
+        if stop.code == ErrorCode::NameTaken {
+            return view! {
+                <div class="writing">
+                    <p class="error name-taken" role="alert">{stop.message}</p>
+                    <NamePrompt saved/>
+                </div>
+            }
+            .into_any();
+        }
+        return view! { <StoppedNotice stop account state connection/> }.into_any();
+    }
+    if matches!(saved.get(), Some(None)) {
+        return view! { <NamePrompt saved/> }.into_any();
+    }
+    // The server's word once welcomed; the page's until then.
+    let (can_post, guest) = match state.me.get() {
+        Some(me) => (me.can_post, me.user_id.is_none()),
+        None => (page_can_post, account.viewer.is_none()),
+    };
+    if !can_post {
+        return view! { <ReadOnlyNote account guest/> }.into_any();
+    }
+    view! { <Composer state connection at_bottom/> }.into_any()
 }
 
 /// Opens the room's connection once the reader's name is known, again under a new name if it
@@ -135,6 +211,8 @@ fn connect_once_named(
             if let Some(old) = connection.get_value() {
                 old.close();
             }
+            // A new name is a new try: whatever refused the old one is over.
+            state.stopped.set(None);
             connection.set_value(Some(RoomConnection::open(state, room.clone(), name)));
         }
     });

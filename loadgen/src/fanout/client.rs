@@ -189,6 +189,7 @@ impl LoadClient {
             return Message::text(
                 ClientMsg::Send {
                     client_id: format!("r{room}s{index}n{n}"),
+
                     text,
                 }
                 .encode(),
@@ -207,6 +208,7 @@ impl LoadClient {
                 text,
                 sent_at_ms: (now_ns() / 1_000_000) as i64,
                 client_id: format!("r{room}s{index}n{n}"),
+                user_id: None,
             })
             .encode(),
         )

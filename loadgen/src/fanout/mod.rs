@@ -88,6 +88,8 @@ where
     R: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     let join = ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name,
         after_seq: None,
         key: None,

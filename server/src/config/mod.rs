@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+mod auth;
 mod engine;
 mod site;
 
+pub use auth::{AuthArgs, Command, Via};
 pub use engine::{EngineKind, RedisUrl};
 pub use site::leptos_options;
 
@@ -21,6 +23,13 @@ pub use site::leptos_options;
     about = "Palaver: real-time multi-room chat server"
 )]
 pub struct Config {
+    /// Run a command instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// Address to listen on. Defaults to the `site-addr` cargo-leptos passes (LEPTOS_SITE_ADDR),
     /// then 127.0.0.1:3000.
     #[arg(long, env = "PALAVER_BIND")]
@@ -31,12 +40,12 @@ pub struct Config {
     /// (`redis+cluster://[:password@]host:port,host:port`). Several nodes on one Redis share
     /// rooms: history, numbering, live delivery, rosters and the per-IP rate limit (connection
     /// caps stay per node; see docs/OPERATIONS.md).
-    #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = EngineKind::parse)]
+    #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = EngineKind::parse, global = true)]
     pub engine: EngineKind,
 
     /// Directory for Palaver's data (the SQLite database `palaver.db` and its WAL files). Created if
     /// missing.
-    #[arg(long, env = "PALAVER_DATA_DIR", default_value = "data")]
+    #[arg(long, env = "PALAVER_DATA_DIR", default_value = "data", global = true)]
     pub data_dir: PathBuf,
 
     /// Largest the embedded database may grow, in MiB: past it, messages are refused (rooms
@@ -167,6 +176,28 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
     pub max_connections_per_ip: usize,
 
+    /// Open WebSockets one verified user may have at once, on every node together (several
+    /// tabs and rooms each count). 0: no limit.
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_USER", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1_000_000))]
+    pub max_connections_per_user: usize,
+
+    /// Open WebSockets one room may have, on every node together. 0: no limit.
+    #[arg(long, env = "PALAVER_MAX_CONNECTIONS_PER_ROOM", default_value_t = 0,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000_000))]
+    pub max_connections_per_room: usize,
+
+    /// Messages one verified user may send at once (across all rooms, devices and addresses)
+    /// before the rate applies; the per-address limit applies too.
+    #[arg(long, env = "PALAVER_USER_RATE_LIMIT_BURST", default_value_t = 10,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new().range(1..=1_000_000))]
+    pub user_rate_limit_burst: u32,
+
+    /// Sustained rate per verified user: one message per this many milliseconds.
+    #[arg(long, env = "PALAVER_USER_RATE_LIMIT_INTERVAL_MS", default_value_t = 1000,
+          value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(1..=3_600_000))]
+    pub user_rate_limit_interval_ms: u64,
+
     /// Open TCP connections (page loads, API calls and WebSockets together) one IP address may
     /// have at once; more are closed as soon as they are accepted. Trusted proxies are exempt.
     #[arg(long, env = "PALAVER_MAX_HTTP_CONNECTIONS_PER_IP", default_value_t = 256,
@@ -268,6 +299,11 @@ impl Config {
     pub fn guard_settings(&self) -> crate::guard::GuardSettings {
         crate::guard::GuardSettings {
             posts: crate::guard::Budget::new(self.rate_limit_burst, self.rate_limit_interval_ms),
+            user_posts: crate::guard::Budget::new(
+                self.user_rate_limit_burst,
+                self.user_rate_limit_interval_ms,
+            ),
+            max_connections_per_user: self.max_connections_per_user,
             joins: crate::guard::Budget::new(
                 self.join_rate_limit_burst,
                 self.join_rate_limit_interval_ms,
@@ -337,6 +373,7 @@ impl Config {
             idle_timeout: Duration::from_secs(self.room_idle_secs),
             empty_idle_timeout: Duration::from_secs(self.empty_room_idle_secs),
             presence_quiet_above: self.presence_quiet_above,
+            max_connections: self.max_connections_per_room,
             metrics,
             tasks,
         }

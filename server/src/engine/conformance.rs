@@ -4,7 +4,9 @@
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 
-use super::{History, Retention, Roster, SharedPresence};
+use app::rules::{Audience, Owner, RoomRules};
+
+use super::{Directory, History, Present, Retention, Roster, SharedConnections, SharedPresence};
 
 pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
     ChatMessage {
@@ -14,6 +16,8 @@ pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
         text: format!("text {seq} ✓ \"quoted\"\nsecond line"),
         sent_at_ms: 1_700_000_000_000 + seq as i64,
         client_id: client_id.into(),
+        // Verified authors on even numbers, guests on odd: both kinds are stored and read back.
+        user_id: seq.is_multiple_of(2).then(|| format!("user-{seq}")),
     }
 }
 
@@ -211,7 +215,11 @@ pub async fn forgets_the_old(store: &dyn History) {
 /// The shared-presence contract, seen from two nodes of one engine.
 pub async fn presence(one: &dyn SharedPresence, two: &dyn SharedPresence) {
     let r = room("conf-roster");
-    let local = Roster::from([("Ada".to_owned(), 2)]);
+    let verified = Present {
+        connections: 2,
+        user: Some("u-ada".into()),
+    };
+    let local = Roster::from([("Ada".to_owned(), verified)]);
     one.publish(&r, &local, true).await.unwrap();
     assert!(
         one.others(&r).await.unwrap().is_empty(),
@@ -224,14 +232,20 @@ pub async fn presence(one: &dyn SharedPresence, two: &dyn SharedPresence) {
     );
     two.publish(
         &r,
-        &Roster::from([("Ada".to_owned(), 1), ("Bo".to_owned(), 1)]),
+        &Roster::from([
+            ("Ada".to_owned(), Present::guests(1)),
+            ("Bo".to_owned(), Present::guests(1)),
+        ]),
         true,
     )
     .await
     .unwrap();
     assert_eq!(
         one.others(&r).await.unwrap(),
-        Roster::from([("Ada".to_owned(), 1), ("Bo".to_owned(), 1)])
+        Roster::from([
+            ("Ada".to_owned(), Present::guests(1)),
+            ("Bo".to_owned(), Present::guests(1)),
+        ])
     );
     one.publish(&r, &Roster::new(), true).await.unwrap();
     assert!(
@@ -239,4 +253,71 @@ pub async fn presence(one: &dyn SharedPresence, two: &dyn SharedPresence) {
         "an empty part leaves"
     );
     two.publish(&r, &Roster::new(), true).await.unwrap();
+}
+
+/// The directory contract: room rules and revocations, stored and read back.
+pub async fn directory(store: &dyn Directory) {
+    let r = room("conf-rules");
+    assert_eq!(store.rules(&r).await.unwrap(), None, "no rules: open");
+    let first = RoomRules {
+        owner: Some(Owner::User("first".into())),
+        ..RoomRules::default()
+    };
+    let second = RoomRules {
+        owner: Some(Owner::User("second".into())),
+        ..RoomRules::default()
+    };
+    assert!(
+        store.claim_rules(&r, &first).await.unwrap(),
+        "the first claim wins"
+    );
+    assert!(
+        !store.claim_rules(&r, &second).await.unwrap(),
+        "a later one does not"
+    );
+    assert_eq!(store.rules(&r).await.unwrap(), Some(first));
+    let rules = RoomRules {
+        read: Audience::Verified,
+        post: Audience::Moderators,
+        members: vec!["ada".into()],
+        member_roles: vec!["staff".into()],
+        owner: Some(Owner::User("owner-1".into())),
+    };
+    store.set_rules(&r, &rules).await.unwrap();
+    assert_eq!(store.rules(&r).await.unwrap(), Some(rules));
+    let relaxed = RoomRules {
+        owner: Some(Owner::KeyHash("ab".repeat(32))),
+        ..RoomRules::default()
+    };
+    store.set_rules(&r, &relaxed).await.unwrap();
+    assert_eq!(store.rules(&r).await.unwrap(), Some(relaxed), "replaced");
+    assert_eq!(store.rules(&room("conf-other")).await.unwrap(), None);
+
+    store.revoke("conf-u1", 100).await.unwrap();
+    store.revoke("conf-u2", 200).await.unwrap();
+    store.revoke("conf-u1", 300).await.unwrap();
+    let all = store.revocations().await.unwrap();
+    assert_eq!(
+        (all.get("conf-u1"), all.get("conf-u2")),
+        (Some(&300), Some(&200))
+    );
+}
+
+/// The per-user connection count contract, seen from two nodes of one engine.
+pub async fn shared_connections(one: &dyn SharedConnections, two: &dyn SharedConnections) {
+    let user = "conf-user";
+    assert!(one.set(user, 2, 3).await.unwrap());
+    assert!(two.set(user, 1, 3).await.unwrap(), "2 + 1 is within 3");
+    assert!(!two.set(user, 2, 3).await.unwrap(), "2 + 2 passes the cap");
+    assert!(two.set(user, 2, 0).await.unwrap(), "no cap: always set");
+    assert!(
+        two.set(user, 0, 3).await.unwrap(),
+        "falling is always allowed"
+    );
+    assert!(one.set(user, 0, 3).await.unwrap());
+    assert!(
+        two.set(user, 3, 3).await.unwrap(),
+        "both counts gone: all 3 here"
+    );
+    two.set(user, 0, 0).await.unwrap();
 }

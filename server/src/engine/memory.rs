@@ -10,12 +10,16 @@ use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
 use futures::future::{self, BoxFuture};
 
-use super::{Appended, EngineError, History};
+use app::rules::RoomRules;
+
+use super::{Appended, Directory, EngineError, History};
 
 /// Every room's history in memory, numbered and deduplicated like the real engines.
 #[derive(Default)]
 pub struct MemoryStore {
     rooms: Mutex<HashMap<RoomName, MemoryRoom>>,
+    revoked: Mutex<HashMap<String, i64>>,
+    rules: Mutex<HashMap<RoomName, RoomRules>>,
 }
 
 #[derive(Default)]
@@ -174,10 +178,88 @@ impl History for FlakyStore {
     }
 }
 
+impl Directory for MemoryStore {
+    fn claim_rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+        rules: &'a RoomRules,
+    ) -> BoxFuture<'a, Result<bool, EngineError>> {
+        let mut all = lock(&self.rules);
+        let claimed = !all.contains_key(room);
+        if claimed {
+            all.insert(room.clone(), rules.clone());
+        }
+        Box::pin(future::ready(Ok(claimed)))
+    }
+
+    fn revoke<'a>(&'a self, sub: &'a str, at_ms: i64) -> BoxFuture<'a, Result<(), EngineError>> {
+        lock(&self.revoked).insert(sub.to_owned(), at_ms);
+        Box::pin(future::ready(Ok(())))
+    }
+
+    fn revocations(&self) -> BoxFuture<'_, Result<HashMap<String, i64>, EngineError>> {
+        Box::pin(future::ready(Ok(lock(&self.revoked).clone())))
+    }
+
+    fn rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<RoomRules>, EngineError>> {
+        Box::pin(future::ready(Ok(lock(&self.rules).get(room).cloned())))
+    }
+
+    fn set_rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+        rules: &'a RoomRules,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        lock(&self.rules).insert(room.clone(), rules.clone());
+        Box::pin(future::ready(Ok(())))
+    }
+}
+
+impl Directory for FlakyStore {
+    fn claim_rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+        rules: &'a RoomRules,
+    ) -> BoxFuture<'a, Result<bool, EngineError>> {
+        self.inner.claim_rules(room, rules)
+    }
+
+    fn revoke<'a>(&'a self, sub: &'a str, at_ms: i64) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.inner.revoke(sub, at_ms)
+    }
+
+    fn revocations(&self) -> BoxFuture<'_, Result<HashMap<String, i64>, EngineError>> {
+        self.inner.revocations()
+    }
+
+    fn rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<Option<RoomRules>, EngineError>> {
+        self.inner.rules(room)
+    }
+
+    fn set_rules<'a>(
+        &'a self,
+        room: &'a RoomName,
+        rules: &'a RoomRules,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        self.inner.set_rules(room, rules)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     #[tokio::test]
     async fn meets_the_history_contract() {
         super::super::conformance::all(&super::MemoryStore::default()).await;
+        super::super::conformance::directory(&super::MemoryStore::default()).await;
     }
 }

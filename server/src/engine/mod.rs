@@ -8,6 +8,7 @@
 //! | what other nodes wrote or lost | [`Broker`] | — | pub/sub | — |
 //! | other nodes' people | [`SharedPresence`] | — | leased hashes | — |
 //! | one rate-limit budget for all nodes | [`SharedRateLimit`] | — | GCRA script | — |
+//! | each user's connections on every node | [`SharedConnections`] | — | leased hashes | — |
 //!
 //! An engine that other nodes share comes with a [`Mesh`] (the last three); the embedded one has
 //! none, because its process is every room's only writer. [`conformance`] is the [`History`]
@@ -24,12 +25,14 @@ use futures::stream::BoxStream;
 
 #[cfg(test)]
 pub mod conformance;
+pub mod directory;
 #[cfg(test)]
 pub mod memory;
 pub mod redis;
 pub mod retention;
 pub mod sqlite;
 
+pub use directory::Directory;
 pub use retention::Retention;
 
 /// An engine failure. Details go to the log; clients only learn the message was not accepted.
@@ -162,8 +165,37 @@ pub trait Broker: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<BoxStream<'static, PeerEvent>, EngineError>>;
 }
 
-/// Who is in a room, by display name, with how many connections each has (tabs, devices).
-pub type Roster = BTreeMap<String, usize>;
+/// Who is in a room, by display name.
+pub type Roster = BTreeMap<String, Present>;
+
+/// One name in a roster: how many connections it has (tabs, devices), and whether a verified
+/// person holds it. Short keys: every node publishes its roster on every change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Present {
+    #[serde(rename = "n")]
+    pub connections: usize,
+    /// The verified user id behind the name, if a verified person holds it.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+impl Present {
+    /// `n` guest connections (tests).
+    pub fn guests(connections: usize) -> Self {
+        Self {
+            connections,
+            user: None,
+        }
+    }
+
+    /// Adds another node's connections under the same name.
+    pub fn merge(&mut self, other: Present) {
+        self.connections += other.connections;
+        if self.user.is_none() {
+            self.user = other.user;
+        }
+    }
+}
 
 /// How long a node's published roster counts without being published again. A node that dies
 /// without saying goodbye (SIGKILL, lost machine) leaves the other nodes' rosters within this.
@@ -203,27 +235,44 @@ pub trait SharedRateLimit: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Result<(), Duration>, EngineError>>;
 }
 
+/// Each user's open connections on every node, for a per-user cap that holds across nodes.
+pub trait SharedConnections: Send + Sync + 'static {
+    /// Sets this node's count of `user`'s connections (renewing its [`ROSTER_LEASE`]), unless
+    /// it rises and the other nodes' counts plus it would pass `cap` (0: no cap): then `false`
+    /// and nothing changes.
+    fn set<'a>(
+        &'a self,
+        user: &'a str,
+        count: usize,
+        cap: usize,
+    ) -> BoxFuture<'a, Result<bool, EngineError>>;
+}
+
 /// What a node shares with the other nodes of its engine.
 #[derive(Clone)]
 pub struct Mesh {
     pub broker: Arc<dyn Broker>,
     pub presence: Arc<dyn SharedPresence>,
     pub rate_limit: Arc<dyn SharedRateLimit>,
+    pub connections: Arc<dyn SharedConnections>,
 }
 
 /// The engine a server runs on.
 #[derive(Clone)]
 pub struct Engine {
     pub history: Arc<dyn History>,
+    /// Revocations and room rules.
+    pub directory: Arc<dyn Directory>,
     /// `None` when this process is every room's only writer (the embedded engine).
     pub mesh: Option<Mesh>,
 }
 
 impl Engine {
-    /// An engine of one node: history only.
-    pub fn alone(history: Arc<dyn History>) -> Self {
+    /// An engine of one node: history and directory in one store, no mesh.
+    pub fn alone<S: History + Directory>(store: Arc<S>) -> Self {
         Self {
-            history,
+            history: store.clone(),
+            directory: store,
             mesh: None,
         }
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::SharedRateLimit;
+use crate::engine::{SharedConnections, SharedRateLimit};
 
 mod address;
 mod connections;
@@ -20,12 +20,15 @@ mod origin;
 mod rate_limit;
 #[cfg(test)]
 mod tests;
+mod users;
 
 pub use address::ClientKey;
 pub use connections::{ConnectionPermit, ConnectionRefused};
 pub use origin::origin_host;
 pub use rate_limit::Budget;
 use rate_limit::Limit;
+use users::UserConnections;
+pub use users::UserPermit;
 
 /// How often idle rate-limit entries are dropped.
 const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(30);
@@ -35,6 +38,10 @@ const RATE_LIMIT_SWEEP: Duration = Duration::from_secs(30);
 pub struct GuardSettings {
     /// Messages an address may post (`--rate-limit-burst`, `--rate-limit-interval-ms`).
     pub posts: Budget,
+    /// Messages a verified user may post (`--user-rate-limit-*`).
+    pub user_posts: Budget,
+    /// Open WebSockets of one verified user, every node's together; 0: no limit.
+    pub max_connections_per_user: usize,
     /// WebSocket connections an address may open (`--join-rate-limit-*`).
     pub joins: Budget,
     /// Requests for pages and the API (`--http-rate-limit-*`).
@@ -66,6 +73,9 @@ pub struct GuardSettings {
 pub struct Guard {
     settings: Arc<GuardSettings>,
     posts: Arc<Limit>,
+    /// Posts by verified user, counted as `user:<sub>`.
+    user_posts: Arc<Limit<String>>,
+    users: Arc<UserConnections>,
     joins: Arc<Limit>,
     requests: Arc<Limit>,
     reads: Arc<Limit>,
@@ -82,9 +92,17 @@ impl Guard {
     pub fn new(
         settings: GuardSettings,
         shared: Option<Arc<dyn SharedRateLimit>>,
+        shared_connections: Option<Arc<dyn SharedConnections>>,
         shutdown: CancellationToken,
     ) -> Self {
         let posts = Arc::new(Limit::new("post", settings.posts));
+        let user_posts = Arc::new(Limit::new("user-post", settings.user_posts));
+        let users = Arc::new(UserConnections::new(
+            settings.max_connections_per_user,
+            shared_connections,
+        ));
+        tokio::spawn(users.clone().renew_until(shutdown.clone()));
+        let sweep_users = Arc::downgrade(&user_posts);
         let joins = Arc::new(Limit::new("join", settings.joins));
         let requests = Arc::new(Limit::new("http", settings.requests));
         let reads = Arc::new(Limit::new("read", settings.reads));
@@ -102,6 +120,9 @@ impl Guard {
                         None => return,
                     }
                 }
+                if let Some(limit) = sweep_users.upgrade() {
+                    limit.sweep();
+                }
             }
         });
         Self {
@@ -112,6 +133,8 @@ impl Guard {
             tcp: connections::Connections::new(settings.max_http_connections_per_ip, usize::MAX),
             settings: Arc::new(settings),
             posts,
+            user_posts,
+            users,
             joins,
             requests,
             reads,
@@ -121,24 +144,37 @@ impl Guard {
 
     /// Counts one post. `Err` says how long until the client may post again.
     pub async fn check_post(&self, who: ClientKey) -> Result<(), Duration> {
-        self.posts.spend(who, 1, self.shared.as_ref()).await
+        self.posts.spend(&who, 1, self.shared.as_ref()).await
+    }
+
+    /// Counts one post by verified user `sub` (besides their address's). `Err` says how long
+    /// until they may post again.
+    pub async fn check_user_post(&self, sub: &str) -> Result<(), Duration> {
+        let key = format!("user:{sub}");
+        self.user_posts.spend(&key, 1, self.shared.as_ref()).await
+    }
+
+    /// Counts a WebSocket of verified user `sub`, or refuses it (`None`) at
+    /// `--max-connections-per-user`.
+    pub async fn open_user_connection(&self, sub: &str) -> Option<UserPermit> {
+        self.users.open(sub).await
     }
 
     /// Counts one join (a new WebSocket connection). `Err` says how long until the client may
     /// connect again.
     pub async fn check_join(&self, who: ClientKey) -> Result<(), Duration> {
-        self.joins.spend(who, 1, self.shared.as_ref()).await
+        self.joins.spend(&who, 1, self.shared.as_ref()).await
     }
 
     /// Counts one request for a page or the API.
     pub async fn check_request(&self, who: ClientKey) -> Result<(), Duration> {
-        self.requests.spend(who, 1, self.shared.as_ref()).await
+        self.requests.spend(&who, 1, self.shared.as_ref()).await
     }
 
     /// Counts `messages` of history read (at most the burst at once).
     pub async fn check_reads(&self, who: ClientKey, messages: usize) -> Result<(), Duration> {
         let cost = u32::try_from(messages).unwrap_or(u32::MAX);
-        self.reads.spend(who, cost, self.shared.as_ref()).await
+        self.reads.spend(&who, cost, self.shared.as_ref()).await
     }
 
     /// Counts a newly accepted TCP connection from `peer` (the socket's, before any header is

@@ -4,6 +4,8 @@
 //! budget across every node, and this node's own limiter decides only when the engine does not
 //! answer in time.
 
+use std::fmt::Display;
+use std::hash::Hash;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,16 +41,17 @@ impl Budget {
     }
 }
 
-/// One budget per address, kept locally and (with a shared engine) in the engine.
-pub(super) struct Limit {
+/// One budget per client (an address, or a verified user), kept locally and (with a shared
+/// engine) in the engine.
+pub(super) struct Limit<K: Hash + Eq + Clone = ClientKey> {
     /// Names the budget in the engine (`post`, `join`).
     bucket: &'static str,
     budget: Budget,
-    local: DefaultKeyedRateLimiter<ClientKey>,
+    local: DefaultKeyedRateLimiter<K>,
     clock: DefaultClock,
 }
 
-impl Limit {
+impl<K: Hash + Eq + Clone + Display> Limit<K> {
     pub(super) fn new(bucket: &'static str, budget: Budget) -> Self {
         let quota = Quota::with_period(budget.interval)
             .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
@@ -65,7 +68,7 @@ impl Limit {
     /// try again.
     pub(super) async fn spend(
         &self,
-        who: ClientKey,
+        who: &K,
         cost: u32,
         shared: Option<&Arc<dyn SharedRateLimit>>,
     ) -> Result<(), Duration> {
@@ -84,7 +87,7 @@ impl Limit {
             }
         }
         let cost = NonZeroU32::new(cost).unwrap_or(NonZeroU32::MIN);
-        match self.local.check_key_n(&who, cost) {
+        match self.local.check_key_n(who, cost) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(not_until.wait_time_from(self.clock.now())),
             // More than the burst: cannot happen, the cost is clamped to it.

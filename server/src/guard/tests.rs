@@ -10,6 +10,8 @@ fn guard(trusted: &[&str], allowed: &[&str]) -> Guard {
     Guard::new(
         GuardSettings {
             posts: Budget::new(3, 10_000),
+            user_posts: Budget::new(2, 60_000),
+            max_connections_per_user: 2,
             joins: Budget::new(2, 60_000),
             requests: Budget::new(2, 60_000),
             reads: Budget::per_second(100, 1_000),
@@ -23,8 +25,33 @@ fn guard(trusted: &[&str], allowed: &[&str]) -> Guard {
             max_http_connections_per_ip: 2,
         },
         None,
+        None,
         CancellationToken::new(),
     )
+}
+
+#[tokio::test]
+async fn a_verified_user_has_a_post_budget_and_a_connection_cap_of_their_own() {
+    let g = guard(&[], &[]);
+    assert!(g.check_user_post("u1").await.is_ok());
+    assert!(g.check_user_post("u1").await.is_ok());
+    assert!(
+        g.check_user_post("u1").await.is_err(),
+        "past the burst of 2"
+    );
+    assert!(
+        g.check_user_post("u2").await.is_ok(),
+        "another user's budget is apart"
+    );
+    let first = g.open_user_connection("u1").await.expect("first");
+    let _second = g.open_user_connection("u1").await.expect("second");
+    assert!(g.open_user_connection("u1").await.is_none(), "the cap is 2");
+    assert!(g.open_user_connection("u2").await.is_some());
+    drop(first);
+    assert!(
+        g.open_user_connection("u1").await.is_some(),
+        "a closed one gives its place back"
+    );
 }
 
 fn key(ip: &str) -> ClientKey {
@@ -240,7 +267,7 @@ async fn with_a_public_origin_other_origins_and_rebound_hosts_are_refused() {
     let mut settings = guard(&[], &[]).settings.as_ref().clone();
     settings.public_origins = vec!["https://chat.example.org".into()];
     settings.allowed_hosts = vec!["chat.example.org".into()];
-    let g = Guard::new(settings, None, CancellationToken::new());
+    let g = Guard::new(settings, None, None, CancellationToken::new());
     let own = headers(&[
         ("host", "chat.example.org"),
         ("origin", "https://chat.example.org"),

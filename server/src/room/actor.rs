@@ -167,15 +167,31 @@ impl Room {
     /// Subscribes the joiner before anything of this batch is broadcast, and reports the head
     /// committed so far: it reads up to that head from the engine and gets the rest live, so it
     /// sees each message exactly once.
-    fn join(&mut self, JoinCommand { name, left, reply }: JoinCommand) {
+    fn join(
+        &mut self,
+        JoinCommand {
+            member,
+            left,
+            reply,
+        }: JoinCommand,
+    ) {
+        let cap = self.settings.max_connections;
+        if cap > 0 && self.presence.connections() >= cap {
+            let _ = reply.send(Err(RoomError::RoomFull));
+            return;
+        }
+        if member.user.is_none() && self.presence.held_by_verified(&member.name) {
+            let _ = reply.send(Err(RoomError::NameTaken));
+            return;
+        }
         let committed = self.log.committed();
-        self.presence.join(name, left, committed);
-        let _ = reply.send(JoinReply {
+        self.presence.join(member, left, committed);
+        let _ = reply.send(Ok(JoinReply {
             head: committed,
             live: self.fanout.subscribe(),
             roster: self.presence.page(None, None, WELCOME_ROSTER),
             degraded: self.health.is_degraded(),
-        });
+        }));
     }
 
     fn roster(&self, request: RosterCommand) {

@@ -40,6 +40,7 @@ impl PendingSend {
     pub(super) fn new(
         SendCommand {
             sender,
+            user_id,
             client_id,
             text,
             reply,
@@ -54,6 +55,7 @@ impl PendingSend {
                 text,
                 sent_at_ms: now_ms(),
                 client_id,
+                user_id,
             },
             reply,
         }
@@ -254,6 +256,7 @@ mod tests {
         let (reply, rx) = oneshot::channel();
         let send = PendingSend::new(SendCommand {
             sender: "Ada".into(),
+            user_id: None,
             client_id: client_id.into(),
             text: "hi".into(),
             reply,

@@ -33,6 +33,8 @@ pub struct PresenceChange {
     pub count: usize,
     /// Names that arrived (at most [`app::protocol::PRESENCE_NAMES`]).
     pub joined: Vec<String>,
+    /// Positions in `joined` of verified people.
+    pub verified: Vec<usize>,
     /// Names that left (likewise).
     pub left: Vec<String>,
     /// Arrivals and departures not named: too many at once, or a big room.
@@ -47,6 +49,8 @@ pub struct PresenceChange {
 pub struct RosterPage {
     /// At most [`app::protocol::ROSTER_PAGE`] names.
     pub names: Vec<String>,
+    /// Positions in `names` of verified people.
+    pub verified: Vec<usize>,
     /// How many people are in the room.
     pub count: usize,
     /// Whether more names follow.

@@ -62,6 +62,12 @@ pub enum RoomError {
     /// The engine failed; nothing was accepted.
     #[error("storage unavailable")]
     Unavailable,
+    /// A guest asked for a name a verified person holds in the room.
+    #[error("name held by a verified person")]
+    NameTaken,
+    /// The room has `--max-connections-per-room` connections (on every node together).
+    #[error("room full")]
+    RoomFull,
 }
 
 impl RoomError {
@@ -102,14 +108,30 @@ enum Command {
     Roster(Box<RosterCommand>),
 }
 
+/// Who is joining: a display name, and for a verified person their user id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// The verified user id (`sub`); `None` for a guest.
+    pub user: Option<String>,
+}
+
+impl Member {
+    pub fn guest(name: String) -> Self {
+        Self { name, user: None }
+    }
+}
+
 struct JoinCommand {
-    name: String,
+    member: Member,
     left: oneshot::Receiver<()>,
-    reply: oneshot::Sender<JoinReply>,
+    reply: oneshot::Sender<Result<JoinReply, RoomError>>,
 }
 
 struct SendCommand {
     sender: String,
+    /// The sender's verified user id, stored with the message.
+    user_id: Option<String>,
     client_id: String,
     text: String,
     reply: oneshot::Sender<Result<Seq, RoomError>>,
@@ -128,16 +150,27 @@ pub struct RoomHandle {
 }
 
 impl RoomHandle {
-    /// Enters the room as `name` and subscribes to its live messages.
+    /// Enters the room as the guest `name` and subscribes to its live messages.
     pub async fn join(&self, name: String) -> Result<Joined, RoomError> {
+        self.join_as(Member::guest(name)).await
+    }
+
+    /// Enters the room as `member` and subscribes to its live messages. A guest is refused a
+    /// name a verified person holds here ([`RoomError::NameTaken`]); anyone is refused when the
+    /// room is full ([`RoomError::RoomFull`]).
+    pub async fn join_as(&self, member: Member) -> Result<Joined, RoomError> {
         let (reply, rx) = oneshot::channel();
         let (left_tx, left) = oneshot::channel();
-        let join = JoinCommand { name, left, reply };
+        let join = JoinCommand {
+            member,
+            left,
+            reply,
+        };
         self.commands
             .send(Command::Join(Box::new(join)))
             .await
             .map_err(|_| RoomError::Closed)?;
-        let reply = rx.await.map_err(|_| RoomError::Closed)?;
+        let reply = rx.await.map_err(|_| RoomError::Closed)??;
         Ok(Joined {
             head: reply.head,
             live: reply.live,
@@ -155,9 +188,20 @@ impl RoomHandle {
         client_id: String,
         text: String,
     ) -> Result<SendReply, RoomError> {
+        self.send_as(Member::guest(sender), client_id, text).await
+    }
+
+    /// [`RoomHandle::send`] by `author`, whose user id (if verified) is stored with the message.
+    pub async fn send_as(
+        &self,
+        author: Member,
+        client_id: String,
+        text: String,
+    ) -> Result<SendReply, RoomError> {
         let (reply, rx) = oneshot::channel();
         let send = SendCommand {
-            sender,
+            sender: author.name,
+            user_id: author.user,
             client_id,
             text,
             reply,
@@ -208,6 +252,9 @@ pub struct RoomSettings {
     /// Above this many people, joins and leaves are counted, not named
     /// (`--presence-quiet-above`).
     pub presence_quiet_above: usize,
+    /// Most connections in the room, every node's together; 0: no limit
+    /// (`--max-connections-per-room`).
+    pub max_connections: usize,
     /// Where commits are counted and timed.
     pub metrics: Arc<Metrics>,
     /// Room tasks are spawned on this, so that shutdown can wait for their last commits.

@@ -6,7 +6,7 @@
 //! Nothing grows with the room: a change names at most [`PRESENCE_NAMES`] people each way and
 //! counts the rest; a room bigger than `quiet_above` names nobody; the roster is read in pages.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use app::protocol::{Seq, PRESENCE_NAMES};
@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::fanout::{PresenceChange, RosterPage};
+use super::Member;
 use crate::engine::Roster;
 
 /// Longest wait before joins and leaves are announced; changes within it are merged.
@@ -24,8 +25,8 @@ pub const PRESENCE_COALESCE: Duration = Duration::from_millis(500);
 pub(super) struct Presence {
     /// Above this many people, changes are counted, not named (`--presence-quiet-above`).
     quiet_above: usize,
-    /// Member id -> display name, for every connection on this node.
-    members: HashMap<u64, String>,
+    /// Member id -> who, for every connection on this node.
+    members: HashMap<u64, Member>,
     next_member: u64,
     /// Display name -> connections on this node.
     local: Roster,
@@ -33,6 +34,8 @@ pub(super) struct Presence {
     remote: Roster,
     /// The roster as last announced, to compute net joins and leaves.
     announced: BTreeSet<String>,
+    /// Which announced names verified people hold.
+    announced_verified: HashSet<String>,
     /// When the pending change is announced, and the room's head when it began.
     due: Option<(Instant, Seq)>,
     /// Resolves with a member id when that member's session ends.
@@ -48,17 +51,22 @@ impl Presence {
             local: Roster::new(),
             remote: Roster::new(),
             announced: BTreeSet::new(),
+            announced_verified: HashSet::new(),
             due: None,
             departures: FuturesUnordered::new(),
         }
     }
 
-    /// A connection enters as `name`; `left` resolves when its session drops its membership.
-    pub(super) fn join(&mut self, name: String, left: oneshot::Receiver<()>, head: Seq) {
+    /// A connection enters as `member`; `left` resolves when its session drops its membership.
+    pub(super) fn join(&mut self, member: Member, left: oneshot::Receiver<()>, head: Seq) {
         let id = self.next_member;
         self.next_member += 1;
-        *self.local.entry(name.clone()).or_default() += 1;
-        self.members.insert(id, name);
+        let present = self.local.entry(member.name.clone()).or_default();
+        present.connections += 1;
+        if present.user.is_none() {
+            present.user.clone_from(&member.user);
+        }
+        self.members.insert(id, member);
         self.departures.push(Box::pin(async move {
             // Resolves (with an error) when the session drops its Membership.
             let _ = left.await;
@@ -73,15 +81,42 @@ impl Presence {
     }
 
     pub(super) fn leave(&mut self, id: u64, head: Seq) {
-        if let Some(name) = self.members.remove(&id) {
-            if let Some(count) = self.local.get_mut(&name) {
-                *count -= 1;
-                if *count == 0 {
-                    self.local.remove(&name);
+        if let Some(member) = self.members.remove(&id) {
+            if let Some(present) = self.local.get_mut(&member.name) {
+                present.connections -= 1;
+                if present.connections == 0 {
+                    self.local.remove(&member.name);
+                } else if member.user.is_some() && present.user == member.user {
+                    // Still verified if another of this person's connections remains.
+                    present.user = self
+                        .members
+                        .values()
+                        .find(|m| m.name == member.name && m.user.is_some())
+                        .and_then(|m| m.user.clone());
                 }
             }
             self.schedule(head);
         }
+    }
+
+    /// Whether a verified person holds `name` here, on any node (ignoring case, so that "ada"
+    /// cannot pass for "Ada").
+    pub(super) fn held_by_verified(&self, name: &str) -> bool {
+        let wanted = name.to_lowercase();
+        self.local
+            .iter()
+            .chain(self.remote.iter())
+            .any(|(held, present)| present.user.is_some() && held.to_lowercase() == wanted)
+    }
+
+    /// Connections in the room, every node's together.
+    pub(super) fn connections(&self) -> usize {
+        self.members.len()
+            + self
+                .remote
+                .values()
+                .map(|present| present.connections)
+                .sum::<usize>()
     }
 
     /// What the other nodes have; a change is announced like a join or leave here.
@@ -125,6 +160,7 @@ impl Presence {
             });
         let names: Vec<String> = matching.by_ref().take(limit).cloned().collect();
         RosterPage {
+            verified: self.verified_positions(&names),
             names,
             count: self.announced.len(),
             more: matching.next().is_some(),
@@ -136,6 +172,25 @@ impl Presence {
             .keys()
             .chain(self.remote.keys())
             .cloned()
+            .collect()
+    }
+
+    fn all_verified(&self) -> HashSet<String> {
+        self.local
+            .iter()
+            .chain(self.remote.iter())
+            .filter(|(_, present)| present.user.is_some())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Positions in `names` of names verified people hold (as announced).
+    fn verified_positions(&self, names: &[String]) -> Vec<usize> {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(_, name)| self.announced_verified.contains(*name))
+            .map(|(i, _)| i)
             .collect()
     }
 
@@ -158,8 +213,10 @@ impl Presence {
         if joined.len() + more_joined + left.len() + more_left == 0 {
             return None;
         }
+        self.announced_verified = self.all_verified();
         let change = PresenceChange {
             count: now.len(),
+            verified: self.verified_positions(&joined),
             joined,
             left,
             more_joined,
@@ -196,10 +253,11 @@ mod tests {
     use app::protocol::ROSTER_PAGE;
 
     use super::*;
+    use crate::engine::Present;
 
     fn joined(presence: &mut Presence, name: &str, head: Seq) -> oneshot::Sender<()> {
         let (tx, rx) = oneshot::channel();
-        presence.join(name.into(), rx, head);
+        presence.join(Member::guest(name.into()), rx, head);
         tx
     }
 
@@ -224,6 +282,7 @@ mod tests {
             PresenceChange {
                 count: 2,
                 joined: names(&["Ada", "Bob"]),
+                verified: vec![],
                 left: vec![],
                 more_joined: 0,
                 more_left: 0,
@@ -253,8 +312,18 @@ mod tests {
         let mut p = Presence::new(100);
         let _ada = joined(&mut p, "Ada", 0);
         p.announcement();
-        p.set_remote(Roster::from([("Ada".into(), 2), ("Cy".into(), 1)]), 1);
-        assert_eq!(p.local(), &Roster::from([("Ada".into(), 1)]), "local only");
+        p.set_remote(
+            Roster::from([
+                ("Ada".into(), Present::guests(2)),
+                ("Cy".into(), Present::guests(1)),
+            ]),
+            1,
+        );
+        assert_eq!(
+            p.local(),
+            &Roster::from([("Ada".into(), Present::guests(1))]),
+            "local only"
+        );
         let change = p.announcement().unwrap();
         assert_eq!((change.count, change.joined), (2, names(&["Cy"])));
         p.set_remote(Roster::new(), 2);
@@ -293,7 +362,7 @@ mod tests {
         let _crowd: Vec<_> = (0..250)
             .map(|i| joined(&mut p, &format!("Name{i:03}"), 0))
             .collect();
-        p.set_remote(Roster::from([("Zoë".into(), 1)]), 0);
+        p.set_remote(Roster::from([("Zoë".into(), Present::guests(1))]), 0);
         p.announcement();
         let first = p.page(None, None, ROSTER_PAGE);
         assert_eq!(

@@ -61,7 +61,7 @@ impl Member {
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    let store: Arc<dyn History> =
+    let store =
         Arc::new(SqliteStore::open(dir.path()).map_err(|e| TestCaseError::fail(e.to_string()))?);
     let name = RoomName::parse("props").map_err(|e| TestCaseError::fail(e.to_string()))?;
     let handle = spawn_room(

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use super::*;
 use crate::engine::memory::{FlakyStore, MemoryStore};
-use crate::engine::History;
+use crate::engine::{Directory, History};
 use crate::registry::Rooms;
 
 fn room(name: &str) -> RoomName {
@@ -78,7 +78,7 @@ async fn presence_counts_tabs_once_and_merges_quick_reconnects() {
     drop(ada);
 }
 
-fn start(store: Arc<dyn History>) -> RoomHandle {
+fn start<S: History + Directory>(store: Arc<S>) -> RoomHandle {
     spawn_room(
         room("test"),
         Engine::alone(store),
@@ -247,7 +247,7 @@ async fn two_writers_of_one_room_never_refuse_and_deliver_in_order() {
 
 #[tokio::test(start_paused = true)]
 async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
-    let store: Arc<dyn History> = Arc::new(MemoryStore::default());
+    let store = Arc::new(MemoryStore::default());
     let rooms = Rooms::new(
         Engine::alone(store),
         RoomSettings {
@@ -299,7 +299,7 @@ async fn rooms_past_the_cap_are_refused_and_a_room_nobody_posted_to_leaves_withi
     let settings = RoomSettings::for_tests();
     let metrics = settings.metrics.clone();
     let empty_idle = settings.empty_idle_timeout;
-    let store: Arc<dyn History> = Arc::new(MemoryStore::default());
+    let store = Arc::new(MemoryStore::default());
     let rooms = Rooms::new(Engine::alone(store), settings, 2, CancellationToken::new());
     let busy = rooms.get(&room("busy")).unwrap();
     let ada = busy.join("Ada".into()).await.unwrap();

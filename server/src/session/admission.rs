@@ -100,14 +100,16 @@ pub async fn upgrade<D: Dialect>(
     let ws = ws?;
     let permit = state.guard.open_connection(who)?;
     let dialect = D::new(state.limits, state.metrics.clone());
-    Ok(accept(ws, room, who, permit, state, dialect))
+    // Read now, verified after the join (whose own token, if any, counts instead).
+    let cookie = crate::auth::token_from_cookies(&headers);
+    Ok(accept(ws, room, (who, cookie), permit, state, dialect))
 }
 
 /// Upgrades with the limits every session shares, then runs `dialect` on the socket.
 fn accept<D: Dialect>(
     ws: WebSocketUpgrade,
     room: app::limits::RoomName,
-    who: ClientKey,
+    (who, cookie): (ClientKey, Option<String>),
     permit: ConnectionPermit,
     state: AppState,
     dialect: D,
@@ -129,7 +131,7 @@ fn accept<D: Dialect>(
             tasks.track_future(
                 async move {
                     state.metrics.connections.inc();
-                    super::run::run(socket, room, who, &state, dialect).await;
+                    super::run::run(socket, room, (who, cookie), &state, dialect).await;
                     state.metrics.connections.dec();
                     // Counted until the session is over.
                     drop(permit);

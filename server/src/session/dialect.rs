@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::{MessageLimits, RoomName};
-use app::protocol::{ChatMessage, Seq};
+use app::protocol::{ChatMessage, ErrorCode, Seq};
 
 use super::admission::Refused;
 use crate::metrics::Metrics;
@@ -39,6 +39,10 @@ pub struct JoinRequest {
     pub after_seq: Option<Seq>,
     /// Whose client ids this connection's are (see [`sender_scope`]).
     pub sender: String,
+    /// A signed token from the join frame (else the session cookie counts).
+    pub token: Option<String>,
+    /// The owner key of a room a guest created.
+    pub owner_key: Option<String>,
 }
 
 /// The scope a sender's client ids are stored under (`<scope>/<client id>`), so that one sender
@@ -85,6 +89,16 @@ pub enum Outgoing<'a> {
         head: Seq,
         /// The first page of who is here.
         roster: &'a RosterPage,
+        /// The joiner's verified user id (`None`: a guest).
+        user_id: Option<&'a str>,
+        /// Whether the joiner may post.
+        can_post: bool,
+    },
+    /// Something refused, in words for the person (before a close, or for one post).
+    Refused {
+        code: ErrorCode,
+        message: String,
+        client_id: Option<String>,
     },
     /// The room could not be opened: the node has as many rooms open as it may.
     Busy,

@@ -139,6 +139,9 @@ impl Dialect for EdgeChat {
                     after_seq: None,
                     // The demo has no client ids worth keeping: every frame is a new message.
                     sender: sender_scope(None),
+                    // Verified people use the session cookie; the demo's join has no token.
+                    token: None,
+                    owner_key: None,
                 })
             }
             Err(InputError::DisplayNameTooLong) => {
@@ -187,7 +190,11 @@ impl Dialect for EdgeChat {
     fn encode(&mut self, event: Outgoing<'_>, out: &mut Frames) {
         match event {
             // The first page of who is here; later arrivals come as they are named.
-            Outgoing::Welcome { roster, .. } => self.tell_joined(&roster.names, out),
+            Outgoing::Welcome { roster, name, .. } => {
+                // A verified person's name is their token's, whatever they asked for.
+                name.clone_into(&mut self.name);
+                self.tell_joined(&roster.names, out);
+            }
             Outgoing::Busy => out.push(error(
                 "This server has as many rooms open as it can right now. Try again in a minute.",
             )),
@@ -216,6 +223,7 @@ impl Dialect for EdgeChat {
             Outgoing::RateLimited { .. } => out.push(error(
                 "Your IP is being rate-limited, please try again later.",
             )),
+            Outgoing::Refused { message, .. } => out.push(error(message)),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod admission;
 mod catch_up;
 pub mod dialect;
 pub mod edge_chat;
+mod identity;
 mod live;
 pub mod palaver;
 mod requests;

@@ -50,12 +50,14 @@ impl Dialect for Palaver {
             out.push(binary_refused());
             return Err(NOT_JOIN);
         };
-        let (name, after_seq, key) = match ClientMsg::decode(text) {
+        let (name, after_seq, key, token, owner_key) = match ClientMsg::decode(text) {
             Ok(ClientMsg::Join {
                 name,
                 after_seq,
                 key,
-            }) => (name, after_seq, key),
+                token,
+                owner_key,
+            }) => (name, after_seq, key, token, owner_key),
             Ok(_) => {
                 out.push(error(
                     ErrorCode::BadSequence,
@@ -69,15 +71,19 @@ impl Dialect for Palaver {
                 return Err(NOT_JOIN);
             }
         };
-        if let Some(Err(e)) = key.as_deref().map(validate_sender_key) {
-            out.push(error(ErrorCode::BadFrame, e.to_string(), None));
-            return Err(NOT_JOIN);
+        for key in [&key, &owner_key] {
+            if let Some(Err(e)) = key.as_deref().map(validate_sender_key) {
+                out.push(error(ErrorCode::BadFrame, e.to_string(), None));
+                return Err(NOT_JOIN);
+            }
         }
         match validate_display_name(&name) {
             Ok(name) => Ok(JoinRequest {
                 name,
                 after_seq,
                 sender: sender_scope(key.as_deref()),
+                token,
+                owner_key,
             }),
             Err(e) => {
                 out.push(error(ErrorCode::InvalidName, e.to_string(), None));
@@ -119,11 +125,15 @@ impl Dialect for Palaver {
                 name,
                 head,
                 roster,
+                user_id,
+                can_post,
             } => {
                 let welcome = ServerMsg::Welcome {
                     room: room.to_string(),
                     name: name.to_owned(),
                     last_seq: head,
+                    user_id: user_id.map(str::to_owned),
+                    can_post,
                 };
                 let roster = roster_frame(roster.clone(), RosterRequest::default());
                 out.extend([welcome, roster].map(|m| Frame::Owned(m.encode())));
@@ -151,6 +161,11 @@ impl Dialect for Palaver {
                 client_id,
                 retry_after,
             } => out.push(rate_limited(client_id, retry_after)),
+            Outgoing::Refused {
+                code,
+                message,
+                client_id,
+            } => out.push(error(code, message, client_id)),
         }
     }
 }
@@ -206,6 +221,7 @@ fn live_frame(event: &RoomEvent) -> String {
         RoomEvent::Presence(change) => ServerMsg::Presence {
             count: change.count,
             joined: change.joined.clone(),
+            verified: change.verified.clone(),
             left: change.left.clone(),
             more_joined: change.more_joined,
             more_left: change.more_left,
@@ -229,6 +245,7 @@ fn message_frame(m: &ChatMessage) -> ServerMsg {
 fn roster_frame(page: RosterPage, request: RosterRequest) -> ServerMsg {
     ServerMsg::Roster {
         names: page.names,
+        verified: page.verified,
         count: page.count,
         more: page.more,
         after: request.after,

@@ -47,7 +47,22 @@ impl<D: Dialect> Session<'_, D> {
         text: String,
         room: &mut InRoom,
     ) -> Result<(), End> {
-        if let Err(retry_after) = self.state.guard.check_post(self.who).await {
+        let refusal = super::identity::post_refusal(self.state, &self.room, &room.person).await;
+        if let Some((code, message)) = refusal {
+            self.state.metrics.rejected(Rejection::Forbidden);
+            let refusal = Outgoing::Refused {
+                code,
+                message: message.to_owned(),
+                client_id: Some(client_id),
+            };
+            self.dialect.encode(refusal, &mut self.out);
+            return Ok(());
+        }
+        let mut budget = self.state.guard.check_post(self.who).await;
+        if let (Ok(()), Some(identity)) = (&budget, &room.person.identity) {
+            budget = self.state.guard.check_user_post(&identity.sub).await;
+        }
+        if let Err(retry_after) = budget {
             self.state.metrics.rejected(Rejection::RateLimited);
             let refusal = Outgoing::RateLimited {
                 client_id,
@@ -59,7 +74,7 @@ impl<D: Dialect> Session<'_, D> {
         let scoped = format!("{}/{client_id}", room.sender);
         let reply = room
             .handle
-            .send(room.name.clone(), scoped, text)
+            .send_as(room.member.clone(), scoped, text)
             .await
             .map_err(|_| ROOM_UNAVAILABLE)?;
         room.acks.push_back(ack_future(client_id, reply));

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::RoomName;
-use app::protocol::{close_code, Seq, JOIN_BACKLOG};
+use app::protocol::{close_code, ErrorCode, Seq, JOIN_BACKLOG};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
@@ -18,10 +18,11 @@ use tokio::time::{timeout, Instant};
 use tracing::debug;
 
 use super::dialect::{Close, Dialect, Frames, Incoming, JoinRequest, Outgoing, RosterRequest};
+use super::identity::{self, Person};
 use super::socket::Socket;
 use crate::guard::ClientKey;
 use crate::metrics::SlowConsumer;
-use crate::room::{Delivery, Membership, RoomError, RoomHandle, RosterPage};
+use crate::room::{Delivery, Member, Membership, RoomError, RoomHandle, RosterPage};
 use crate::web::AppState;
 
 /// How long a new socket may take to send its join.
@@ -50,6 +51,8 @@ pub(super) struct Session<'a, D> {
     pub(super) room: RoomName,
     /// Who the per-address limits count this client as.
     pub(super) who: ClientKey,
+    /// The session cookie's token, if the upgrade carried one (used unless the join has its own).
+    pub(super) cookie: Option<String>,
     /// What the dialect wrote and the socket has not yet (reused, so frames cost no allocation).
     pub(super) out: Frames,
 }
@@ -57,8 +60,10 @@ pub(super) struct Session<'a, D> {
 /// A joined session's side of the room.
 pub(super) struct InRoom {
     pub(super) handle: RoomHandle,
-    /// The name the member joined as.
-    pub(super) name: String,
+    /// Who the member is in the room: the name they joined as, and their verified id.
+    pub(super) member: Member,
+    /// The person behind the connection (their identity, their per-user connection).
+    pub(super) person: Person,
     /// The scope this sender's client ids are stored under.
     pub(super) sender: String,
     pub(super) live: broadcast::Receiver<Arc<Delivery>>,
@@ -84,7 +89,7 @@ pub(super) type RosterFuture = std::pin::Pin<
 pub(super) async fn run<D: Dialect>(
     socket: WebSocket,
     room: RoomName,
-    who: ClientKey,
+    (who, cookie): (ClientKey, Option<String>),
     state: &AppState,
     dialect: D,
 ) {
@@ -97,6 +102,7 @@ pub(super) async fn run<D: Dialect>(
         state,
         room,
         who,
+        cookie,
         out: Vec::with_capacity(4),
     };
     let end = match session.serve().await {
@@ -109,13 +115,14 @@ pub(super) async fn run<D: Dialect>(
 impl<D: Dialect> Session<'_, D> {
     async fn serve(&mut self) -> Result<End, End> {
         let shutdown = self.state.shutdown.clone();
-        let join = tokio::select! {
+        let mut join = tokio::select! {
             join = timeout(JOIN_TIMEOUT, self.read_join()) => {
                 join.map_err(|_| End::Close(close_code::JOIN_TIMEOUT, "join timeout"))??
             }
             _ = shutdown.cancelled() => return Ok(RESTARTING),
         };
-        let mut room = self.enter(join).await?;
+        let (person, can_post) = self.identify(&mut join).await?;
+        let mut room = self.enter(join, person, can_post).await?;
         self.follow(&mut room).await
     }
 
@@ -143,18 +150,37 @@ impl<D: Dialect> Session<'_, D> {
 
     /// Enters the room (retrying once if an idle room task was exiting just then), welcomes the
     /// client and catches it up from the engine to the head reported at subscription.
-    async fn enter(&mut self, join: JoinRequest) -> Result<InRoom, End> {
+    async fn enter(
+        &mut self,
+        join: JoinRequest,
+        person: Person,
+        can_post: bool,
+    ) -> Result<InRoom, End> {
+        let member = Member {
+            name: join.name.clone(),
+            user: person.identity.as_ref().map(|i| i.sub.clone()),
+        };
         let mut handle = self.open_room().await?;
-        let joined = match handle.join(join.name.clone()).await {
+        let mut joined = handle.join_as(member.clone()).await;
+        if let Err(RoomError::Closed) = joined {
+            handle = self.open_room().await?;
+            joined = handle.join_as(member.clone()).await;
+        }
+        let joined = match joined {
             Ok(joined) => joined,
-            Err(RoomError::Closed) => {
-                handle = self.open_room().await?;
-                handle
-                    .join(join.name.clone())
-                    .await
-                    .map_err(|_| ROOM_UNAVAILABLE)?
+            Err(RoomError::NameTaken) => {
+                let message = format!("Someone signed in as “{}” is in this room, so a guest cannot use that name. Choose another.", join.name);
+                let close = (close_code::NAME_TAKEN, "name taken");
+                return Err(self.refuse(ErrorCode::NameTaken, message, close).await);
             }
-            Err(RoomError::Unavailable) => return Err(ROOM_UNAVAILABLE),
+            Err(RoomError::RoomFull) => {
+                let message = "This room is full right now. Try again later.".to_owned();
+                let close = (close_code::ROOM_FULL, "room full");
+                return Err(self
+                    .refuse(ErrorCode::TooManyConnections, message, close)
+                    .await);
+            }
+            Err(RoomError::Closed | RoomError::Unavailable) => return Err(ROOM_UNAVAILABLE),
         };
         self.dialect.encode(
             Outgoing::Welcome {
@@ -162,6 +188,8 @@ impl<D: Dialect> Session<'_, D> {
                 name: &join.name,
                 head: joined.head,
                 roster: &joined.roster,
+                user_id: member.user.as_deref(),
+                can_post,
             },
             &mut self.out,
         );
@@ -178,7 +206,8 @@ impl<D: Dialect> Session<'_, D> {
         self.socket.write_all(&mut self.out).await?;
         Ok(InRoom {
             handle,
-            name: join.name,
+            member,
+            person,
             sender: join.sender,
             live: joined.live,
             _membership: joined.membership,
@@ -216,6 +245,8 @@ impl<D: Dialect> Session<'_, D> {
         // deadline drops it, and dropping the membership takes it off the roster.
         let silence = tokio::time::sleep(settings.peer_timeout);
         tokio::pin!(silence);
+        let expires = room.person.expires(self.state);
+        let mut revocations = identity::revocations(self.state, &room.person);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return self.drain(room).await,
@@ -235,6 +266,16 @@ impl<D: Dialect> Session<'_, D> {
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,
                 _ = ping.tick() => self.socket.write(Message::Ping(Default::default())).await?,
+                _ = tokio::time::sleep_until(expires.unwrap_or_else(Instant::now)), if expires.is_some() => {
+                    let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();
+                    return Ok(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired")).await);
+                }
+                () = identity::revocations_changed(&mut revocations) => {
+                    if room.person.is_revoked(self.state) {
+                        let message = "Your sign-in was revoked. Sign in again to keep chatting.".to_owned();
+                        return Ok(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in revoked")).await);
+                    }
+                }
             }
         }
     }

@@ -8,12 +8,13 @@
 
 use std::sync::Arc;
 
+use app::account::ssr::AccountHandle;
 use app::history::ssr::HistoryHandle;
 use app::limits::MessageLimits;
 use app::{shell, App};
 use axum::extract::FromRef;
 use axum::http::{header, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -28,6 +29,8 @@ use crate::session::edge_chat::{self, EdgeChat};
 use crate::session::palaver::Palaver;
 use crate::session::{self, SessionSettings};
 
+pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod history;
 pub mod listener;
@@ -70,6 +73,15 @@ pub struct AppState {
     pub tasks: TaskTracker,
     /// Whether `/metrics` is on the main router (no `--metrics-bind`).
     pub metrics_on_main: bool,
+    /// Who may connect, and how tokens are verified (`--auth`).
+    #[from_ref(skip)]
+    pub auth: crate::auth::Auth,
+    /// Rooms' rules, read through a short cache.
+    #[from_ref(skip)]
+    pub access: crate::auth::access::RoomAccess,
+    /// Where people get a sign-in link (`--auth-signin-url`).
+    #[from_ref(skip)]
+    pub signin_url: Option<String>,
 }
 
 /// Builds the HTTP router: Leptos pages, the WebSocket endpoint, static files.
@@ -79,6 +91,12 @@ pub fn router(state: AppState) -> Router {
     let history = HistoryHandle(Arc::new(history::EngineHistory {
         history: state.rooms.history().clone(),
         limits: state.limits,
+        auth: state.auth.clone(),
+        access: state.access.clone(),
+    }));
+    let accounts = AccountHandle(Arc::new(account::Accounts {
+        auth: state.auth.clone(),
+        signin_url: state.signin_url.clone(),
     }));
     let ops = if state.metrics_on_main {
         ops::health_routes().merge(ops::metrics_routes())
@@ -94,10 +112,17 @@ pub fn router(state: AppState) -> Router {
             get(session::upgrade::<EdgeChat>),
         )
         .route("/api/room", post(edge_chat::new_private_room))
+        .route("/api/session", post(account::sign_in))
+        .route("/api/session/end", post(account::sign_out))
+        .route("/api/rooms/{room}/rules", put(admin::set_rules))
+        .route("/api/admin/revoke", post(admin::revoke))
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(history.clone()),
+            move || {
+                provide_context(history.clone());
+                provide_context(accounts.clone());
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -226,6 +226,8 @@ impl Client {
         let mut client = Client::connect(url).await;
         client
             .send(&ClientMsg::Join {
+                token: None,
+                owner_key: None,
                 name: name.into(),
                 after_seq,
                 key: test_key(),
@@ -517,6 +519,8 @@ pub async fn join_and_stop_reading(server: &TestServer, room: &str, name: &str) 
             .unwrap();
     let mut c = Client::from_stream(ws);
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: name.into(),
         after_seq: None,
         key: test_key(),

@@ -89,6 +89,8 @@ pub async fn write_until_closed(
 pub async fn full_history(url: &str) -> Vec<app::protocol::ChatMessage> {
     let mut c = Client::connect(url).await;
     c.send(&ClientMsg::Join {
+        token: None,
+        owner_key: None,
         name: "Auditor".into(),
         after_seq: Some(0),
         key: super::test_key(),

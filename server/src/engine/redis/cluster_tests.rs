@@ -27,7 +27,9 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
 
     // The same contracts as SQLite and a single Redis (rooms spread over the shards).
     conformance::all(&one).await;
+    conformance::directory(&one).await;
     conformance::presence(&one, &two).await;
+    conformance::shared_connections(&one, &two).await;
     conformance::keeps_the_newest(&one.clone().with_retention(conformance::KEEP_NEWEST)).await;
     conformance::forgets_the_old(&one.clone().with_retention(conformance::KEEP_A_DAY)).await;
 
@@ -37,7 +39,7 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
     one.append(&room, &[conformance::msg(1, "w1")])
         .await
         .unwrap();
-    let roster = Roster::from([("Ada".to_owned(), 1)]);
+    let roster = Roster::from([("Ada".to_owned(), crate::engine::Present::guests(1))]);
     one.publish(&room, &roster, true).await.unwrap();
     let mut heard = Vec::new();
     while heard.len() < 2 {

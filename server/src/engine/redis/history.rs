@@ -51,7 +51,8 @@ impl History for RedisEngine {
                     .arg(&m.sender)
                     .arg(&m.text)
                     .arg(m.sent_at_ms)
-                    .arg(&m.client_id);
+                    .arg(&m.client_id)
+                    .arg(m.user_id.as_deref().unwrap_or(""));
             }
             let mut conn = self.conn.clone();
             let reply: Vec<(Seq, i64, i64)> = timed(invocation.invoke_async(&mut conn)).await?;
@@ -169,6 +170,7 @@ fn message(entry: &StreamId) -> Option<ChatMessage> {
         text: entry.get("text")?,
         sent_at_ms: entry.get("ts")?,
         client_id: entry.get("cid")?,
+        user_id: entry.get("uid"),
     })
 }
 

@@ -19,6 +19,8 @@ use connection::{Connection, CLUSTER_SCHEME};
 use pubsub::Notifications;
 
 mod connection;
+mod connections;
+mod directory;
 mod history;
 mod presence;
 mod pubsub;
@@ -34,6 +36,7 @@ const NOW_MS: &str = include_str!("scripts/now_ms.lua");
 const SHARE_ROSTER: &str = include_str!("scripts/share_roster.lua");
 const REMOTE_ROSTER: &str = include_str!("scripts/remote_roster.lua");
 const RATE_LIMIT: &str = include_str!("scripts/rate_limit.lua");
+const USER_CONNECTIONS: &str = include_str!("scripts/user_connections.lua");
 
 /// The scripts, loaded once per node (redis-rs runs them by SHA and loads them when missing).
 struct Scripts {
@@ -41,6 +44,7 @@ struct Scripts {
     share_roster: redis::Script,
     remote_roster: redis::Script,
     rate_limit: redis::Script,
+    user_connections: redis::Script,
 }
 
 impl Scripts {
@@ -56,6 +60,7 @@ impl Scripts {
             share_roster: with_clock(&publishing(SHARE_ROSTER)),
             remote_roster: with_clock(REMOTE_ROSTER),
             rate_limit: redis::Script::new(RATE_LIMIT),
+            user_connections: with_clock(USER_CONNECTIONS),
         }
     }
 }
@@ -111,10 +116,12 @@ impl RedisEngine {
         let shared = Arc::new(self.clone());
         Engine {
             history: shared.clone(),
+            directory: shared.clone(),
             mesh: Some(Mesh {
                 broker: shared.clone(),
                 presence: shared.clone(),
-                rate_limit: shared,
+                rate_limit: shared.clone(),
+                connections: shared,
             }),
         }
     }

@@ -57,8 +57,8 @@ impl SharedPresence for RedisEngine {
                 let Ok(names) = serde_json::from_str::<Roster>(&part) else {
                     continue;
                 };
-                for (name, count) in names {
-                    *roster.entry(name).or_default() += count;
+                for (name, present) in names {
+                    roster.entry(name).or_default().merge(present);
                 }
             }
             Ok(roster)

@@ -78,11 +78,13 @@ async fn keeps_what_retention_says_with_client_ids_and_expiry() {
 }
 
 #[tokio::test]
-async fn meets_the_history_and_presence_contracts() {
+async fn meets_the_history_directory_presence_and_connection_contracts() {
     let one = test_engine().await;
     conformance::all(&one).await;
+    conformance::directory(&one).await;
     let two = node(&one.prefix).await;
     conformance::presence(&one, &two).await;
+    conformance::shared_connections(&one, &two).await;
     clean_up(&one).await;
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Appended, EngineError, History, Retention, SWEEP_BATCH};
 
+mod directory;
 mod retention;
 mod writer;
 
@@ -26,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0001_messages.sql"),
     include_str!("../../../migrations/0002_probe.sql"),
     include_str!("../../../migrations/0003_heads.sql"),
+    include_str!("../../../migrations/0004_identity.sql"),
 ];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
@@ -224,6 +226,7 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         text: r.get(3)?,
         sent_at_ms: r.get(4)?,
         client_id: r.get(5)?,
+        user_id: r.get(6)?,
     })
 }
 
@@ -310,7 +313,7 @@ impl History for SqliteStore {
         let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
+                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id FROM messages
                  WHERE room = ?1 AND seq > ?2 AND sent_at_ms >= ?4 ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![room, after, limit, cutoff], row_to_message)?;
@@ -329,7 +332,7 @@ impl History for SqliteStore {
         let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT seq, id, sender, text, sent_at_ms, client_id FROM messages
+                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id FROM messages
                  WHERE room = ?1 AND seq < ?2 AND sent_at_ms >= ?4 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut page = stmt

@@ -9,6 +9,7 @@ async fn meets_the_store_contract() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path()).unwrap();
     crate::engine::conformance::all(&store).await;
+    crate::engine::conformance::directory(&store).await;
 }
 
 #[tokio::test]

@@ -28,6 +28,17 @@ pub(super) enum Job {
         cutoff: i64,
         reply: oneshot::Sender<Result<u64, EngineError>>,
     },
+    /// Run one small write of its own (a revocation, a room's rules), in its own transaction.
+    Exec(Exec),
+}
+
+/// A small write of its own, run on the writer's connection.
+pub(super) type ExecFn = Box<dyn FnOnce(&mut Connection) -> rusqlite::Result<()> + Send>;
+
+/// A small write, run by the writer like any other.
+pub(super) struct Exec {
+    pub run: ExecFn,
+    pub reply: oneshot::Sender<Result<(), EngineError>>,
 }
 
 /// One room's batch, waiting for the writer.
@@ -46,6 +57,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
     let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
     let mut probes = Vec::new();
     let mut sweeps = Vec::new();
+    let mut execs: Vec<Exec> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -57,6 +69,7 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
                     cutoff,
                     reply,
                 } => sweeps.push((rooms, cutoff, reply)),
+                Job::Exec(exec) => execs.push(exec),
             }
             if jobs.len() < MAX_BATCHES_PER_COMMIT {
                 next = rx.try_recv().ok();
@@ -67,6 +80,10 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
             for (job, outcome) in jobs.drain(..).zip(outcomes) {
                 let _ = job.reply.send(outcome);
             }
+        }
+        for exec in execs.drain(..) {
+            let outcome = (exec.run)(&mut conn).map_err(unavailable);
+            let _ = exec.reply.send(outcome);
         }
         for (rooms, cutoff, reply) in sweeps.drain(..) {
             let outcome = super::retention::delete_expired(&mut conn, &rooms, cutoff);
@@ -159,8 +176,8 @@ fn insert_batch(
         .map_err(unavailable)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO messages (room, seq, id, sender, text, sent_at_ms, client_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO messages (room, seq, id, sender, text, sent_at_ms, client_id, user_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .map_err(unavailable)?;
     let mut appended = Vec::with_capacity(batch.len());
@@ -188,7 +205,8 @@ fn insert_batch(
                 m.sender,
                 m.text,
                 head_ts,
-                m.client_id
+                m.client_id,
+                m.user_id
             ])
             .map_err(unavailable)?;
         appended.push(Appended {

@@ -4,7 +4,8 @@
 -- 100 per call, their client-id records with them), and with an age limit the log and the ids
 -- expire that long after this last message. The head (meta) never expires: numbering continues.
 -- KEYS: meta, log, ids, live. ARGV: the message count, messages kept (0: all), cutoff ms (0: none),
--- age limit ms (0: none), then id, sender, text, ts, client id for each message. Returns
+-- age limit ms (0: none), then id, sender, text, ts, client id, user id ('' for a guest) for each
+-- message. Returns
 -- {seq, ts, 1 if stored now} per message. __PUBLISH__ is PUBLISH, or SPUBLISH on a Cluster.
 local stored_head = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
 local head = stored_head
@@ -15,7 +16,7 @@ local cutoff = tonumber(ARGV[3])
 local max_age = tonumber(ARGV[4])
 local out = {}
 for i = 0, n - 1 do
-  local b = 5 + i * 5
+  local b = 5 + i * 6
   local cid = ARGV[b + 4]
   local old = redis.call('HGET', KEYS[3], cid)
   if old then
@@ -33,8 +34,13 @@ for i = 0, n - 1 do
     local ts = ARGV[b + 3]
     if tonumber(ts) < tonumber(head_ts) then ts = head_ts end
     head_ts = ts
-    redis.call('XADD', KEYS[2], head .. '-1', 'id', ARGV[b], 'sender', ARGV[b + 1],
-      'text', ARGV[b + 2], 'ts', ts, 'cid', cid)
+    if ARGV[b + 5] == '' then
+      redis.call('XADD', KEYS[2], head .. '-1', 'id', ARGV[b], 'sender', ARGV[b + 1],
+        'text', ARGV[b + 2], 'ts', ts, 'cid', cid)
+    else
+      redis.call('XADD', KEYS[2], head .. '-1', 'id', ARGV[b], 'sender', ARGV[b + 1],
+        'text', ARGV[b + 2], 'ts', ts, 'cid', cid, 'uid', ARGV[b + 5])
+    end
     redis.call('HSET', KEYS[3], cid, head)
     out[#out + 1] = {head, tonumber(ts), 1}
   end

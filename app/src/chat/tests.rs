@@ -1,0 +1,179 @@
+//! The room page's state, without a browser: delivery, notices, retention lines.
+use super::*;
+
+#[test]
+fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
+    let owner = Owner::new();
+    owner.with(|| {
+        // Away after 2; 3..=6 removed; 7 arrives.
+        let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+        state.removed(2, 6);
+        assert!(state.deliver(msg(7, "c")));
+        let items = state.timeline();
+        let TimelineItem::Notice(n) = &items[2] else {
+            panic!("a notice after 2: {items:?}")
+        };
+        assert!(n.text.starts_with("4 messages from while you were away"));
+        assert_eq!(
+            state.removed_upto.get_untracked(),
+            0,
+            "the top is still the start"
+        );
+
+        // Nothing shown yet: the top of the list says it.
+        let fresh = RoomState::new(vec![], 0);
+        fresh.removed(0, 9);
+        assert_eq!(fresh.removed_upto.get_untracked(), 9);
+        assert!(fresh.timeline().is_empty());
+    });
+}
+
+#[test]
+fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+        state.presence(joined(&["Ada"], 1), 0);
+        let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+        assert_eq!(keys, [(1, 0), (0, 1), (0, 2)]);
+
+        // Before older history that is not loaded: left out.
+        let later = RoomState::new(vec![msg(50, "x")], 50);
+        later.presence(joined(&["Ada"], 1), 10);
+        assert_eq!(later.timeline().len(), 1);
+    });
+}
+
+#[test]
+fn presence_lines_are_short_and_placed_after_the_last_message() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+        let mut change = joined(&["Ada", "Bob", "Cy", "Di"], 4);
+        change.left = vec!["Ed".into()];
+        state.presence(change, 9);
+        state.deliver(msg(3, "c"));
+        let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+        assert_eq!(keys, [(0, 1), (0, 2), (1, 0), (1, 1), (0, 3)]);
+        let texts: Vec<_> = state
+            .notices
+            .get_untracked()
+            .into_iter()
+            .map(|n| n.text)
+            .collect();
+        assert_eq!(texts, ["Ada, Bob and 2 others joined", "Ed left"]);
+        assert_eq!(state.roster.get_untracked().count, 4);
+
+        // Unnamed arrivals are counted in the line; a change naming nobody adds no line.
+        let mut crowd = joined(&["Fay"], 25);
+        crowd.more_joined = 20;
+        state.presence(crowd, 3);
+        state.presence(
+            RosterChange {
+                count: 200,
+                more_left: 3,
+                ..RosterChange::default()
+            },
+            3,
+        );
+        let texts: Vec<_> = state
+            .notices
+            .get_untracked()
+            .into_iter()
+            .map(|n| n.text)
+            .collect();
+        assert_eq!(
+            texts.last().map(String::as_str),
+            Some("Fay and 20 others joined")
+        );
+        assert_eq!(texts.len(), 3);
+        assert_eq!(state.roster.get_untracked().count, 200);
+    });
+}
+
+/// A change in which `names` joined and the room now has `count` people.
+fn joined(names: &[&str], count: usize) -> RosterChange {
+    RosterChange {
+        count,
+        joined: names.iter().map(|s| s.to_string()).collect(),
+        ..RosterChange::default()
+    }
+}
+
+fn msg(seq: Seq, client_id: &str) -> ChatMessage {
+    ChatMessage {
+        seq,
+        id: format!("m{seq}"),
+        sender: "a".into(),
+        text: "t".into(),
+        sent_at_ms: 0,
+        client_id: client_id.into(),
+        user_id: None,
+    }
+}
+
+#[test]
+fn deliver_drops_duplicates_and_clears_outbox() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![msg(1, "x")], 1);
+        state.outbox.set(vec![OutboxEntry {
+            client_id: "c2".into(),
+            text: "t".into(),
+            delivery: Delivery::Sending,
+        }]);
+        assert!(!state.deliver(msg(1, "x")));
+        state.acknowledge("c2");
+        assert_eq!(state.outbox.get_untracked()[0].delivery, Delivery::Sent);
+        assert!(state.deliver(msg(2, "c2")));
+        assert!(state.outbox.get_untracked().is_empty());
+        assert_eq!(state.last_seq(), 2);
+    });
+}
+
+#[test]
+fn requeue_only_touches_unacknowledged() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![], 0);
+        state.outbox.set(vec![
+            OutboxEntry {
+                client_id: "a".into(),
+                text: "t".into(),
+                delivery: Delivery::Sending,
+            },
+            OutboxEntry {
+                client_id: "b".into(),
+                text: "t".into(),
+                delivery: Delivery::Sent,
+            },
+        ]);
+        state.requeue_unacknowledged();
+        let o = state.outbox.get_untracked();
+        assert_eq!(o[0].delivery, Delivery::Queued);
+        assert_eq!(o[1].delivery, Delivery::Sent);
+    });
+}
+
+#[test]
+fn a_hold_back_notice_lasts_until_everything_is_acknowledged() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![], 0);
+        let entry = |id: &str, delivery| OutboxEntry {
+            client_id: id.into(),
+            text: "t".into(),
+            delivery,
+        };
+        // "a" went through; "b" was refused for the rate limit and waits to be resent.
+        state.outbox.set(vec![
+            entry("a", Delivery::Sending),
+            entry("b", Delivery::Queued),
+        ]);
+        state.acknowledge("a");
+        assert!(!state.all_acknowledged());
+        state.outbox.update(|o| o[1].delivery = Delivery::Sending);
+        state.acknowledge("b");
+        assert!(state.all_acknowledged());
+    });
+}
