@@ -6,6 +6,10 @@ const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
 export const STRICT_PORT = PORT + 1;
 /** Two nodes sharing one Redis (the scale-out engine), for people on different nodes. */
 export const NODE_PORTS = [PORT + 2, PORT + 3];
+/** A server where only signed-in people chat (`--auth required`), tokens expiring to the second. */
+export const AUTH_PORT = PORT + 4;
+/** The HS256 secret of the sign-in server (tests sign tokens with `server token`). */
+export const AUTH_SECRET = "e2e-sign-in-secret-0123456789-abcdefghij";
 /** The Redis those nodes share (the one `scripts/setup.sh --e2e` makes sure is running). */
 export const REDIS_URL = process.env.PALAVER_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -69,6 +73,27 @@ export default defineConfig({
         PALAVER_DATA_DIR: "target/e2e-strict-data",
         PALAVER_RATE_LIMIT_BURST: "3",
         PALAVER_RATE_LIMIT_INTERVAL_MS: "2000",
+        PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
+        PALAVER_HTTP_RATE_LIMIT_BURST: "100000",
+        PALAVER_HISTORY_RATE_LIMIT_BURST: "10000000",
+        RUST_LOG: "warn",
+      },
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: "pipe",
+      stderr: "pipe",
+    },
+    {
+      command: "target/debug/server",
+      cwd: "..",
+      url: `http://127.0.0.1:${AUTH_PORT}/`,
+      env: {
+        PALAVER_BIND: `127.0.0.1:${AUTH_PORT}`,
+        PALAVER_DATA_DIR: "target/e2e-auth-data",
+        PALAVER_AUTH: "required",
+        PALAVER_AUTH_SECRET: AUTH_SECRET,
+        PALAVER_AUTH_LEEWAY_SECS: "0",
+        PALAVER_RATE_LIMIT_BURST: "100000",
         PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
         PALAVER_HTTP_RATE_LIMIT_BURST: "100000",
         PALAVER_HISTORY_RATE_LIMIT_BURST: "10000000",

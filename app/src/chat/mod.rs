@@ -120,6 +120,9 @@ pub struct RoomState {
     pub roster: RwSignal<RosterView>,
     /// Who this page is in the room, once welcomed.
     pub me: RwSignal<Option<Me>>,
+    /// What is typed in the composer and not sent yet: kept here, so that it survives the
+    /// composer being shown again (after a refusal, a new name).
+    pub draft: RwSignal<String>,
     /// Why the server refused this reader (sign in, not a member, name taken); `None` while it
     /// lets them in.
     pub stopped: RwSignal<Option<Stop>>,
@@ -147,6 +150,7 @@ impl RoomState {
             degraded: RwSignal::new(false),
             roster: RwSignal::new(RosterView::default()),
             me: RwSignal::new(None),
+            draft: RwSignal::new(String::new()),
             stopped: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),

@@ -43,7 +43,7 @@ pub fn Composer(
     connection: StoredValue<Option<RoomConnection>>,
     at_bottom: RwSignal<bool>,
 ) -> impl IntoView {
-    let text = RwSignal::new(String::new());
+    let text = state.draft;
     let error = RwSignal::new(None::<String>);
     let submit = move || {
         let draft = text.get_untracked();

@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::use_saved_name;
 use crate::account::{load_account, Account};
-use crate::chat::{RoomConnection, RoomState};
+use crate::chat::{RoomConnection, RoomState, Stop};
 use crate::components::{
     Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader,
     RoomSettings, StoppedNotice,
@@ -157,45 +157,83 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
                 </button>
             </Show>
-            {move || writing(state, saved, account.clone(), connection, at_bottom, page.can_post)}
+            {
+                let guest_page = account.viewer.is_none();
+                let can_post = page.can_post;
+                let mode = Memo::new(move |_| writing_mode(state, saved, guest_page, can_post));
+                move || writing(mode.get(), state, saved, account.clone(), connection, at_bottom)
+            }
         </div>
     }
 }
 
-/// What is under the messages: the composer, or why there is none (the server refused the
-/// reader, a name is needed, or this reader may only read).
+/// What is under the messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Writing {
+    Composer,
+    /// A guest arrived by a link and has no name yet.
+    NamePrompt,
+    /// The reader may read but not post; `guest` says whether signing in would help.
+    ReadOnly {
+        guest: bool,
+    },
+    /// The server refused the reader: why, above a composer that keeps what they write.
+    Stopped(Stop),
+}
+
+/// Which of [`Writing`] applies now. A memo, so that a reconnect (a new welcome) does not build
+/// the composer again under the reader's fingers.
+fn writing_mode(
+    state: RoomState,
+    saved: RwSignal<Option<Option<String>>>,
+    guest_page: bool,
+    page_can_post: bool,
+) -> Writing {
+    if let Some(stop) = state.stopped.get() {
+        return Writing::Stopped(stop);
+    }
+    if matches!(saved.get(), Some(None)) {
+        return Writing::NamePrompt;
+    }
+    // The server's word once welcomed; the page's until then.
+    let (can_post, guest) = state.me.with(|me| match me {
+        Some(me) => (me.can_post, me.user_id.is_none()),
+        None => (page_can_post, guest_page),
+    });
+    if can_post {
+        Writing::Composer
+    } else {
+        Writing::ReadOnly { guest }
+    }
+}
+
 fn writing(
+    mode: Writing,
     state: RoomState,
     saved: RwSignal<Option<Option<String>>>,
     account: Account,
     connection: StoredValue<Option<RoomConnection>>,
     at_bottom: RwSignal<bool>,
-    page_can_post: bool,
 ) -> AnyView {
-    if let Some(stop) = state.stopped.get() {
-        if stop.code == ErrorCode::NameTaken {
-            return view! {
-                <div class="writing">
-                    <p class="error name-taken" role="alert">{stop.message}</p>
-                    <NamePrompt saved/>
-                </div>
-            }
-            .into_any();
+    match mode {
+        Writing::Composer => view! { <Composer state connection at_bottom/> }.into_any(),
+        Writing::NamePrompt => view! { <NamePrompt saved/> }.into_any(),
+        Writing::ReadOnly { guest } => view! { <ReadOnlyNote account guest/> }.into_any(),
+        Writing::Stopped(stop) if stop.code == ErrorCode::NameTaken => view! {
+            <div class="writing">
+                <p class="error name-taken" role="alert">{stop.message}</p>
+                <NamePrompt saved/>
+            </div>
         }
-        return view! { <StoppedNotice stop account state connection/> }.into_any();
+        .into_any(),
+        Writing::Stopped(stop) => view! {
+            <div class="writing">
+                <StoppedNotice stop account state connection/>
+                <Composer state connection at_bottom/>
+            </div>
+        }
+        .into_any(),
     }
-    if matches!(saved.get(), Some(None)) {
-        return view! { <NamePrompt saved/> }.into_any();
-    }
-    // The server's word once welcomed; the page's until then.
-    let (can_post, guest) = match state.me.get() {
-        Some(me) => (me.can_post, me.user_id.is_none()),
-        None => (page_can_post, account.viewer.is_none()),
-    };
-    if !can_post {
-        return view! { <ReadOnlyNote account guest/> }.into_any();
-    }
-    view! { <Composer state connection at_bottom/> }.into_any()
 }
 
 /// Opens the room's connection once the reader's name is known, again under a new name if it

@@ -386,4 +386,28 @@ mod tests {
             ])
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_verified_name_is_held_ignoring_case_and_marked_whichever_node_has_it() {
+        let mut p = Presence::new(100);
+        let (_ada, rx) = oneshot::channel();
+        let ada = Member {
+            name: "Ada".into(),
+            user: Some("u-ada".into()),
+        };
+        p.join(ada, rx, 0);
+        let _guest = joined(&mut p, "Bob", 0);
+        assert!(p.held_by_verified("ada") && !p.held_by_verified("Bob"));
+        let cy = Present {
+            connections: 2,
+            user: Some("u-cy".into()),
+        };
+        p.set_remote(Roster::from([("Cy".into(), cy)]), 0);
+        assert!(p.held_by_verified("CY"), "another node's verified person");
+        assert_eq!(p.connections(), 4, "two here, two there");
+        let change = p.announcement().unwrap();
+        assert_eq!(change.joined, names(&["Ada", "Bob", "Cy"]));
+        assert_eq!(change.verified, [0, 2]);
+        assert_eq!(p.page(None, None, ROSTER_PAGE).verified, [0, 2]);
+    }
 }

@@ -326,3 +326,32 @@ async fn rooms_past_the_cap_are_refused_and_a_room_nobody_posted_to_leaves_withi
     assert_eq!(busy.join("Bo".into()).await.unwrap().head, 1);
     drop(ada);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_guest_is_refused_a_verified_name_and_a_full_room_refuses_anyone() {
+    use super::{Member, RoomError};
+    let handle = spawn_room(
+        room("rules"),
+        Engine::alone(Arc::new(MemoryStore::default())),
+        RoomSettings {
+            max_connections: 2,
+            ..RoomSettings::for_tests()
+        },
+        CancellationToken::new(),
+        |_| {},
+    );
+    let ada = Member {
+        name: "Ada".into(),
+        user: Some("u-ada".into()),
+    };
+    let _ada = handle.join_as(ada).await.unwrap();
+    assert!(matches!(
+        handle.join("ada".into()).await,
+        Err(RoomError::NameTaken)
+    ));
+    let _bo = handle.join("Bo".into()).await.unwrap();
+    assert!(
+        matches!(handle.join("Cy".into()).await, Err(RoomError::RoomFull)),
+        "two connections: full"
+    );
+}
