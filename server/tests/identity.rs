@@ -347,3 +347,34 @@ async fn a_room_full_refuses_the_next_connection() {
     .await;
     let _other_room = node.join("other", "C", None).await;
 }
+
+#[tokio::test]
+async fn the_edge_chat_dialect_follows_the_same_rules() {
+    let node = server("optional", &[]).await;
+    let (_ada, first) = join(&node, "demo", "x", Some(token("u-ada", "Ada", &[], 600))).await;
+    welcome(&first);
+    let url = format!("ws://{}/api/room/demo/websocket", node.addr());
+    let mut guest = Client::connect(&url).await;
+    guest.send_text(r#"{"name": "ADA"}"#).await;
+    let error = guest.recv_json().await.expect("an error frame");
+    let text = error["error"].as_str().unwrap_or_default();
+    assert!(text.contains("signed in as"), "{error}");
+    assert_eq!(guest.recv_json().await, Err(Some(close_code::NAME_TAKEN)));
+
+    let required = server("required", &[]).await;
+    let url = format!("ws://{}/api/room/demo/websocket", required.addr());
+    let mut guest = Client::connect(&url).await;
+    guest.send_text(r#"{"name": "Bo"}"#).await;
+    let error = guest.recv_json().await.expect("an error frame");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Sign in"),
+        "{error}"
+    );
+    assert_eq!(
+        guest.recv_json().await,
+        Err(Some(close_code::SIGN_IN_REQUIRED))
+    );
+}

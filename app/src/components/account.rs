@@ -85,6 +85,19 @@ pub fn StoppedNotice(
         ErrorCode::SignInRequired | ErrorCode::SignInExpired
     ) || (stop.code == ErrorCode::Forbidden && account.viewer.is_none());
     let waiting = move || state.outbox.with(|o| !o.is_empty());
+    // Where guests may chat, an expired sign-in need not stop anyone: sign out and go on.
+    let as_guest = (stop.code == ErrorCode::SignInExpired && account.mode == SignIn::Optional)
+        .then(|| {
+            let go_on = move |_| {
+                #[cfg(feature = "hydrate")]
+                leptos::task::spawn_local(async move {
+                    if crate::api::sign_out().await.is_ok() {
+                        crate::api::reload();
+                    }
+                });
+            };
+            view! { <button type="button" class="secondary" on:click=go_on>"Continue as a guest"</button> }
+        });
     view! {
         <section class="composer stopped" aria-labelledby="stopped-title">
             <h2 id="stopped-title" class="visually-hidden">"Not connected"</h2>
@@ -95,6 +108,7 @@ pub fn StoppedNotice(
             <div class="row actions">
                 {signing_in.then(|| sign_in_hint(&account))}
                 <button type="button" class="secondary" on:click=retry>"Try again"</button>
+                {as_guest}
             </div>
         </section>
     }

@@ -102,12 +102,25 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
         format!("#{room}")
     };
     let connection = connect_once_named(room.to_string(), state, saved);
+    // The owner by account is known on the server; a guest owner's key only in the browser, so
+    // that is looked at after hydration (the first render matches the server's).
+    let owns = RwSignal::new(page.can_change_rules);
     #[cfg(feature = "hydrate")]
-    let owns = page.can_change_rules || crate::api::owner_key(room.as_str()).is_some();
-    #[cfg(not(feature = "hydrate"))]
-    let owns = page.can_change_rules;
-    let settings =
-        owns.then(|| view! { <RoomSettings room=room.to_string() rules=page.rules.clone()/> });
+    {
+        let room = room.to_string();
+        Effect::new(move |_| {
+            if crate::api::owner_key(&room).is_some() {
+                owns.set(true);
+            }
+        });
+    }
+    let settings = {
+        let (room, rules) = (room.to_string(), page.rules.clone());
+        move || {
+            owns.get()
+                .then(|| view! { <RoomSettings room=room.clone() rules=rules.clone()/> })
+        }
+    };
 
     let list_ref = NodeRef::<html::Div>::new();
     let at_bottom = RwSignal::new(true);

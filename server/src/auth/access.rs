@@ -25,7 +25,8 @@ const CACHED_ROOMS: usize = 10_000;
 #[derive(Clone)]
 pub struct RoomAccess {
     directory: Arc<dyn Directory>,
-    cache: Arc<Mutex<HashMap<RoomName, (Instant, RoomRules)>>>,
+    /// Shared, so a check at every post copies a pointer, not a member list.
+    cache: Arc<Mutex<HashMap<RoomName, (Instant, Arc<RoomRules>)>>>,
 }
 
 impl RoomAccess {
@@ -37,13 +38,13 @@ impl RoomAccess {
     }
 
     /// The room's rules (open ones when it has none).
-    pub async fn rules(&self, room: &RoomName) -> Result<RoomRules, EngineError> {
+    pub async fn rules(&self, room: &RoomName) -> Result<Arc<RoomRules>, EngineError> {
         if let Some((at, rules)) = self.lock().get(room) {
             if at.elapsed() < RULES_TTL {
                 return Ok(rules.clone());
             }
         }
-        let rules = self.directory.rules(room).await?.unwrap_or_default();
+        let rules = Arc::new(self.directory.rules(room).await?.unwrap_or_default());
         let mut cache = self.lock();
         if cache.len() >= CACHED_ROOMS {
             cache.clear();
@@ -55,7 +56,8 @@ impl RoomAccess {
     /// Stores the room's rules; this node uses them at once, the others within [`RULES_TTL`].
     pub async fn set_rules(&self, room: &RoomName, rules: RoomRules) -> Result<(), EngineError> {
         self.directory.set_rules(room, &rules).await?;
-        self.lock().insert(room.clone(), (Instant::now(), rules));
+        self.lock()
+            .insert(room.clone(), (Instant::now(), Arc::new(rules)));
         Ok(())
     }
 
@@ -80,7 +82,7 @@ impl RoomAccess {
         Ok(claimed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, (Instant, RoomRules)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, (Instant, Arc<RoomRules>)>> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -58,7 +58,7 @@ impl EngineHistory {
             && (identity.is_some() || self.auth.guests_may_post())
             && rules.may_post(&who);
         let can_change = rules.may_change(&who);
-        let mut shown = rules;
+        let mut shown = RoomRules::clone(&rules);
         if !can_change {
             shown.members.clear();
             shown.member_roles.clear();
