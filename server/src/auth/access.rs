@@ -21,12 +21,15 @@ pub const RULES_TTL: Duration = Duration::from_secs(2);
 /// Rooms whose rules are cached at once; past it the cache starts over.
 const CACHED_ROOMS: usize = 10_000;
 
+/// Each room's rules and when they were read.
+type Cached = HashMap<RoomName, (Instant, Arc<RoomRules>)>;
+
 /// Rooms' rules, cached; cheap to clone.
 #[derive(Clone)]
 pub struct RoomAccess {
     directory: Arc<dyn Directory>,
     /// Shared, so a check at every post copies a pointer, not a member list.
-    cache: Arc<Mutex<HashMap<RoomName, (Instant, Arc<RoomRules>)>>>,
+    cache: Arc<Mutex<Cached>>,
 }
 
 impl RoomAccess {
@@ -82,7 +85,7 @@ impl RoomAccess {
         Ok(claimed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, (Instant, Arc<RoomRules>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
