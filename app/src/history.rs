@@ -38,6 +38,9 @@ pub struct HistoryPage {
     /// Whether this reader may change the rules (the owner, an admin).
     #[serde(default)]
     pub can_change_rules: bool,
+    /// How long after sending an author may edit or delete a message (`--edit-window-secs`).
+    #[serde(default)]
+    pub edit_window_secs: u64,
 }
 
 /// Why a room's page shows no history.

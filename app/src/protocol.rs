@@ -62,6 +62,17 @@ pub enum ClientMsg {
         /// The message text; see [`crate::limits::validate_message_text`].
         text: String,
     },
+    /// Changes the text of message `seq`: allowed to its author within the server's edit window.
+    /// Becomes an `edit` entry in the room's sequence; idempotent by `client_id` like a send.
+    Edit {
+        client_id: String,
+        seq: Seq,
+        /// The new text, under the same rules as a message's.
+        text: String,
+    },
+    /// Takes message `seq` back: allowed to its author within the edit window, and to
+    /// moderators. Becomes a `delete` entry; the message's text is removed from storage.
+    Delete { client_id: String, seq: Seq },
     /// Heartbeat: the server answers `pong`. Browsers cannot see WebSocket pings, so this is how a
     /// client finds out that a connection died without a close (a sleeping laptop, a network
     /// change) while the browser still accepts sends on it.
@@ -77,8 +88,46 @@ pub enum ClientMsg {
     },
 }
 
-/// A chat message as stored and delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What an entry of a room's sequence is: most are messages; an edit or a delete is an event that
+/// changes an earlier message (`target`), numbered in the same sequence, so resume and catch-up
+/// bring changes as they bring messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    #[default]
+    Message,
+    /// New text for `target`, which is in this entry's `text`.
+    Edit,
+    /// `target` was taken back; this entry has no text.
+    Delete,
+}
+
+impl EntryKind {
+    pub fn is_message(&self) -> bool {
+        *self == EntryKind::Message
+    }
+
+    /// How it is stored (SQLite column, Redis field).
+    pub fn code(self) -> i64 {
+        match self {
+            EntryKind::Message => 0,
+            EntryKind::Edit => 1,
+            EntryKind::Delete => 2,
+        }
+    }
+
+    /// From [`EntryKind::code`]; an unknown code reads as a message.
+    pub fn from_code(code: i64) -> Self {
+        match code {
+            1 => EntryKind::Edit,
+            2 => EntryKind::Delete,
+            _ => EntryKind::Message,
+        }
+    }
+}
+
+/// A chat message (or an edit or delete of one) as stored and delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
     /// Position in the room; contiguous from 1.
     pub seq: Seq,
@@ -95,6 +144,22 @@ pub struct ChatMessage {
     /// The sender's verified user id (`sub` of their token); absent for a guest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,
+    /// A message, or an event changing one.
+    #[serde(default, skip_serializing_if = "EntryKind::is_message")]
+    pub kind: EntryKind,
+    /// For an edit or a delete: the message it changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Seq>,
+    /// For a message: when its text was last edited (its `text` is the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at_ms: Option<i64>,
+    /// For a message (or an edit of it): it was deleted, and its text is gone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// The `client_id` as the sender chose it, from the form the server stores (`<sender>/<id>`: ids
@@ -341,6 +406,7 @@ mod tests {
             sent_at_ms: 10,
             client_id: "c".into(),
             user_id: None,
+            ..Default::default()
         });
         let v: serde_json::Value = serde_json::from_str(&msg.encode()).unwrap();
         assert_eq!(v["type"], "message");
@@ -383,6 +449,10 @@ mod tests {
                 sent_at_ms: i64::MAX,
                 client_id: "c".repeat(crate::limits::MAX_CLIENT_ID_BYTES),
                 user_id: Some("u".repeat(255)),
+                kind: EntryKind::Edit,
+                target: Some(u64::MAX),
+                edited_at_ms: Some(i64::MAX),
+                deleted: true,
             }),
             ServerMsg::Roster {
                 names: vec![name.clone(); ROSTER_PAGE],

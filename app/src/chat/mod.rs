@@ -15,7 +15,7 @@ pub use roster::{Change as RosterChange, Page as RosterPage, RosterView};
 use leptos::prelude::*;
 
 use crate::limits::MessageLimits;
-use crate::protocol::{ChatMessage, Seq};
+use crate::protocol::{ChatMessage, EntryKind, Seq};
 
 /// How the page's connection to its room is doing, as shown in the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,11 +91,12 @@ pub enum TimelineItem {
 }
 
 impl TimelineItem {
-    /// A key that is unique across both kinds, for keyed rendering.
-    pub fn key(&self) -> (u8, u64) {
+    /// A key that is unique across both kinds, for keyed rendering; a message's changes with
+    /// it, so an edited or deleted message is drawn again.
+    pub fn key(&self) -> (u8, u64, i64, bool) {
         match self {
-            TimelineItem::Message(m) => (0, m.seq),
-            TimelineItem::Notice(n) => (1, n.key),
+            TimelineItem::Message(m) => (0, m.seq, m.edited_at_ms.unwrap_or(0), m.deleted),
+            TimelineItem::Notice(n) => (1, n.key, 0, false),
         }
     }
 }
@@ -228,7 +229,10 @@ impl RoomState {
                         out.push(TimelineItem::Notice(n));
                     }
                 }
-                out.push(TimelineItem::Message(m.clone()));
+                // Edits and deletes are already applied to their messages.
+                if m.kind.is_message() {
+                    out.push(TimelineItem::Message(m.clone()));
+                }
             }
             out.extend(pending.map(TimelineItem::Notice));
             out
@@ -253,7 +257,10 @@ impl RoomState {
             return false;
         }
         let client_id = msg.client_id.clone();
-        self.messages.update(|m| m.push(msg));
+        self.messages.update(|m| {
+            apply_change(m, &msg);
+            m.push(msg);
+        });
         // The room's copy replaces the pending one.
         self.outbox
             .update(|o| o.retain(|e| e.client_id != client_id));
@@ -284,6 +291,31 @@ impl RoomState {
                 e.delivery = Delivery::Queued;
             }
         });
+    }
+}
+
+/// Makes an edit or a delete take effect on the message it changes (as the server did when it
+/// stored it): an edit replaces a live message's text, a delete removes the text of the message
+/// and of its edits.
+fn apply_change(messages: &mut [ChatMessage], change: &ChatMessage) {
+    let Some(target) = change.target else {
+        return;
+    };
+    for m in messages.iter_mut() {
+        let is_target = m.seq == target && m.kind.is_message();
+        match change.kind {
+            EntryKind::Edit if is_target && !m.deleted => {
+                m.text.clone_from(&change.text);
+                m.edited_at_ms = Some(change.sent_at_ms);
+            }
+            EntryKind::Delete
+                if is_target || (m.kind == EntryKind::Edit && m.target == Some(target)) =>
+            {
+                m.text.clear();
+                m.deleted = true;
+            }
+            _ => {}
+        }
     }
 }
 
@@ -326,6 +358,18 @@ impl RoomConnection {
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = text;
+        Ok(())
+    }
+
+    /// Edits (`Some(text)`) or deletes message `seq`; the room's entry for it updates the page,
+    /// a refusal arrives as the notice. Only while connected: there is no queue for changes.
+    #[allow(unused_variables)]
+    pub fn change(&self, state: &RoomState, seq: Seq, text: Option<String>) -> Result<(), String> {
+        if state.conn.get_untracked() != ConnState::Connected {
+            return Err("Not connected right now; try again in a moment.".into());
+        }
+        #[cfg(feature = "hydrate")]
+        self.inner.change(crate::browser::random_uuid(), seq, text);
         Ok(())
     }
 

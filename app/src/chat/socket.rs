@@ -42,6 +42,12 @@ enum Ask {
     },
     /// Try again now after a refusal.
     Retry,
+    /// Edit (`Some(text)`) or delete message `seq` (dropped while not connected).
+    Change {
+        client_id: String,
+        seq: crate::protocol::Seq,
+        text: Option<String>,
+    },
 }
 
 /// Controls the task from the page.
@@ -58,6 +64,14 @@ impl Handle {
 
     pub fn roster(&self, after: Option<String>, query: Option<String>) {
         let _ = self.kick.unbounded_send(Ask::Roster { after, query });
+    }
+
+    pub fn change(&self, client_id: String, seq: crate::protocol::Seq, text: Option<String>) {
+        let _ = self.kick.unbounded_send(Ask::Change {
+            client_id,
+            seq,
+            text,
+        });
     }
 
     pub fn retry(&self) {
@@ -306,6 +320,7 @@ async fn connect_once(
                 Some(Ask::Flush) => conn.send_queued(state, &mut sink).await,
                 Some(Ask::Roster { after, query }) => conn.ask_roster(after, query, &mut sink).await,
                 Some(Ask::Retry) => Ok(()),
+                Some(Ask::Change { client_id, seq, text }) => conn.change(client_id, seq, text, &mut sink).await,
                 None => return Session::PageGone,
             },
         };
@@ -362,6 +377,32 @@ impl Connection {
         }
         let ask = Message::Text(ClientMsg::Roster { after, query }.encode());
         sink.send(ask).await.map_err(|_| ())
+    }
+
+    /// Sends an edit or a delete, once joined.
+    async fn change<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        client_id: String,
+        seq: crate::protocol::Seq,
+        text: Option<String>,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        if !self.joined {
+            return Ok(());
+        }
+        let frame = match text {
+            Some(text) => ClientMsg::Edit {
+                client_id,
+                seq,
+                text,
+            },
+            None => ClientMsg::Delete { client_id, seq },
+        };
+        sink.send(Message::Text(frame.encode()))
+            .await
+            .map_err(|_| ())?;
+        self.liveness.expect_answer();
+        Ok(())
     }
 
     /// Sends the queued outbox, once joined.

@@ -34,7 +34,14 @@ fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
     owner.with(|| {
         let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
         state.presence(joined(&["Ada"], 1), 0);
-        let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+        let keys: Vec<_> = state
+            .timeline()
+            .iter()
+            .map(|i| {
+                let k = i.key();
+                (k.0, k.1)
+            })
+            .collect();
         assert_eq!(keys, [(1, 0), (0, 1), (0, 2)]);
 
         // Before older history that is not loaded: left out.
@@ -53,7 +60,14 @@ fn presence_lines_are_short_and_placed_after_the_last_message() {
         change.left = vec!["Ed".into()];
         state.presence(change, 9);
         state.deliver(msg(3, "c"));
-        let keys: Vec<_> = state.timeline().iter().map(TimelineItem::key).collect();
+        let keys: Vec<_> = state
+            .timeline()
+            .iter()
+            .map(|i| {
+                let k = i.key();
+                (k.0, k.1)
+            })
+            .collect();
         assert_eq!(keys, [(0, 1), (0, 2), (1, 0), (1, 1), (0, 3)]);
         let texts: Vec<_> = state
             .notices
@@ -109,6 +123,7 @@ fn msg(seq: Seq, client_id: &str) -> ChatMessage {
         sent_at_ms: 0,
         client_id: client_id.into(),
         user_id: None,
+        ..Default::default()
     }
 }
 
@@ -175,5 +190,45 @@ fn a_hold_back_notice_lasts_until_everything_is_acknowledged() {
         state.outbox.update(|o| o[1].delivery = Delivery::Sending);
         state.acknowledge("b");
         assert!(state.all_acknowledged());
+    });
+}
+
+#[test]
+fn edits_and_deletes_change_their_message_in_place_and_are_not_rows_of_their_own() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
+        let edit = ChatMessage {
+            kind: EntryKind::Edit,
+            target: Some(1),
+            text: "fixed".into(),
+            sent_at_ms: 99,
+            ..msg(3, "c")
+        };
+        assert!(state.deliver(edit));
+        let delete = ChatMessage {
+            kind: EntryKind::Delete,
+            target: Some(2),
+            text: String::new(),
+            ..msg(4, "d")
+        };
+        assert!(state.deliver(delete.clone()));
+        assert!(!state.deliver(delete), "each number once");
+        assert_eq!(state.last_seq(), 4, "resume after the changes too");
+        let shown: Vec<_> = state
+            .timeline()
+            .into_iter()
+            .filter_map(|i| match i {
+                TimelineItem::Message(m) => Some((m.seq, m.text, m.edited_at_ms, m.deleted)),
+                TimelineItem::Notice(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (1, "fixed".to_owned(), Some(99), false),
+                (2, String::new(), None, true)
+            ]
+        );
     });
 }

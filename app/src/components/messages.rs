@@ -4,6 +4,7 @@
 
 use leptos::{ev, html, prelude::*};
 
+use super::actions::{Actions, InlineEditor, MessageMenu};
 use super::VerifiedMark;
 use crate::chat::{Delivery, Me, OutboxEntry, RoomState, TimelineItem};
 use crate::history::load_history;
@@ -19,6 +20,7 @@ pub fn MessageList(
     on_scroll: impl FnMut(ev::Event) + 'static,
     older: OlderHistory,
     room_label: String,
+    actions: Actions,
 ) -> impl IntoView {
     let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
     let removed_upto = state.removed_upto;
@@ -48,7 +50,7 @@ pub fn MessageList(
                 <For each=move || state.timeline() key=TimelineItem::key let:item>
                     {match item {
                         TimelineItem::Message(msg) => view! {
-                            <MessageItem msg me=state.me saved=Signal::derive(move || saved.get().flatten())/>
+                            <MessageItem msg me=state.me saved=Signal::derive(move || saved.get().flatten()) actions/>
                         }
                         .into_any(),
                         TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
@@ -134,6 +136,7 @@ fn MessageItem(
     msg: ChatMessage,
     me: RwSignal<Option<Me>>,
     saved: Signal<Option<String>>,
+    actions: Actions,
 ) -> impl IntoView {
     let is_mine = {
         let msg = msg.clone();
@@ -144,6 +147,26 @@ fn MessageItem(
         .clone()
         .map(|id| view! { <VerifiedMark user_id=id/> });
     let hydrated = use_context::<Hydrated>().map(|h| h.0);
+    let editing = RwSignal::new(false);
+    let edited = msg.edited_at_ms.filter(|_| !msg.deleted).map(|at| {
+        view! { <span class="edited" title=format!("Edited {}", iso_time(at))>"(edited)"</span> }
+    });
+    let body = {
+        let msg = msg.clone();
+        move || match (msg.deleted, editing.get()) {
+            (true, _) => view! { <p class="text placeholder">"Message deleted"</p> }.into_any(),
+            (false, true) => view! { <InlineEditor msg=msg.clone() actions editing/> }.into_any(),
+            (false, false) => view! { <p class="text">{msg.text.clone()}</p> }.into_any(),
+        }
+    };
+    let menu = {
+        let msg = msg.clone();
+        // Only once the page is live: without JavaScript nothing can be changed.
+        move || {
+            let live = hydrated.is_some_and(|h| h.get());
+            live.then(|| view! { <MessageMenu msg=msg.clone() own=is_mine.get() actions editing/> })
+        }
+    };
     let ms = msg.sent_at_ms;
     // The server does not know the reader's time zone: it renders UTC, and the browser switches to
     // local time once it has taken over (the same text at hydration, so nothing mismatches).
@@ -152,16 +175,18 @@ fn MessageItem(
         _ => format!("{} UTC", utc_clock(ms)),
     };
     view! {
-        <li class="msg" class:mine=is_mine data-seq=msg.seq>
+        <li class="msg" class:mine=is_mine class:deleted=msg.deleted data-seq=msg.seq>
             <div class="meta">
                 <span class="sender">{msg.sender}{verified}</span>
                 <time datetime=iso_time(msg.sent_at_ms)>{time}</time>
+                {edited}
                 // Everything in the list is stored; on one's own messages, say so.
-                <Show when=move || is_mine.get()>
+                <Show when=move || is_mine.get() && !msg.deleted>
                     <span class="delivery sent">"✓ Sent"</span>
                 </Show>
+                {menu}
             </div>
-            <p class="text">{msg.text}</p>
+            {body}
         </li>
     }
     .into_any()

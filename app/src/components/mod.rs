@@ -2,6 +2,7 @@
 //! prompt, the account bar and refusals, the room's settings, and the one error card.
 
 mod account;
+mod actions;
 mod composer;
 mod error_card;
 mod header;
@@ -9,6 +10,7 @@ mod messages;
 mod settings;
 
 pub use account::{AccountBar, ReadOnlyNote, StoppedNotice, VerifiedMark};
+pub use actions::Actions;
 pub use composer::{Composer, NamePrompt};
 pub use error_card::ErrorCard;
 pub use header::RoomHeader;

@@ -9,7 +9,7 @@ use super::use_saved_name;
 use crate::account::{load_account, Account};
 use crate::chat::{RoomConnection, RoomState, Stop};
 use crate::components::{
-    Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader,
+    Actions, Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader,
     RoomSettings, StoppedNotice,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
@@ -122,6 +122,15 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
         }
     };
 
+    let moderates = account.viewer.as_ref().is_some_and(|v| v.is_moderator());
+    let actions = Actions {
+        state,
+        connection,
+        // The owner (by account or by key) moderates too.
+        moderates: Signal::derive(move || moderates || owns.get()),
+        edit_window_ms: i64::try_from(page.edit_window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+    };
     let list_ref = NodeRef::<html::Div>::new();
     let at_bottom = RwSignal::new(true);
     let unseen = RwSignal::new(0usize);
@@ -164,7 +173,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
                     "JavaScript is off: you can read this room's recent history. Turn it on to chat live."
                 </p>
             </noscript>
-            <MessageList state saved list_ref on_scroll older room_label=title/>
+            <MessageList state saved list_ref on_scroll older room_label=title actions/>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}

@@ -209,6 +209,7 @@ impl LoadClient {
                 sent_at_ms: (now_ns() / 1_000_000) as i64,
                 client_id: format!("r{room}s{index}n{n}"),
                 user_id: None,
+                ..Default::default()
             })
             .encode(),
         )

@@ -250,6 +250,12 @@ pub struct Config {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub max_pending_per_connection: usize,
 
+    /// Seconds after sending during which an author may edit or delete their message (moderators
+    /// delete any message at any time). 0: authors cannot change their messages.
+    #[arg(long, env = "PALAVER_EDIT_WINDOW_SECS", default_value_t = 900,
+          value_parser = clap::value_parser!(u64).range(0..=2_592_000))]
+    pub edit_window_secs: u64,
+
     /// On SIGTERM/SIGINT: seconds to wait for sessions to be told to reconnect and for the last
     /// commits, before exiting anyway.
     #[arg(long, env = "PALAVER_SHUTDOWN_TIMEOUT_SECS", default_value_t = 10,
@@ -346,6 +352,7 @@ impl Config {
             peer_timeout: Duration::from_millis(self.peer_timeout_ms),
             write_timeout: Duration::from_millis(self.write_timeout_ms),
             max_pending: self.max_pending_per_connection,
+            edit_window: Duration::from_secs(self.edit_window_secs),
         }
     }
 

@@ -2,7 +2,7 @@
 //! and [`forgets_the_old`] for its [`Retention`], [`presence`] for [`SharedPresence`].
 
 use app::limits::RoomName;
-use app::protocol::{ChatMessage, Seq};
+use app::protocol::{ChatMessage, EntryKind, Seq};
 
 use app::rules::{Audience, Owner, RoomRules};
 
@@ -18,6 +18,7 @@ pub fn msg(seq: Seq, client_id: &str) -> ChatMessage {
         client_id: client_id.into(),
         // Verified authors on even numbers, guests on odd: both kinds are stored and read back.
         user_id: seq.is_multiple_of(2).then(|| format!("user-{seq}")),
+        ..Default::default()
     }
 }
 
@@ -28,6 +29,7 @@ pub fn room(name: &str) -> RoomName {
 /// Every history contract test, in turn.
 pub async fn all(store: &dyn History) {
     reads_in_order_per_room(store).await;
+    changes(store).await;
     numbers_every_batch_after_its_head(store).await;
     stores_each_client_id_once(store).await;
     timestamps_never_go_back(store).await;
@@ -320,4 +322,71 @@ pub async fn shared_connections(one: &dyn SharedConnections, two: &dyn SharedCon
         "both counts gone: all 3 here"
     );
     two.set(user, 0, 0).await.unwrap();
+}
+
+/// An edit (`Some(text)`) or delete of `target`, as the room hands it to the engine.
+pub fn change(client_id: &str, target: Seq, text: Option<&str>) -> ChatMessage {
+    ChatMessage {
+        kind: match text {
+            Some(_) => EntryKind::Edit,
+            None => EntryKind::Delete,
+        },
+        target: Some(target),
+        text: text.unwrap_or_default().to_owned(),
+        ..msg(0, client_id)
+    }
+}
+
+/// The changes contract: edits and deletes are numbered in the room's sequence, idempotent by
+/// client id, applied to their target (a deleted message's text, and its edits', no longer read),
+/// and every read returns the sequence whole and in order.
+pub async fn changes(store: &dyn History) {
+    let r = room("conf-changes");
+    let first: Vec<_> = (1..=3).map(|i| msg(i, &format!("m{i}"))).collect();
+    store.append(&r, &first).await.unwrap();
+    let edit = change("e1", 1, Some("fixed ✓"));
+    let appended = store.append(&r, std::slice::from_ref(&edit)).await.unwrap();
+    assert_eq!((appended[0].seq, appended[0].new), (4, true));
+    let again = store.append(&r, &[edit]).await.unwrap();
+    assert_eq!(
+        (again[0].seq, again[0].new),
+        (4, false),
+        "idempotent by client id"
+    );
+
+    let all = store.after(&r, 0, 10).await.unwrap();
+    assert_eq!(seqs(&all), [1, 2, 3, 4]);
+    assert_eq!(all[0].text, "fixed ✓", "the message reads as edited");
+    assert!(all[0].edited_at_ms.is_some() && !all[0].deleted);
+    assert_eq!((all[3].kind, all[3].target), (EntryKind::Edit, Some(1)));
+    assert_eq!(all[3].text, "fixed ✓");
+
+    let appended = store.append(&r, &[change("d1", 1, None)]).await.unwrap();
+    assert_eq!(appended[0].seq, 5);
+    store.append(&r, &[msg(6, "m6")]).await.unwrap();
+    let all = store.after(&r, 0, 10).await.unwrap();
+    assert_eq!(
+        seqs(&all),
+        [1, 2, 3, 4, 5, 6],
+        "no hole where text was removed"
+    );
+    assert!(all[0].deleted && all[0].text.is_empty(), "{:?}", all[0]);
+    assert!(
+        all[3].deleted && all[3].text.is_empty(),
+        "its edit too: {:?}",
+        all[3]
+    );
+    assert_eq!((all[4].kind, all[4].target), (EntryKind::Delete, Some(1)));
+    assert_eq!(all[1], msg(2, "m2"), "others untouched");
+    assert_eq!(all[0].sender, "Ada", "a placeholder keeps who and when");
+
+    // Pages in both directions, across the removed entries.
+    assert_eq!(seqs(&store.after(&r, 3, 2).await.unwrap()), [4, 5]);
+    assert_eq!(seqs(&store.after(&r, 0, 1).await.unwrap()), [1]);
+    assert_eq!(seqs(&store.before(&r, None, 3).await.unwrap()), [4, 5, 6]);
+    assert_eq!(
+        seqs(&store.before(&r, Some(5), 10).await.unwrap()),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(seqs(&store.before(&r, Some(3), 1).await.unwrap()), [2]);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use app::limits::RoomName;
-use app::protocol::{ChatMessage, Seq};
+use app::protocol::{ChatMessage, EntryKind, Seq};
 use futures::future::{self, BoxFuture};
 
 use app::rules::RoomRules;
@@ -47,6 +47,7 @@ impl MemoryRoom {
             ..m.clone()
         };
         self.by_client_id.insert(m.client_id.clone(), stored.seq);
+        self.apply_change(&stored);
         let appended = Appended {
             seq: stored.seq,
             sent_at_ms: stored.sent_at_ms,
@@ -54,6 +55,31 @@ impl MemoryRoom {
         };
         self.messages.push(stored);
         appended
+    }
+}
+
+impl MemoryRoom {
+    /// An edit or a delete takes effect on its target, as the real engines do.
+    fn apply_change(&mut self, change: &ChatMessage) {
+        let Some(target) = change.target else {
+            return;
+        };
+        for m in &mut self.messages {
+            let is_target = m.seq == target && m.kind == EntryKind::Message;
+            match change.kind {
+                EntryKind::Edit if is_target && !m.deleted => {
+                    m.text.clone_from(&change.text);
+                    m.edited_at_ms = Some(change.sent_at_ms);
+                }
+                EntryKind::Delete
+                    if is_target || (m.kind == EntryKind::Edit && m.target == Some(target)) =>
+                {
+                    m.text.clear();
+                    m.deleted = true;
+                }
+                _ => {}
+            }
+        }
     }
 }
 

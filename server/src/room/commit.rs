@@ -41,6 +41,8 @@ impl PendingSend {
         SendCommand {
             sender,
             user_id,
+            kind,
+            target,
             client_id,
             text,
             reply,
@@ -56,6 +58,9 @@ impl PendingSend {
                 sent_at_ms: now_ms(),
                 client_id,
                 user_id,
+                kind,
+                target,
+                ..Default::default()
             },
             reply,
         }
@@ -257,6 +262,8 @@ mod tests {
         let send = PendingSend::new(SendCommand {
             sender: "Ada".into(),
             user_id: None,
+            kind: Default::default(),
+            target: None,
             client_id: client_id.into(),
             text: "hi".into(),
             reply,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::RoomName;
-use app::protocol::{ErrorCode, Seq};
+use app::protocol::{EntryKind, ErrorCode, Seq};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -132,6 +132,9 @@ struct SendCommand {
     sender: String,
     /// The sender's verified user id, stored with the message.
     user_id: Option<String>,
+    /// A message, or an edit or delete of `target`.
+    kind: EntryKind,
+    target: Option<Seq>,
     client_id: String,
     text: String,
     reply: oneshot::Sender<Result<Seq, RoomError>>,
@@ -191,6 +194,30 @@ impl RoomHandle {
         self.send_as(Member::guest(sender), client_id, text).await
     }
 
+    /// Queues an edit (`Some(text)`) or a delete (`None`) of message `target` by `author`, as
+    /// the next entry of the room's sequence; resolved with its number once committed. Who may
+    /// change what is the caller's to check.
+    pub async fn change_as(
+        &self,
+        author: Member,
+        client_id: String,
+        target: Seq,
+        text: Option<String>,
+    ) -> Result<SendReply, RoomError> {
+        let kind = match text {
+            Some(_) => EntryKind::Edit,
+            None => EntryKind::Delete,
+        };
+        self.submit(
+            author,
+            client_id,
+            text.unwrap_or_default(),
+            kind,
+            Some(target),
+        )
+        .await
+    }
+
     /// [`RoomHandle::send`] by `author`, whose user id (if verified) is stored with the message.
     pub async fn send_as(
         &self,
@@ -198,10 +225,24 @@ impl RoomHandle {
         client_id: String,
         text: String,
     ) -> Result<SendReply, RoomError> {
+        self.submit(author, client_id, text, EntryKind::Message, None)
+            .await
+    }
+
+    async fn submit(
+        &self,
+        author: Member,
+        client_id: String,
+        text: String,
+        kind: EntryKind,
+        target: Option<Seq>,
+    ) -> Result<SendReply, RoomError> {
         let (reply, rx) = oneshot::channel();
         let send = SendCommand {
             sender: author.name,
             user_id: author.user,
+            kind,
+            target,
             client_id,
             text,
             reply,

@@ -62,6 +62,12 @@ pub fn sender_scope(key: Option<&str>) -> String {
 pub enum Request {
     /// A message to post (already validated).
     Post { client_id: String, text: String },
+    /// A change to message `seq`: new text (validated) for an edit, `None` for a delete.
+    Change {
+        client_id: String,
+        seq: Seq,
+        text: Option<String>,
+    },
     /// A page of who is in the room.
     Roster(RosterRequest),
 }

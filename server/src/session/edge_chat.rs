@@ -203,10 +203,14 @@ impl Dialect for EdgeChat {
             // The demo has no such notice; sends are refused with an error instead.
             // The demo's clients have no numbers, hence nothing to say about a gap in them.
             Outgoing::Degraded | Outgoing::Removed { .. } => {}
+            // Edits and deletes: the demo has no way to say which message changed, and a corrected
+            // copy as a new line would repeat (or keep showing) what its author took back.
+            Outgoing::History(m) if !m.kind.is_message() || m.deleted => {}
             Outgoing::History(m) => out.push(message(m)),
             Outgoing::CaughtUp => out.push(Frame::Owned(json!({ "ready": true }).to_string())),
             Outgoing::Live(delivery) => match &delivery.event {
-                RoomEvent::Message(m) => out.push(message(m)),
+                RoomEvent::Message(m) if m.kind.is_message() => out.push(message(m)),
+                RoomEvent::Message(_) => {}
                 RoomEvent::Presence(change) => self.tell_change(change, out),
                 RoomEvent::Status { .. } => {}
             },

@@ -13,6 +13,7 @@
 
 pub mod admission;
 mod catch_up;
+mod changes;
 pub mod dialect;
 pub mod edge_chat;
 mod identity;
@@ -39,4 +40,6 @@ pub struct SessionSettings {
     /// Posts awaiting their commit per connection; beyond this the session stops reading its
     /// socket, so a flooding client is slowed by TCP instead of buffered.
     pub max_pending: usize,
+    /// How long after sending its author may edit or delete a message (`--edit-window-secs`).
+    pub edit_window: Duration,
 }

@@ -102,6 +102,30 @@ impl Dialect for Palaver {
         };
         match ClientMsg::decode(text) {
             Ok(ClientMsg::Send { client_id, text }) => self.post(client_id, text, out),
+            Ok(ClientMsg::Edit {
+                client_id,
+                seq,
+                text,
+            }) => match self.post(client_id, text, out)? {
+                Request::Post { client_id, text } => Some(Request::Change {
+                    client_id,
+                    seq,
+                    text: Some(text),
+                }),
+                _ => None,
+            },
+            Ok(ClientMsg::Delete { client_id, seq }) => match validate_client_id(&client_id) {
+                Ok(()) => Some(Request::Change {
+                    client_id,
+                    seq,
+                    text: None,
+                }),
+                Err(e) => {
+                    self.metrics.rejected(Rejection::Invalid);
+                    out.push(error(ErrorCode::InvalidClientId, e.to_string(), None));
+                    None
+                }
+            },
             Ok(ClientMsg::Roster { after, query }) => roster_request(after, query, out),
             Ok(ClientMsg::Join { .. }) => {
                 out.push(error(ErrorCode::BadSequence, "Already joined.", None));

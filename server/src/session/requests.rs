@@ -33,6 +33,11 @@ impl<D: Dialect> Session<'_, D> {
         };
         match self.dialect.request(frame, &mut self.out) {
             Some(Request::Post { client_id, text }) => self.post(client_id, text, room).await?,
+            Some(Request::Change {
+                client_id,
+                seq,
+                text,
+            }) => self.change(client_id, seq, text, room).await?,
             Some(Request::Roster(request)) => ask_roster(request, room),
             None => {}
         }
@@ -58,17 +63,8 @@ impl<D: Dialect> Session<'_, D> {
             self.dialect.encode(refusal, &mut self.out);
             return Ok(());
         }
-        let mut budget = self.state.guard.check_post(self.who).await;
-        if let (Ok(()), Some(identity)) = (&budget, &room.person.identity) {
-            budget = self.state.guard.check_user_post(&identity.sub).await;
-        }
-        if let Err(retry_after) = budget {
-            self.state.metrics.rejected(Rejection::RateLimited);
-            let refusal = Outgoing::RateLimited {
-                client_id,
-                retry_after,
-            };
-            self.dialect.encode(refusal, &mut self.out);
+        let user = room.person.identity.as_ref().map(|i| i.sub.as_str());
+        if !self.spend_post_budget(&client_id, user).await {
             return Ok(());
         }
         let scoped = format!("{}/{client_id}", room.sender);
@@ -79,6 +75,25 @@ impl<D: Dialect> Session<'_, D> {
             .map_err(|_| ROOM_UNAVAILABLE)?;
         room.acks.push_back(ack_future(client_id, reply));
         Ok(())
+    }
+
+    /// Spends one post from the address's budget and the verified user's; when either is spent,
+    /// tells the client when to send `client_id` again and says no.
+    pub(super) async fn spend_post_budget(&mut self, client_id: &str, user: Option<&str>) -> bool {
+        let mut budget = self.state.guard.check_post(self.who).await;
+        if let (Ok(()), Some(user)) = (&budget, user) {
+            budget = self.state.guard.check_user_post(user).await;
+        }
+        let Err(retry_after) = budget else {
+            return true;
+        };
+        self.state.metrics.rejected(Rejection::RateLimited);
+        let refusal = Outgoing::RateLimited {
+            client_id: client_id.to_owned(),
+            retry_after,
+        };
+        self.dialect.encode(refusal, &mut self.out);
+        false
     }
 
     /// The room answered a roster request: pass it on, and ask the next one if any waits.
@@ -166,6 +181,6 @@ pub(super) async fn pending(
     }
 }
 
-fn ack_future(client_id: String, reply: SendReply) -> AckFuture {
+pub(super) fn ack_future(client_id: String, reply: SendReply) -> AckFuture {
     Box::pin(async move { (client_id, reply.await.unwrap_or(Err(RoomError::Closed))) })
 }

@@ -26,6 +26,8 @@ pub struct EngineHistory {
     pub limits: MessageLimits,
     pub auth: Auth,
     pub access: RoomAccess,
+    /// `--edit-window-secs`, so pages offer to change only what the server would change.
+    pub edit_window: std::time::Duration,
 }
 
 /// What a reader may do in a room, as a page needs it.
@@ -120,6 +122,7 @@ impl HistorySource for EngineHistory {
                 can_post: access.can_post,
                 rules: access.rules,
                 can_change_rules: access.can_change,
+                edit_window_secs: self.edit_window.as_secs(),
             })
         })
     }

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         limits: state.limits,
         auth: state.auth.clone(),
         access: state.access.clone(),
+        edit_window: state.sessions.edit_window,
     }));
     let accounts = AccountHandle(Arc::new(account::Accounts {
         auth: state.auth.clone(),

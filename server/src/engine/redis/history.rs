@@ -9,7 +9,7 @@
 //! ids expire that long after the room's last message; reads skip what is too old meanwhile.
 
 use app::limits::RoomName;
-use app::protocol::{ChatMessage, Seq};
+use app::protocol::{ChatMessage, EntryKind, Seq};
 use futures::future::BoxFuture;
 use redis::streams::{StreamId, StreamRangeReply};
 use redis::AsyncCommands;
@@ -41,6 +41,7 @@ impl History for RedisEngine {
                 .key(self.key(room, "log"))
                 .key(self.key(room, "ids"))
                 .key(self.key(room, "live"))
+                .key(self.key(room, "patch"))
                 .arg(batch.len())
                 .arg(retention.keep_last.unwrap_or(0))
                 .arg(cutoff)
@@ -52,7 +53,9 @@ impl History for RedisEngine {
                     .arg(&m.text)
                     .arg(m.sent_at_ms)
                     .arg(&m.client_id)
-                    .arg(m.user_id.as_deref().unwrap_or(""));
+                    .arg(m.user_id.as_deref().unwrap_or(""))
+                    .arg(m.kind.code())
+                    .arg(m.target.unwrap_or(0));
             }
             let mut conn = self.conn.clone();
             let reply: Vec<(Seq, i64, i64)> = timed(invocation.invoke_async(&mut conn)).await?;
@@ -102,6 +105,11 @@ impl History for RedisEngine {
                 .await?;
                 let page = messages(reply)?;
                 let full = page.len() >= limit;
+                // Changes up to the last entry read (or all after it when none follow), with
+                // placeholders for deleted ones: the first `limit` are this page.
+                let upto = page.last().map(|m| m.seq).filter(|_| full);
+                let mut page = self.overlay(room, page, from + 1, upto).await?;
+                page.truncate(limit);
                 let Some(last) = page.last().map(|m| m.seq) else {
                     return Ok(page);
                 };
@@ -135,8 +143,19 @@ impl History for RedisEngine {
                 timed(conn.xrevrange_count(self.key(room, "log"), end, "-", limit)).await?;
             let cutoff = self.retention.cutoff_now();
             let mut page = messages(reply)?;
-            page.retain(|m| m.sent_at_ms >= cutoff);
             page.reverse();
+            // Changes from the first entry read (or from the start when fewer came) up to
+            // `before`, with placeholders for deleted ones: the last `limit` are this page.
+            let from = match page.first() {
+                Some(first) if page.len() >= limit => first.seq,
+                _ => 1,
+            };
+            let mut page = self
+                .overlay(room, page, from, before.map(|b| b - 1))
+                .await?;
+            let extra = page.len().saturating_sub(limit);
+            page.drain(..extra);
+            page.retain(|m| m.sent_at_ms >= cutoff);
             Ok(page)
         })
     }
@@ -171,6 +190,9 @@ fn message(entry: &StreamId) -> Option<ChatMessage> {
         sent_at_ms: entry.get("ts")?,
         client_id: entry.get("cid")?,
         user_id: entry.get("uid"),
+        kind: EntryKind::from_code(entry.get("kind").unwrap_or(0)),
+        target: entry.get("target"),
+        ..Default::default()
     })
 }
 

@@ -22,6 +22,7 @@ mod connection;
 mod connections;
 mod directory;
 mod history;
+mod patches;
 mod presence;
 mod pubsub;
 mod rate_limit;

@@ -161,3 +161,53 @@ async fn a_working_engine_checks_out() {
     let engine = test_engine().await;
     engine.check().await.expect("PING answered");
 }
+
+#[tokio::test]
+async fn a_deleted_messages_text_is_gone_from_redis() {
+    use crate::engine::conformance::{change, msg, room};
+    let engine = test_engine().await;
+    let r = room("secrets");
+    let marker = "SECRET-7f3a9c-TEXT";
+    let mut said = msg(1, "s1");
+    said.text = format!("{marker} as sent");
+    engine.append(&r, &[said, msg(2, "s2")]).await.unwrap();
+    let edit = change("s3", 1, Some(&format!("{marker} as edited")));
+    engine.append(&r, &[edit]).await.unwrap();
+    let stored = |engine: RedisEngine| async move {
+        let mut conn = engine.conn.clone();
+        let keys: Vec<String> = conn.keys(format!("{}:*", engine.prefix)).await.unwrap();
+        let mut all = String::new();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut command = match kind.as_str() {
+                "stream" => redis::cmd("XRANGE"),
+                "zset" => redis::cmd("ZRANGE"),
+                "hash" => redis::cmd("HGETALL"),
+                _ => continue,
+            };
+            command.arg(&key);
+            match kind.as_str() {
+                "stream" => command.arg("-").arg("+"),
+                "zset" => command.arg(0).arg(-1),
+                _ => &mut command,
+            };
+            let dump: Vec<redis::Value> = command.query_async(&mut conn).await.unwrap();
+            all.push_str(&format!("{dump:?}"));
+        }
+        all
+    };
+    assert!(
+        stored(engine.clone()).await.contains(marker),
+        "stored before the delete"
+    );
+    engine.append(&r, &[change("s4", 1, None)]).await.unwrap();
+    let left = stored(engine.clone()).await;
+    assert!(!left.contains(marker), "gone from every key: {left}");
+    let all = engine.after(&r, 0, 10).await.unwrap();
+    assert!(all[0].deleted && all[0].text.is_empty());
+    clean_up(&engine).await;
+}

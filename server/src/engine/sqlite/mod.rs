@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0002_probe.sql"),
     include_str!("../../../migrations/0003_heads.sql"),
     include_str!("../../../migrations/0004_identity.sql"),
+    include_str!("../../../migrations/0005_changes.sql"),
 ];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
@@ -152,6 +153,7 @@ impl SqliteStore {
             .name("sqlite-writer".into())
             .spawn(move || writer::run(writer, rx, options.retention))
             .map_err(OpenError::Thread)?;
+        writer::tick_checkpoints(writes.clone()).map_err(OpenError::Thread)?;
         Ok(Self {
             path,
             _lock: lock,
@@ -165,6 +167,15 @@ impl SqliteStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs the WAL checkpoint that deleted text waits for, now (tests).
+    #[cfg(test)]
+    pub async fn checkpoint_now(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.writes.send(Job::Checkpoint(Some(reply))).await.is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// Runs `f` on a pooled reader connection in the blocking thread pool, once one of the
@@ -215,6 +226,8 @@ fn open_connection(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     // FULL: a commit is on disk (WAL fsynced) before it returns, so an acknowledged message
     // survives a power cut, not only a crash of this process.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // A deleted message's text is overwritten in the file, not left in a free page.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
 }
 
@@ -227,6 +240,10 @@ fn row_to_message(r: &rusqlite::Row<'_>) -> rusqlite::Result<ChatMessage> {
         sent_at_ms: r.get(4)?,
         client_id: r.get(5)?,
         user_id: r.get(6)?,
+        kind: app::protocol::EntryKind::from_code(r.get(7)?),
+        target: r.get(8)?,
+        edited_at_ms: r.get(9)?,
+        deleted: r.get(10)?,
     })
 }
 
@@ -313,7 +330,7 @@ impl History for SqliteStore {
         let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id FROM messages
+                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id, kind, target, edited_at_ms, deleted FROM messages
                  WHERE room = ?1 AND seq > ?2 AND sent_at_ms >= ?4 ORDER BY seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![room, after, limit, cutoff], row_to_message)?;
@@ -332,7 +349,7 @@ impl History for SqliteStore {
         let cutoff = self.retention.cutoff_now();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id FROM messages
+                "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id, kind, target, edited_at_ms, deleted FROM messages
                  WHERE room = ?1 AND seq < ?2 AND sent_at_ms >= ?4 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut page = stmt

@@ -258,3 +258,33 @@ async fn a_flood_of_reads_runs_a_few_at_a_time_on_the_pooled_connections() {
     let pooled = store.readers.lock().unwrap().len();
     assert!(pooled <= READER_POOL, "{pooled} connections");
 }
+
+#[tokio::test]
+async fn a_deleted_messages_text_leaves_the_database_and_wal_files() {
+    use crate::engine::conformance::change;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let r = room("secrets");
+    let marker = "SECRET-7f3a9c-TEXT";
+    let mut said = msg(1, "s1");
+    said.text = format!("{marker} as sent");
+    store.append(&r, &[said, msg(2, "s2")]).await.unwrap();
+    let edit = change("s3", 1, Some(&format!("{marker} as edited")));
+    store.append(&r, &[edit]).await.unwrap();
+    store.checkpoint_now().await;
+    let contains = |file: &str| {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap_or_default();
+        bytes.windows(marker.len()).any(|w| w == marker.as_bytes())
+    };
+    assert!(
+        contains("palaver.db") || contains("palaver.db-wal"),
+        "the text is stored before the delete (the check can fail)"
+    );
+    store.append(&r, &[change("s4", 1, None)]).await.unwrap();
+    store.checkpoint_now().await;
+    assert!(!contains("palaver.db"), "no trace in the database file");
+    assert!(!contains("palaver.db-wal"), "no trace in the WAL");
+    let all = store.after(&r, 0, 10).await.unwrap();
+    assert!(all[0].deleted && all[0].text.is_empty());
+    assert_eq!(all[1].text, msg(2, "s2").text, "the others stay");
+}

@@ -5,7 +5,7 @@
 //! client ids checked; a batch that fails is refused alone (savepoint), the others still commit.
 
 use app::limits::RoomName;
-use app::protocol::{ChatMessage, Seq};
+use app::protocol::{ChatMessage, EntryKind, Seq};
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
@@ -30,6 +30,56 @@ pub(super) enum Job {
     },
     /// Run one small write of its own (a revocation, a room's rules), in its own transaction.
     Exec(Exec),
+    /// If messages were deleted since the last one, a checkpoint that truncates the WAL, so that
+    /// their text leaves the WAL file too (see [`CHECKPOINT_EVERY`]). Answered when done.
+    Checkpoint(Option<oneshot::Sender<()>>),
+}
+
+/// How often a deleted message's text is made to leave the WAL file: at most this long after the
+/// delete (the database file itself is overwritten at once, `secure_delete`).
+pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Asks the writer for a [`Job::Checkpoint`] every [`CHECKPOINT_EVERY`] until it stops.
+pub(super) fn tick_checkpoints(writes: mpsc::Sender<Job>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("sqlite-checkpoints".into())
+        .spawn(move || loop {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if writes.blocking_send(Job::Checkpoint(None)).is_err() {
+                return;
+            }
+        })
+        .map(drop)
+}
+
+/// Makes an edit or a delete take effect on its target, in the transaction that stores it: an
+/// edit replaces a live message's text; a delete removes the text of the message and of every
+/// edit of it.
+fn apply_change(
+    tx: &rusqlite::Connection,
+    room: &str,
+    m: &ChatMessage,
+    at: i64,
+) -> Result<(), EngineError> {
+    let Some(target) = m.target else {
+        return Ok(());
+    };
+    let changed = match m.kind {
+        EntryKind::Message => return Ok(()),
+        EntryKind::Edit => tx
+            .prepare_cached(
+                "UPDATE messages SET text = ?3, edited_at_ms = ?4
+                 WHERE room = ?1 AND seq = ?2 AND kind = 0 AND deleted = 0",
+            )
+            .and_then(|mut s| s.execute(params![room, target, m.text, at])),
+        EntryKind::Delete => tx
+            .prepare_cached(
+                "UPDATE messages SET text = '', deleted = 1
+                 WHERE room = ?1 AND ((seq = ?2 AND kind = 0) OR (kind = 1 AND target = ?2))",
+            )
+            .and_then(|mut s| s.execute(params![room, target])),
+    };
+    changed.map(drop).map_err(unavailable)
 }
 
 /// A small write of its own, run on the writer's connection.
@@ -58,6 +108,9 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
     let mut probes = Vec::new();
     let mut sweeps = Vec::new();
     let mut execs: Vec<Exec> = Vec::new();
+    let mut checkpoints = Vec::new();
+    // Whether a delete was committed since the last truncating checkpoint.
+    let mut deleted_since = false;
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(job) = next.take() {
@@ -70,12 +123,16 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
                     reply,
                 } => sweeps.push((rooms, cutoff, reply)),
                 Job::Exec(exec) => execs.push(exec),
+                Job::Checkpoint(reply) => checkpoints.push(reply),
             }
             if jobs.len() < MAX_BATCHES_PER_COMMIT {
                 next = rx.try_recv().ok();
             }
         }
         if !jobs.is_empty() {
+            deleted_since |= jobs
+                .iter()
+                .any(|j| j.batch.iter().any(|m| m.kind == EntryKind::Delete));
             let outcomes = commit_jobs(&mut conn, &jobs, &retention);
             for (job, outcome) in jobs.drain(..).zip(outcomes) {
                 let _ = job.reply.send(outcome);
@@ -88,6 +145,21 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
         for (rooms, cutoff, reply) in sweeps.drain(..) {
             let outcome = super::retention::delete_expired(&mut conn, &rooms, cutoff);
             let _ = reply.send(outcome.map_err(unavailable));
+        }
+        if !checkpoints.is_empty() {
+            if deleted_since {
+                match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    r.get::<_, i64>(0)
+                }) {
+                    // 0: done; 1: readers held it up, try again next time.
+                    Ok(0) => deleted_since = false,
+                    Ok(_) => {}
+                    Err(e) => error!(error = %e, "checkpoint failed"),
+                }
+            }
+            for reply in checkpoints.drain(..).flatten() {
+                let _ = reply.send(());
+            }
         }
         if !probes.is_empty() {
             let outcome = probe(&mut conn);
@@ -176,8 +248,9 @@ fn insert_batch(
         .map_err(unavailable)?;
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO messages (room, seq, id, sender, text, sent_at_ms, client_id, user_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO messages
+                 (room, seq, id, sender, text, sent_at_ms, client_id, user_id, kind, target)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )
         .map_err(unavailable)?;
     let mut appended = Vec::with_capacity(batch.len());
@@ -206,9 +279,12 @@ fn insert_batch(
                 m.text,
                 head_ts,
                 m.client_id,
-                m.user_id
+                m.user_id,
+                m.kind.code(),
+                m.target
             ])
             .map_err(unavailable)?;
+        apply_change(conn, room, m, head_ts)?;
         appended.push(Appended {
             seq: head,
             sent_at_ms: head_ts,

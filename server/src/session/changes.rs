@@ -1,0 +1,146 @@
+//! Edits and deletes: who may change which message — its author within the edit window (a
+//! verified author by user id, a guest by the scope of the sender key their browser keeps), and
+//! moderators, who may delete any — checked against the stored message before the change goes to
+//! the room as the next entry of its sequence. They pass the same rate limits as posts.
+
+use app::protocol::{ErrorCode, Seq};
+
+use app::limits::RoomName;
+
+use super::dialect::{Dialect, Outgoing};
+use super::identity::{self, Person};
+use super::run::{End, InRoom, Session, ROOM_UNAVAILABLE};
+use crate::auth::access;
+use crate::metrics::Rejection;
+use crate::web::AppState;
+
+impl<D: Dialect> Session<'_, D> {
+    /// An edit (`Some(text)`) or a delete of message `target`, if this person may make it.
+    pub(super) async fn change(
+        &mut self,
+        client_id: String,
+        target: Seq,
+        text: Option<String>,
+        room: &mut InRoom,
+    ) -> Result<(), End> {
+        let (person, sender) = (&room.person, room.sender.as_str());
+        let checked = may_change(
+            self.state,
+            &self.room,
+            person,
+            sender,
+            target,
+            text.is_some(),
+        )
+        .await;
+        if let Err((code, message)) = checked {
+            self.state.metrics.rejected(Rejection::Forbidden);
+            let refusal = Outgoing::Refused {
+                code,
+                message,
+                client_id: Some(client_id),
+            };
+            self.dialect.encode(refusal, &mut self.out);
+            return Ok(());
+        }
+        let user = room.person.identity.as_ref().map(|i| i.sub.as_str());
+        if !self.spend_post_budget(&client_id, user).await {
+            return Ok(());
+        }
+        let scoped = format!("{}/{client_id}", room.sender);
+        let reply = room
+            .handle
+            .change_as(room.member.clone(), scoped, target, text)
+            .await
+            .map_err(|_| ROOM_UNAVAILABLE)?;
+        room.acks
+            .push_back(super::requests::ack_future(client_id, reply));
+        Ok(())
+    }
+}
+
+/// Whether `person` (whose client ids are scoped by `sender`) may edit (or delete) message `target` of `name`, and why not.
+async fn may_change(
+    state: &AppState,
+    name: &RoomName,
+    person: &Person,
+    sender: &str,
+    target: Seq,
+    edit: bool,
+) -> Result<(), (ErrorCode, String)> {
+    let unavailable = || {
+        (
+            ErrorCode::Unavailable,
+            "The message cannot be changed right now. Try again shortly.".to_owned(),
+        )
+    };
+    let found = state
+        .rooms
+        .history()
+        .after(name, target.saturating_sub(1), 1)
+        .await
+        .map_err(|_| unavailable())?;
+    let Some(message) = found
+        .into_iter()
+        .next()
+        .filter(|m| m.seq == target && m.kind.is_message())
+    else {
+        return Err((
+            ErrorCode::InvalidMessage,
+            format!("There is no message {target} here to change."),
+        ));
+    };
+    if message.deleted {
+        return Err((
+            ErrorCode::InvalidMessage,
+            "That message was deleted.".into(),
+        ));
+    }
+    let own = match (&message.user_id, &person.identity) {
+        (Some(author), Some(me)) => *author == me.sub,
+        (None, None) => message
+            .client_id
+            .split_once('/')
+            .is_some_and(|(scope, _)| scope == sender),
+        _ => false,
+    };
+    let window = state.sessions.edit_window;
+    let age = crate::engine::retention::now_ms().saturating_sub(message.sent_at_ms);
+    let in_window = u128::try_from(age).unwrap_or(0) <= window.as_millis();
+    let minutes = window.as_secs().div_ceil(60);
+    if edit {
+        if !own {
+            return Err((
+                ErrorCode::Forbidden,
+                "You can only edit your own messages.".into(),
+            ));
+        }
+        if !in_window {
+            let why = format!("Messages can be edited for {minutes} min after they are sent.");
+            return Err((ErrorCode::Forbidden, why));
+        }
+        return match identity::post_refusal(state, name, person).await {
+            Some((code, why)) => Err((code, why.to_owned())),
+            None => Ok(()),
+        };
+    }
+    if own && in_window {
+        return Ok(());
+    }
+    let rules = state.access.rules(name).await.map_err(|_| unavailable())?;
+    let who = access::who(
+        person.identity.as_ref(),
+        name,
+        &rules,
+        person.owner_key.as_deref(),
+    );
+    if rules.moderates(&who) {
+        return Ok(());
+    }
+    let why = if own {
+        format!("Messages can be deleted for {minutes} min after they are sent.")
+    } else {
+        "You can only delete your own messages.".to_owned()
+    };
+    Err((ErrorCode::Forbidden, why))
+}
