@@ -16,6 +16,7 @@ test("an author edits and deletes; another person sees both live and after a rel
   const editor = ada.page.getByLabel("Edit message");
   await expect(editor).toBeFocused();
   await editor.fill("Hello everyone");
+  await ada.page.screenshot({ path: "test-results/changes-editing.png" });
   await editor.press("Enter");
   const fixed = messageWith(bob.page, "Hello everyone");
   await expect(fixed).toBeVisible();
@@ -26,6 +27,7 @@ test("an author edits and deletes; another person sees both live and after a rel
   ada.page.once("dialog", (dialog) => dialog.accept());
   const gone = messageWith(ada.page, "This one goes away");
   await gone.getByRole("button", { name: /Actions for message/ }).click();
+  await ada.page.screenshot({ path: "test-results/changes-menu.png" });
   await ada.page.getByRole("button", { name: "Delete", exact: true }).click();
   await expect(bob.page.getByText("This one goes away")).toHaveCount(0);
   await expect(bob.page.locator("li.msg.deleted", { hasText: "Message deleted" })).toBeVisible();
