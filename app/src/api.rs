@@ -81,6 +81,7 @@ struct RulesUpdate<'a> {
     post: Audience,
     members: &'a [String],
     member_roles: &'a [String],
+    slow_mode_secs: u32,
 }
 
 /// Changes a room's rules (as its owner or an admin); the rules as stored.
@@ -90,6 +91,7 @@ pub async fn set_rules(room: &str, rules: &RoomRules) -> Result<RoomRules, Strin
         post: rules.post,
         members: &rules.members,
         member_roles: &rules.member_roles,
+        slow_mode_secs: rules.slow_mode_secs,
     };
     let mut request = Request::put(&format!("/api/rooms/{room}/rules"));
     if let Some(key) = owner_key(room) {

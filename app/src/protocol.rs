@@ -280,6 +280,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The server has as many rooms open as it may; this one could not be opened. Try again later.
     ServerBusy,
+    /// The room is in slow mode: one message per person per so many seconds. Not accepted; send
+    /// it again after `retry_after_ms`.
+    SlowMode,
     /// Only verified people may do this (or connect at all): sign in. Closes with 4010 at join.
     SignInRequired,
     /// The token expired or was revoked: sign in again. Closes with 4011.

@@ -88,6 +88,17 @@ pub struct RoomRules {
     pub member_roles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<Owner>,
+    /// Slow mode: at most one message per person per this many seconds (0: off). Moderators and
+    /// the owner are exempt.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub slow_mode_secs: u32,
+}
+
+/// Longest slow mode: one message an hour.
+pub const MAX_SLOW_MODE_SECS: u32 = 3_600;
+
+fn is_zero(value: &u32) -> bool {
+    *value == 0
 }
 
 /// What the rules need to know about a person.
@@ -163,6 +174,9 @@ impl RoomRules {
 
     /// Checks sizes: at most [`MAX_MEMBERS`] members and roles, each a reasonable id.
     pub fn validate(&self) -> Result<(), String> {
+        if self.slow_mode_secs > MAX_SLOW_MODE_SECS {
+            return Err(format!("Slow mode is at most {MAX_SLOW_MODE_SECS} s."));
+        }
         if self.members.len() + self.member_roles.len() > MAX_MEMBERS {
             return Err(format!("At most {MAX_MEMBERS} members and roles."));
         }
@@ -213,6 +227,7 @@ mod tests {
             members: vec!["ada".into()],
             member_roles: vec!["staff".into()],
             owner: Some(Owner::User("own".into())),
+            slow_mode_secs: 0,
         };
         let staff = roles(&["staff"]);
         assert!(rules.may_read(&Who {

@@ -52,3 +52,32 @@ test("an author edits and deletes; another person sees both live and after a rel
   await expect(bob.page.getByText("Message deleted")).toBeVisible();
   await Promise.all([ada.context.close(), bob.context.close(), plain.close()]);
 });
+
+test("in slow mode the composer counts down and the next message goes out by itself", async ({ browser }) => {
+  const owner = await browser.newContext();
+  const page = await owner.newPage();
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Your name").fill("Host");
+  await page.getByRole("button", { name: "Create a private room" }).click();
+  await expect(page.getByRole("status")).toHaveText(/Connected/);
+  await page.getByText("Room settings").click();
+  await page.getByLabel(/Slow mode/).fill("5");
+  await page.getByRole("button", { name: "Save rules" }).click();
+  await expect(page.getByText("Saved.")).toBeVisible();
+
+  const guest = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+  const other = await guest.newPage();
+  await other.goto(page.url());
+  await hydrated(other);
+  await other.getByLabel("Choose a name to join").fill("Quick");
+  await other.getByRole("button", { name: "Join" }).click();
+  await expect(other.getByText("Slow mode: one message every 5 s.")).toBeVisible();
+  await say(other, "first");
+  await say(other, "second, right away");
+  await expect(other.getByText(/Slow mode: your next message goes out in [1-5] s\./)).toBeVisible();
+  await other.screenshot({ path: "test-results/slow-mode-phone-dark.png" });
+  await expect(messageWith(page, "first")).toBeVisible();
+  await expect(messageWith(page, "second, right away")).toBeVisible({ timeout: 15_000 });
+  await Promise.all([owner.close(), guest.close()]);
+});

@@ -37,6 +37,7 @@ pub async fn run(config: &Config, command: &Command) -> Result<String, String> {
             post,
             members,
             member_roles,
+            slow_mode_secs,
             via,
         } => {
             let room = RoomName::parse(room).map_err(|e| format!("--room: {e}"))?;
@@ -46,6 +47,7 @@ pub async fn run(config: &Config, command: &Command) -> Result<String, String> {
                 members: members.clone(),
                 member_roles: member_roles.clone(),
                 owner: None,
+                slow_mode_secs: *slow_mode_secs,
             };
             rules.validate()?;
             set_rules(config, &room, rules, via).await

@@ -419,3 +419,53 @@ async fn rules_set_from_the_command_line_survive_a_restart() {
     );
     assert!(ok && text.trim().split('.').count() == 3, "{text}");
 }
+
+#[tokio::test]
+async fn slow_mode_holds_one_message_per_person_across_nodes_and_spares_moderators() {
+    let engine = redis_url();
+    let one = server(&["--engine", &engine]).await;
+    let two = server(&["--engine", &engine]).await;
+    let room = unique("slow");
+    let rules = serde_json::json!({ "read": "everyone", "post": "everyone", "slow_mode_secs": 30 });
+    assert_eq!(set_rules(&one, &room, rules).await.status(), 200);
+    tokio::time::sleep(palaver_server::auth::access::RULES_TTL).await;
+    let user = unique("slow-user");
+    let (mut here, _) = join_with(&one, &room, Some(token(&user, "Sam", &[])), None).await;
+    let (mut there, _) = join_with(&two, &room, Some(token(&user, "Sam", &[])), None).await;
+    here.send_and_ack("s1", "first").await;
+    there
+        .send(&ClientMsg::Send {
+            client_id: "s2".into(),
+            text: "too soon, from the other node".into(),
+        })
+        .await;
+    loop {
+        match there.recv().await {
+            ServerMsg::Error {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => {
+                assert_eq!(code, ErrorCode::SlowMode, "{message}");
+                assert!(message.contains("every 30 s"), "{message}");
+                let wait = retry_after_ms.unwrap_or_default();
+                assert!((20_000..=30_000).contains(&wait), "{wait} ms");
+                break;
+            }
+            ServerMsg::Ack { .. } => panic!("slow mode let a second message through"),
+            _ => continue,
+        }
+    }
+    let (mut moderator, _) = join_with(
+        &two,
+        &room,
+        Some(token("u-mod", "Mo", &["moderator"])),
+        None,
+    )
+    .await;
+    moderator.send_and_ack("m1", "one").await;
+    moderator
+        .send_and_ack("m2", "two: moderators are not slowed")
+        .await;
+}

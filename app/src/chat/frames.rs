@@ -85,11 +85,21 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
             client_id,
             retry_after_ms,
         } => {
-            state.notice.set(Some(message));
+            // Slow mode's wait is the composer's countdown; a second sentence would repeat it.
+            if code != ErrorCode::SlowMode {
+                state.notice.set(Some(message));
+            }
             let id = client_id?;
             let retry = match code {
                 // Not accepted, but nothing wrong with it: keep it, in order, and send it again.
                 ErrorCode::RateLimited => Some(retry_after_ms.unwrap_or(1000)),
+                ErrorCode::SlowMode => {
+                    let wait = retry_after_ms.unwrap_or(1000);
+                    state
+                        .slow_until
+                        .set(Some(js_sys::Date::now() + wait as f64));
+                    Some(wait)
+                }
                 ErrorCode::Unavailable => Some(UNAVAILABLE_RETRY_MS),
                 _ => None,
             };

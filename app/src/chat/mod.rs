@@ -131,6 +131,11 @@ pub struct RoomState {
     pub notices: RwSignal<Vec<Notice>>,
     /// The server's message limits, checked before sending.
     pub limits: MessageLimits,
+    /// The room's slow mode: one message per person per this many seconds (0: off).
+    pub slow_mode_secs: u32,
+    /// Under slow mode, when this reader may next post (ms since the epoch): the composer counts
+    /// down to it.
+    pub slow_until: RwSignal<Option<f64>>,
     /// Messages up to this number are no longer kept by the server (retention): the top of the
     /// list says so instead of offering older messages. 0: nothing known removed.
     pub removed_upto: RwSignal<Seq>,
@@ -155,6 +160,8 @@ impl RoomState {
             stopped: RwSignal::new(None),
             notices: RwSignal::new(Vec::new()),
             limits: MessageLimits::default(),
+            slow_mode_secs: 0,
+            slow_until: RwSignal::new(None),
             removed_upto: RwSignal::new(0),
             loaded_upto,
         }

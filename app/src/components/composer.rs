@@ -56,6 +56,7 @@ pub fn Composer(
         };
         match conn.send(&state, valid) {
             Ok(()) => {
+                start_slow_wait(&state);
                 text.set(String::new());
                 error.set(None);
                 // Sending is a reason to jump to the newest message.
@@ -76,6 +77,7 @@ pub fn Composer(
         }
     };
     let notice = move || error.get().or_else(|| state.notice.get());
+    let countdown = slow_countdown(state);
     view! {
         <form class="composer" on:submit=on_submit>
             <label class="visually-hidden" for="composer-input">"Message"</label>
@@ -88,8 +90,56 @@ pub fn Composer(
                 <button type="submit" class="primary">"Send"</button>
             </div>
             <p id="composer-notice" class="error" role="alert">{notice}</p>
+            {(state.slow_mode_secs > 0).then(|| view! {
+                <p class="hint slow-mode" aria-live="polite">
+                    {move || match countdown.get() {
+                        Some(secs) => format!("Slow mode: your next message goes out in {secs} s."),
+                        None => format!("Slow mode: one message every {} s.", state.slow_mode_secs),
+                    }}
+                </p>
+            })}
             <p id="composer-hint" class="hint keys">"Enter sends · Shift+Enter adds a line"</p>
         </form>
     }
     .into_any()
+}
+
+/// After a send in a room in slow mode: the next may go out only so much later.
+fn start_slow_wait(state: &RoomState) {
+    #[cfg(feature = "hydrate")]
+    if state.slow_mode_secs > 0 {
+        let next = js_sys::Date::now() + f64::from(state.slow_mode_secs) * 1000.0;
+        state.slow_until.set(Some(next));
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = state;
+}
+
+/// Whole seconds until the reader may post again under slow mode, ticking every second (`None`
+/// when they may now).
+fn slow_countdown(state: RoomState) -> RwSignal<Option<u64>> {
+    let left = RwSignal::new(None);
+    #[cfg(feature = "hydrate")]
+    {
+        let tick = move || {
+            let secs = state.slow_until.get_untracked().and_then(|until| {
+                let ms = until - js_sys::Date::now();
+                (ms > 0.0).then(|| (ms / 1000.0).ceil() as u64)
+            });
+            left.set(secs);
+        };
+        Effect::new(move |_| {
+            state.slow_until.track();
+            tick();
+        });
+        if state.slow_mode_secs > 0 {
+            if let Ok(interval) = set_interval_with_handle(tick, std::time::Duration::from_secs(1))
+            {
+                on_cleanup(move || interval.clear());
+            }
+        }
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = state;
+    left
 }

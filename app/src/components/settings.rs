@@ -37,6 +37,7 @@ pub fn RoomSettings(room: String, rules: RoomRules) -> impl IntoView {
     let post = RwSignal::new(rules.post);
     let members = RwSignal::new(rules.members.join("\n"));
     let roles = RwSignal::new(rules.member_roles.join("\n"));
+    let slow = RwSignal::new(rules.slow_mode_secs.to_string());
     let status = RwSignal::new(None::<(bool, String)>);
     let saving = RwSignal::new(false);
     let room = StoredValue::new(room);
@@ -48,6 +49,16 @@ pub fn RoomSettings(room: String, rules: RoomRules) -> impl IntoView {
             members: lines(&members.get_untracked()),
             member_roles: lines(&roles.get_untracked()),
             owner: None,
+            slow_mode_secs: match slow.get_untracked().trim() {
+                "" => 0,
+                n => match n.parse() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        return status
+                            .set(Some((false, "Slow mode is a number of seconds.".into())))
+                    }
+                },
+            },
         };
         if let Err(e) = wanted.validate() {
             return status.set(Some((false, e)));
@@ -79,6 +90,9 @@ pub fn RoomSettings(room: String, rules: RoomRules) -> impl IntoView {
                 <label for="rules-roles">"Member roles (one per line)"</label>
                 <textarea id="rules-roles" rows="2" prop:value=move || roles.get()
                     on:input=move |ev| roles.set(event_target_value(&ev))></textarea>
+                <label for="rules-slow">"Slow mode (seconds between one person's messages; 0: off)"</label>
+                <input id="rules-slow" type="number" min="0" max="3600" inputmode="numeric"
+                    prop:value=move || slow.get() on:input=move |ev| slow.set(event_target_value(&ev))/>
                 <button type="submit" class="primary" disabled=move || saving.get()>
                     {move || if saving.get() { "Saving…" } else { "Save rules" }}
                 </button>

@@ -95,6 +95,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
     };
     let mut state = RoomState::new(page.messages, page.upto);
     state.limits = page.limits;
+    state.slow_mode_secs = page.rules.slow_mode_secs;
     state.removed_upto.set(page.removed_upto);
     let title = if room.is_private() {
         "Private room".to_owned()

@@ -125,6 +125,9 @@ pub enum Command {
         /// A token role whose holders are members; repeat for several.
         #[arg(long = "member-role")]
         member_roles: Vec<String>,
+        /// Slow mode: one message per person per this many seconds (0: off; moderators exempt).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=3_600))]
+        slow_mode_secs: u32,
         #[command(flatten)]
         via: Via,
     },

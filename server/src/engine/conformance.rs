@@ -284,6 +284,7 @@ pub async fn directory(store: &dyn Directory) {
         members: vec!["ada".into()],
         member_roles: vec!["staff".into()],
         owner: Some(Owner::User("owner-1".into())),
+        slow_mode_secs: 30,
     };
     store.set_rules(&r, &rules).await.unwrap();
     assert_eq!(store.rules(&r).await.unwrap(), Some(rules));

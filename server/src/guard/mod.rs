@@ -18,6 +18,7 @@ mod address;
 mod connections;
 mod origin;
 mod rate_limit;
+mod slow;
 #[cfg(test)]
 mod tests;
 mod users;
@@ -76,6 +77,8 @@ pub struct Guard {
     /// Posts by verified user, counted as `user:<sub>`.
     user_posts: Arc<Limit<String>>,
     users: Arc<UserConnections>,
+    /// Slow mode's last posts, when no shared engine keeps them.
+    slow: Arc<slow::SlowMode>,
     joins: Arc<Limit>,
     requests: Arc<Limit>,
     reads: Arc<Limit>,
@@ -135,6 +138,7 @@ impl Guard {
             posts,
             user_posts,
             users,
+            slow: Arc::default(),
             joins,
             requests,
             reads,
@@ -152,6 +156,23 @@ impl Guard {
     pub async fn check_user_post(&self, sub: &str) -> Result<(), Duration> {
         let key = format!("user:{sub}");
         self.user_posts.spend(&key, 1, self.shared.as_ref()).await
+    }
+
+    /// Spends `who`'s one message per `interval` in `room` (slow mode): `Err` says how long until
+    /// they may post there again. One budget across every node with a shared engine.
+    pub async fn check_slow_mode(
+        &self,
+        room: &str,
+        who: &str,
+        interval: Duration,
+    ) -> Result<(), Duration> {
+        let key = format!("{room}|{who}");
+        if let Some(shared) = &self.shared {
+            if let Ok(verdict) = shared.spend("slow", &key, interval, 1, 1).await {
+                return verdict;
+            }
+        }
+        self.slow.spend(key, interval)
     }
 
     /// Counts a WebSocket of verified user `sub`, or refuses it (`None`) at

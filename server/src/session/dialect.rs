@@ -128,6 +128,12 @@ pub enum Outgoing<'a> {
         client_id: String,
         retry_after: Duration,
     },
+    /// A post refused by the room's slow mode (one per `every`); again after `retry_after`.
+    SlowMode {
+        client_id: String,
+        every: Duration,
+        retry_after: Duration,
+    },
     /// The answer to a roster request.
     Roster {
         page: RosterPage,

@@ -196,6 +196,40 @@ pub(super) async fn post_refusal(
     }
 }
 
+/// With the room in slow mode: the mode's interval and how long until `person` may post again,
+/// if they must wait (moderators and the owner never do). A verified person counts by user id,
+/// a guest by address.
+pub(super) async fn slow_mode_wait(
+    state: &AppState,
+    room: &RoomName,
+    person: &Person,
+    address: crate::guard::ClientKey,
+) -> Option<(std::time::Duration, std::time::Duration)> {
+    let rules = state.access.rules(room).await.ok()?;
+    if rules.slow_mode_secs == 0 {
+        return None;
+    }
+    let who = access::who(
+        person.identity.as_ref(),
+        room,
+        &rules,
+        person.owner_key.as_deref(),
+    );
+    if rules.moderates(&who) {
+        return None;
+    }
+    let every = std::time::Duration::from_secs(u64::from(rules.slow_mode_secs));
+    let key = match &person.identity {
+        Some(identity) => format!("user:{}", identity.sub),
+        None => address.to_string(),
+    };
+    let wait = state
+        .guard
+        .check_slow_mode(room.as_str(), &key, every)
+        .await;
+    wait.err().map(|retry_after| (every, retry_after))
+}
+
 impl<D: Dialect> Session<'_, D> {
     /// Tells the client why, then ends with `close`.
     pub(super) async fn refuse(

@@ -190,6 +190,11 @@ impl Dialect for Palaver {
                 message,
                 client_id,
             } => out.push(error(code, message, client_id)),
+            Outgoing::SlowMode {
+                client_id,
+                every,
+                retry_after,
+            } => out.push(slow_mode(client_id, every, retry_after)),
         }
     }
 }
@@ -302,6 +307,26 @@ fn ack(client_id: String, result: Result<Seq, RoomError>) -> Frame {
             Some(client_id),
         ),
     }
+}
+
+fn slow_mode(client_id: String, every: Duration, retry_after: Duration) -> Frame {
+    let secs = retry_after.as_secs_f64().ceil().max(1.0);
+    Frame::Owned(
+        ServerMsg::Error {
+            code: ErrorCode::SlowMode,
+            message: format!(
+                "Slow mode: one message every {} s here. Yours goes out in {secs:.0} s.",
+                every.as_secs()
+            ),
+            client_id: Some(client_id),
+            retry_after_ms: Some(
+                u64::try_from(retry_after.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            ),
+        }
+        .encode(),
+    )
 }
 
 fn rate_limited(client_id: String, retry_after: Duration) -> Frame {

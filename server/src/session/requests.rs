@@ -67,6 +67,17 @@ impl<D: Dialect> Session<'_, D> {
         if !self.spend_post_budget(&client_id, user).await {
             return Ok(());
         }
+        let slow = super::identity::slow_mode_wait(self.state, &self.room, &room.person, self.who);
+        if let Some((every, retry_after)) = slow.await {
+            self.state.metrics.rejected(Rejection::RateLimited);
+            let refusal = Outgoing::SlowMode {
+                client_id,
+                every,
+                retry_after,
+            };
+            self.dialect.encode(refusal, &mut self.out);
+            return Ok(());
+        }
         let scoped = format!("{}/{client_id}", room.sender);
         let reply = room
             .handle

@@ -64,6 +64,8 @@ pub struct RulesUpdate {
     pub members: Vec<String>,
     #[serde(default)]
     pub member_roles: Vec<String>,
+    #[serde(default)]
+    pub slow_mode_secs: u32,
 }
 
 /// `PUT /api/rooms/{room}/rules`.
@@ -103,6 +105,7 @@ pub async fn set_rules(
         members: update.members,
         member_roles: update.member_roles,
         owner: current.owner,
+        slow_mode_secs: update.slow_mode_secs,
     };
     if let Err(e) = rules.validate() {
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, e);
