@@ -5,6 +5,8 @@
 //! task ([`socket`]) is browser-only.
 
 #[cfg(feature = "hydrate")]
+mod connection;
+#[cfg(feature = "hydrate")]
 mod frames;
 mod roster;
 #[cfg(feature = "hydrate")]

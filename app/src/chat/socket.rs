@@ -14,7 +14,8 @@ use gloo_net::websocket::{futures::WebSocket, Message};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 
-use super::{ConnState, Delivery, Me, RoomState, Stop};
+use super::connection::{Connection, Liveness};
+use super::{ConnState, RoomState, Stop};
 use crate::browser;
 use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
@@ -24,12 +25,6 @@ const BACKOFF_BASE_MS: f64 = 500.0;
 const BACKOFF_MAX_MS: f64 = 15_000.0;
 /// How often to look whether the browser is back online.
 const OFFLINE_POLL_MS: u32 = 1_000;
-/// After this long without a frame from the server, send a `ping`.
-const HEARTBEAT_IDLE_MS: u32 = 10_000;
-/// A connection that answers neither the join nor a `ping` within this long is taken as dead
-/// (the browser may not notice for minutes) and replaced. So a dead connection is noticed at
-/// most `HEARTBEAT_IDLE_MS + RESPONSE_TIMEOUT_MS` after the server was last heard from.
-const RESPONSE_TIMEOUT_MS: u32 = 5_000;
 
 /// What the page asks of the task.
 enum Ask {
@@ -85,7 +80,7 @@ impl Handle {
 
 /// What the browser tells the page about its surroundings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Browser {
+pub(super) enum Browser {
     /// The network went: drop the socket at once rather than wait for it to time out.
     Offline,
     /// The network came back: reconnect at once.
@@ -199,7 +194,7 @@ async fn run(
 
 /// A refusal of the reader as they are (not of one message): they must sign in (again), are not
 /// a member, or chose a name a verified person holds.
-fn refusal(msg: &ServerMsg) -> Option<Stop> {
+pub(super) fn refusal(msg: &ServerMsg) -> Option<Stop> {
     match msg {
         ServerMsg::Error {
             code,
@@ -333,218 +328,4 @@ async fn connect_once(
             };
         }
     }
-}
-
-/// One open connection's state. Each handler's `Err` ends the connection.
-struct Connection {
-    /// Whether the welcome arrived.
-    joined: bool,
-    /// Armed when the server asks us to hold back (rate limit, storage briefly unavailable).
-    retry: futures::future::Fuse<TimeoutFuture>,
-    /// The join, then pings and messages, must be answered in time.
-    liveness: Liveness,
-}
-
-impl Connection {
-    /// Nothing heard for a while: ping, or give up on a connection that did not answer one.
-    async fn on_timer<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        if self.liveness.awaiting_answer {
-            leptos::logging::warn!("no answer from the server; reconnecting");
-            return Err(());
-        }
-        self.ping(sink).await
-    }
-
-    async fn ping<S: futures::Sink<Message> + Unpin>(&mut self, sink: &mut S) -> Result<(), ()> {
-        let ping = Message::Text(ClientMsg::Ping.encode());
-        sink.send(ping).await.map_err(|_| ())?;
-        self.liveness.expect_answer();
-        Ok(())
-    }
-
-    /// Asks for a roster page, once joined.
-    async fn ask_roster<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        after: Option<String>,
-        query: Option<String>,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        if !self.joined {
-            return Ok(());
-        }
-        let ask = Message::Text(ClientMsg::Roster { after, query }.encode());
-        sink.send(ask).await.map_err(|_| ())
-    }
-
-    /// Sends an edit or a delete, once joined.
-    async fn change<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        client_id: String,
-        seq: crate::protocol::Seq,
-        text: Option<String>,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        if !self.joined {
-            return Ok(());
-        }
-        let frame = match text {
-            Some(text) => ClientMsg::Edit {
-                client_id,
-                seq,
-                text,
-            },
-            None => ClientMsg::Delete { client_id, seq },
-        };
-        sink.send(Message::Text(frame.encode()))
-            .await
-            .map_err(|_| ())?;
-        self.liveness.expect_answer();
-        Ok(())
-    }
-
-    /// Sends the queued outbox, once joined.
-    async fn send_queued<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        state: &RoomState,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        if !self.joined {
-            return Ok(());
-        }
-        send_queued(state, sink, &mut self.liveness).await
-    }
-
-    async fn on_text<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        state: &RoomState,
-        text: &str,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        let Ok(msg) = serde_json::from_str::<ServerMsg>(text) else {
-            leptos::logging::warn!("ignoring an unreadable frame from the server");
-            return Ok(());
-        };
-        let welcome = matches!(msg, ServerMsg::Welcome { .. });
-        if self.joined || welcome {
-            self.liveness.heard();
-        }
-        if let Some(stop) = refusal(&msg) {
-            // A close follows; the page says why and waits for the reader.
-            state.stopped.set(Some(stop));
-            state.conn.set(ConnState::Stopped);
-            return Err(());
-        }
-        if let ServerMsg::Welcome {
-            name,
-            user_id,
-            can_post,
-            ..
-        } = &msg
-        {
-            state.me.set(Some(Me {
-                name: name.clone(),
-                user_id: user_id.clone(),
-                can_post: *can_post,
-            }));
-        }
-        if welcome {
-            self.joined = true;
-            state.conn.set(ConnState::Connected);
-            // A degraded server says so right after the welcome.
-            state.degraded.set(false);
-            state.notice.set(None);
-            return self.send_queued(state, sink).await;
-        }
-        if let Some(wait) = super::frames::apply(state, msg) {
-            // Hold the queue; the next sends go out when the wait is over.
-            self.retry = TimeoutFuture::new(wait).fuse();
-        }
-        Ok(())
-    }
-
-    async fn on_network<S: futures::Sink<Message> + Unpin>(
-        &mut self,
-        state: &RoomState,
-        change: Option<Browser>,
-        sink: &mut S,
-    ) -> Result<(), ()> {
-        match change {
-            Some(Browser::Offline) => {
-                state.conn.set(ConnState::Offline);
-                Err(())
-            }
-            Some(Browser::Visible) if self.joined && !self.liveness.awaiting_answer => {
-                self.ping(sink).await
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-/// Whether the connection still works, as far as the client can tell. The browser may report
-/// nothing for minutes about a connection that died without a close, and even accept sends on it.
-struct Liveness {
-    /// Something was sent that the server must answer (the join, a ping, a message).
-    awaiting_answer: bool,
-    /// When that answer is overdue, or (when nothing is awaited) when to send a ping.
-    timer: futures::future::Fuse<TimeoutFuture>,
-}
-
-impl Liveness {
-    /// A new connection, whose join awaits its welcome.
-    fn new() -> Self {
-        Self {
-            awaiting_answer: true,
-            timer: TimeoutFuture::new(RESPONSE_TIMEOUT_MS).fuse(),
-        }
-    }
-
-    /// A frame arrived after the welcome: the connection is alive.
-    fn heard(&mut self) {
-        self.awaiting_answer = false;
-        self.timer = TimeoutFuture::new(HEARTBEAT_IDLE_MS).fuse();
-    }
-
-    /// Something went out that the server answers: an answer is due within the timeout, so a
-    /// message sent on a dead connection is noticed (and resent on a new one) within seconds.
-    fn expect_answer(&mut self) {
-        if !self.awaiting_answer {
-            self.awaiting_answer = true;
-            self.timer = TimeoutFuture::new(RESPONSE_TIMEOUT_MS).fuse();
-        }
-    }
-}
-
-/// Sends every queued outbox entry, in order, and marks it as sending.
-async fn send_queued<S>(state: &RoomState, sink: &mut S, liveness: &mut Liveness) -> Result<(), ()>
-where
-    S: futures::Sink<Message> + Unpin,
-{
-    let queued: Vec<(String, String)> = state.outbox.with_untracked(|o| {
-        o.iter()
-            .filter(|e| e.delivery == Delivery::Queued)
-            .map(|e| (e.client_id.clone(), e.text.clone()))
-            .collect()
-    });
-    for (client_id, text) in queued {
-        let frame = ClientMsg::Send {
-            client_id: client_id.clone(),
-            text,
-        }
-        .encode();
-        sink.send(Message::Text(frame)).await.map_err(|_| ())?;
-        liveness.expect_answer();
-        state.outbox.update(|o| {
-            if let Some(e) = o
-                .iter_mut()
-                .find(|e| e.client_id == client_id && e.delivery == Delivery::Queued)
-            {
-                e.delivery = Delivery::Sending;
-            }
-        });
-    }
-    Ok(())
 }
