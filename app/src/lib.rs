@@ -8,6 +8,7 @@
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
 //! - [`history`]: the server function pages load history with, and the server's side of it.
 //! - [`rules`]: a room's access rules (who reads, who posts, who owns it).
+//! - [`moderation`]: mutes, bans, kicks and the audit log, shared with the server.
 //! - [`time`]: how times are shown.
 //! - `security` (server only): the Content-Security-Policy pages are served with.
 
@@ -16,6 +17,7 @@ pub mod chat;
 mod components;
 pub mod history;
 pub mod limits;
+pub mod moderation;
 mod pages;
 pub mod protocol;
 pub mod rules;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use app::limits::RoomName;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::{Directory, Engine, History};
+use crate::engine::{Directory, Engine, EngineError, History, ModerationStore};
 use crate::room::{spawn_room, RoomHandle, RoomSettings};
 
 /// Shared by every session; cheap to clone.
@@ -52,6 +52,32 @@ impl Rooms {
     /// The engine's revocations and room rules.
     pub fn directory(&self) -> &Arc<dyn Directory> {
         &self.inner.engine.directory
+    }
+
+    /// The engine's mutes, bans and audit log.
+    pub fn moderation(&self) -> &Arc<dyn ModerationStore> {
+        &self.inner.engine.moderation
+    }
+
+    /// After a change of the room's mutes or bans: the room reads them again on this node (if it
+    /// is loaded here) and on every other node that has it loaded.
+    pub async fn moderated(&self, name: &RoomName) -> Result<(), EngineError> {
+        let loaded = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .filter(|h| !h.is_closed())
+            .cloned();
+        if let Some(handle) = loaded {
+            // A room exiting just now reads them afresh when it loads again.
+            let _ = handle.moderated().await;
+        }
+        match &self.inner.engine.mesh {
+            Some(mesh) => mesh.broker.announce_moderation(name).await,
+            None => Ok(()),
+        }
     }
 
     /// The engine's history, for readers that do not go through a room (pages, catch-up).

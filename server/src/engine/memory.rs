@@ -287,5 +287,7 @@ mod tests {
     async fn meets_the_history_contract() {
         super::super::conformance::all(&super::MemoryStore::default()).await;
         super::super::conformance::directory(&super::MemoryStore::default()).await;
+        let moderation = super::super::moderation::MemoryModeration::default();
+        super::super::moderation_conformance::all(&moderation).await;
     }
 }

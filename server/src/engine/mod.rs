@@ -28,11 +28,15 @@ pub mod conformance;
 pub mod directory;
 #[cfg(test)]
 pub mod memory;
+pub mod moderation;
+#[cfg(test)]
+pub mod moderation_conformance;
 pub mod redis;
 pub mod retention;
 pub mod sqlite;
 
 pub use directory::Directory;
+pub use moderation::ModerationStore;
 pub use retention::Retention;
 
 /// An engine failure. Details go to the log; clients only learn the message was not accepted.
@@ -150,6 +154,8 @@ pub enum PeerEvent {
     Head(Seq),
     /// Another node's part of the room's roster changed.
     Roster,
+    /// A moderator changed the room's mutes or bans (on any node): read them again.
+    Moderation,
     /// The node lost its connection to the engine: notifications may have been missed, and
     /// writes will fail until it is back.
     Lost,
@@ -163,6 +169,12 @@ pub trait Broker: Send + Sync + 'static {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<BoxStream<'static, PeerEvent>, EngineError>>;
+
+    /// Tells every node with the room loaded (this one too) that its mutes or bans changed.
+    fn announce_moderation<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
 }
 
 /// Who is in a room, by display name.
@@ -263,16 +275,30 @@ pub struct Engine {
     pub history: Arc<dyn History>,
     /// Revocations and room rules.
     pub directory: Arc<dyn Directory>,
+    /// Mutes, bans, the audit log.
+    pub moderation: Arc<dyn ModerationStore>,
     /// `None` when this process is every room's only writer (the embedded engine).
     pub mesh: Option<Mesh>,
 }
 
 impl Engine {
-    /// An engine of one node: history and directory in one store, no mesh.
-    pub fn alone<S: History + Directory>(store: Arc<S>) -> Self {
+    /// An engine of one node: history, directory and moderation in one store, no mesh.
+    pub fn alone<S: History + Directory + ModerationStore>(store: Arc<S>) -> Self {
+        Self {
+            history: store.clone(),
+            directory: store.clone(),
+            moderation: store,
+            mesh: None,
+        }
+    }
+
+    /// An engine of one node for room tests: `store`'s history and directory, moderation in
+    /// memory.
+    pub fn in_memory<S: History + Directory>(store: Arc<S>) -> Self {
         Self {
             history: store.clone(),
             directory: store,
+            moderation: Arc::new(moderation::MemoryModeration::default()),
             mesh: None,
         }
     }

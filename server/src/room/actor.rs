@@ -14,6 +14,7 @@ use super::fanout::{Fanout, RoomEvent};
 use super::health::Health;
 use super::link::Link;
 use super::presence::Presence;
+use super::standing::Standing;
 use super::{Command, JoinCommand, JoinReply, RoomError, RoomSettings, RosterCommand};
 use crate::engine::{Engine, EngineError, PeerEvent, Roster, ROSTER_REFRESH};
 use crate::redact::LogName;
@@ -31,6 +32,7 @@ pub(super) struct Room {
     health: Health,
     /// The other nodes sharing the engine; `None` on the embedded engine.
     link: Option<Link>,
+    standing: Standing,
 }
 
 impl Room {
@@ -45,6 +47,7 @@ impl Room {
                 metrics.clone(),
             ),
             health: Health::new(name.clone(), fanout.clone(), metrics),
+            standing: Standing::new(engine.moderation),
             link: engine.mesh.map(Link::new),
             presence: Presence::new(settings.presence_quiet_above),
             fanout,
@@ -118,6 +121,7 @@ impl Room {
             }
         }
         self.refresh_others().await;
+        self.standing.reload(&self.name).await;
     }
 
     /// Handles a batch of commands: joins at once, sends as one group commit.
@@ -129,6 +133,7 @@ impl Room {
             match command {
                 Command::Join(join) => self.join(*join),
                 Command::Roster(request) => self.roster(*request),
+                Command::Moderated => self.standing.reload(&self.name).await,
                 Command::Send(send) => {
                     if head.is_err() {
                         let _ = send.reply.send(Err(RoomError::Unavailable));
@@ -191,6 +196,7 @@ impl Room {
             live: self.fanout.subscribe(),
             roster: self.presence.page(None, None, WELCOME_ROSTER),
             degraded: self.health.is_degraded(),
+            sanctions: self.standing.subscribe(),
         }));
     }
 
@@ -213,6 +219,7 @@ impl Room {
                 }
             }
             Some(PeerEvent::Roster) => self.refresh_others().await,
+            Some(PeerEvent::Moderation) => self.standing.reload(&self.name).await,
             Some(PeerEvent::Lost) | None => {
                 warn!(room = %self.name.logged(), "lost the engine's notifications");
                 if let Some(link) = &mut self.link {
@@ -271,7 +278,11 @@ impl Room {
             self.read_others().await
         };
         match rejoined.await {
-            Ok(()) => self.health.probe_succeeded(),
+            Ok(()) => {
+                self.health.probe_succeeded();
+                // A change may have been announced while the notifications were lost.
+                self.standing.reload(&self.name).await;
+            }
             Err(e) => self.engine_failed(&e),
         }
     }

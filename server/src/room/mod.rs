@@ -16,13 +16,15 @@
 //! - `fanout.rs`: what goes out to every session, on a bounded broadcast channel. The room never
 //!   waits for a reader; a reader more than [`FANOUT_CAPACITY`] behind catches up from the engine
 //!   by sequence number (see `session`).
+//! - `standing.rs`: the room's mutes and bans, read again whenever a moderator changes them and
+//!   handed to sessions on a `watch` channel.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::RoomName;
 use app::protocol::{EntryKind, ErrorCode, Seq};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -37,12 +39,14 @@ mod link;
 mod presence;
 #[cfg(test)]
 mod properties;
+mod standing;
 #[cfg(test)]
 mod tests;
 
 pub use fanout::{Delivery, PresenceChange, RoomEvent, RosterPage, FANOUT_CAPACITY};
 pub use health::PROBE_INTERVAL;
 pub use presence::PRESENCE_COALESCE;
+pub use standing::SanctionList;
 
 /// Commands queued for one room before senders wait (backpressure on sessions).
 const COMMAND_QUEUE: usize = 1024;
@@ -88,6 +92,8 @@ pub struct Joined {
     pub membership: Membership,
     /// Whether the room cannot store messages right now (its engine is unreachable).
     pub degraded: bool,
+    /// The room's mutes and bans, kept current.
+    pub sanctions: watch::Receiver<SanctionList>,
 }
 
 /// What the room answers a join with (see [`Joined`]).
@@ -96,6 +102,7 @@ struct JoinReply {
     live: broadcast::Receiver<Arc<Delivery>>,
     roster: RosterPage,
     degraded: bool,
+    sanctions: watch::Receiver<SanctionList>,
 }
 
 /// The outcome of a send: its sequence number once committed.
@@ -106,6 +113,8 @@ enum Command {
     Join(Box<JoinCommand>),
     Send(Box<SendCommand>),
     Roster(Box<RosterCommand>),
+    /// A moderator changed the room's mutes or bans: read them again.
+    Moderated,
 }
 
 /// Who is joining: a display name, and for a verified person their user id.
@@ -180,6 +189,7 @@ impl RoomHandle {
             roster: reply.roster,
             membership: Membership { _left: left_tx },
             degraded: reply.degraded,
+            sanctions: reply.sanctions,
         })
     }
 
@@ -271,6 +281,14 @@ impl RoomHandle {
             .await
             .map_err(|_| RoomError::Closed)?;
         rx.await.map_err(|_| RoomError::Closed)
+    }
+
+    /// Tells the room a moderator changed its mutes or bans, so it reads them again.
+    pub async fn moderated(&self) -> Result<(), RoomError> {
+        self.commands
+            .send(Command::Moderated)
+            .await
+            .map_err(|_| RoomError::Closed)
     }
 
     pub fn is_closed(&self) -> bool {

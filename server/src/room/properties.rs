@@ -66,7 +66,7 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let name = RoomName::parse("props").map_err(|e| TestCaseError::fail(e.to_string()))?;
     let handle = spawn_room(
         name.clone(),
-        Engine::alone(store.clone()),
+        Engine::in_memory(store.clone()),
         RoomSettings::for_tests(),
         CancellationToken::new(),
         |_| {},

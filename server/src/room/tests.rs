@@ -81,7 +81,7 @@ async fn presence_counts_tabs_once_and_merges_quick_reconnects() {
 fn start<S: History + Directory>(store: Arc<S>) -> RoomHandle {
     spawn_room(
         room("test"),
-        Engine::alone(store),
+        Engine::in_memory(store),
         RoomSettings::for_tests(),
         CancellationToken::new(),
         |_| {},
@@ -249,7 +249,7 @@ async fn two_writers_of_one_room_never_refuse_and_deliver_in_order() {
 async fn an_empty_room_leaves_memory_and_comes_back_with_its_history() {
     let store = Arc::new(MemoryStore::default());
     let rooms = Rooms::new(
-        Engine::alone(store),
+        Engine::in_memory(store),
         RoomSettings {
             idle_timeout: Duration::from_secs(10),
             ..RoomSettings::for_tests()
@@ -300,7 +300,12 @@ async fn rooms_past_the_cap_are_refused_and_a_room_nobody_posted_to_leaves_withi
     let metrics = settings.metrics.clone();
     let empty_idle = settings.empty_idle_timeout;
     let store = Arc::new(MemoryStore::default());
-    let rooms = Rooms::new(Engine::alone(store), settings, 2, CancellationToken::new());
+    let rooms = Rooms::new(
+        Engine::in_memory(store),
+        settings,
+        2,
+        CancellationToken::new(),
+    );
     let busy = rooms.get(&room("busy")).unwrap();
     let ada = busy.join("Ada".into()).await.unwrap();
     let ack = busy
@@ -332,7 +337,7 @@ async fn a_guest_is_refused_a_verified_name_and_a_full_room_refuses_anyone() {
     use super::{Member, RoomError};
     let handle = spawn_room(
         room("rules"),
-        Engine::alone(Arc::new(MemoryStore::default())),
+        Engine::in_memory(Arc::new(MemoryStore::default())),
         RoomSettings {
             max_connections: 2,
             ..RoomSettings::for_tests()

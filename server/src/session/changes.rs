@@ -3,6 +3,7 @@
 //! moderators, who may delete any — checked against the stored message before the change goes to
 //! the room as the next entry of its sequence. They pass the same rate limits as posts.
 
+use app::moderation::{Action, AuditEntry};
 use app::protocol::{ErrorCode, Seq};
 
 use app::limits::RoomName;
@@ -23,6 +24,10 @@ impl<D: Dialect> Session<'_, D> {
         text: Option<String>,
         room: &mut InRoom,
     ) -> Result<(), End> {
+        // A muted person may still take their own words back.
+        if text.is_some() && self.refuse_if_muted(&client_id, room) {
+            return Ok(());
+        }
         let (person, sender) = (&room.person, room.sender.as_str());
         let checked = may_change(
             self.state,
@@ -33,19 +38,25 @@ impl<D: Dialect> Session<'_, D> {
             text.is_some(),
         )
         .await;
-        if let Err((code, message)) = checked {
-            self.state.metrics.rejected(Rejection::Forbidden);
-            let refusal = Outgoing::Refused {
-                code,
-                message,
-                client_id: Some(client_id),
-            };
-            self.dialect.encode(refusal, &mut self.out);
-            return Ok(());
-        }
+        let moderated = match checked {
+            Ok(moderated) => moderated,
+            Err((code, message)) => {
+                self.state.metrics.rejected(Rejection::Forbidden);
+                let refusal = Outgoing::Refused {
+                    code,
+                    message,
+                    client_id: Some(client_id),
+                };
+                self.dialect.encode(refusal, &mut self.out);
+                return Ok(());
+            }
+        };
         let user = room.person.identity.as_ref().map(|i| i.sub.as_str());
         if !self.spend_post_budget(&client_id, user).await {
             return Ok(());
+        }
+        if let Some(author) = moderated {
+            self.audit_delete(room, target, author);
         }
         let scoped = format!("{}/{client_id}", room.sender);
         let reply = room
@@ -59,7 +70,33 @@ impl<D: Dialect> Session<'_, D> {
     }
 }
 
-/// Whether `person` (whose client ids are scoped by `sender`) may edit (or delete) message `target` of `name`, and why not.
+impl<D: Dialect> Session<'_, D> {
+    /// Adds a moderator's delete of `author`'s message `target` to the room's audit log.
+    fn audit_delete(&self, room: &InRoom, target: Seq, author: String) {
+        let entry = AuditEntry {
+            at_ms: crate::engine::retention::now_ms(),
+            by: room.member.name.clone(),
+            by_user: room.member.user.clone(),
+            action: Action::Delete,
+            name: author,
+            target: None,
+            until_ms: None,
+            seq: Some(target),
+            count: None,
+            reason: String::new(),
+        };
+        let (store, name) = (self.state.rooms.moderation().clone(), self.room.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.record(&name, &entry).await {
+                tracing::warn!(error = %e, "a moderator's delete was not written to the audit log");
+            }
+        });
+    }
+}
+
+/// Whether `person` (whose client ids are scoped by `sender`) may edit (or delete) message
+/// `target` of `name`, and why not. A moderator deleting someone else's message gets its
+/// author's name, for the audit log.
 async fn may_change(
     state: &AppState,
     name: &RoomName,
@@ -67,7 +104,7 @@ async fn may_change(
     sender: &str,
     target: Seq,
     edit: bool,
-) -> Result<(), (ErrorCode, String)> {
+) -> Result<Option<String>, (ErrorCode, String)> {
     let unavailable = || {
         (
             ErrorCode::Unavailable,
@@ -121,11 +158,11 @@ async fn may_change(
         }
         return match identity::post_refusal(state, name, person).await {
             Some((code, why)) => Err((code, why.to_owned())),
-            None => Ok(()),
+            None => Ok(None),
         };
     }
     if own && in_window {
-        return Ok(());
+        return Ok(None);
     }
     let rules = state.access.rules(name).await.map_err(|_| unavailable())?;
     let who = access::who(
@@ -135,7 +172,7 @@ async fn may_change(
         person.owner_key.as_deref(),
     );
     if rules.moderates(&who) {
-        return Ok(());
+        return Ok((!own).then_some(message.sender));
     }
     let why = if own {
         format!("Messages can be deleted for {minutes} min after they are sent.")

@@ -134,6 +134,11 @@ pub enum Outgoing<'a> {
         every: Duration,
         retry_after: Duration,
     },
+    /// This person's mute began, changed or ended (`None`).
+    Standing {
+        muted_until_ms: Option<i64>,
+        reason: Option<String>,
+    },
     /// The answer to a roster request.
     Roster {
         page: RosterPage,

@@ -228,6 +228,8 @@ impl Dialect for EdgeChat {
                 "Your IP is being rate-limited, please try again later.",
             )),
             Outgoing::Refused { message, .. } => out.push(error(message)),
+            // Its clients learn of a mute when a post is refused (with the reason, as an error).
+            Outgoing::Standing { .. } => {}
             Outgoing::SlowMode { every, .. } => out.push(error(format!(
                 "Slow mode: one message every {} s in this room; that one was not sent.",
                 every.as_secs()

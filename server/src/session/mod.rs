@@ -5,6 +5,8 @@
 //! - `run.rs`: the session's life — join, enter, catch up, then follow the room live in one
 //!   `select!` loop — independent of the protocol; `requests.rs` handles what the client asks
 //!   (posts, roster pages) and `live.rs` the room's deliveries;
+//! - `identity.rs`: who the person is and what the room's rules let them do; `changes.rs`: edits
+//!   and deletes; `standing.rs`: mutes and bans;
 //! - `catch_up.rs`: stored messages the session has not written, read by sequence number;
 //! - `dialect.rs`: the [`Dialect`] trait each protocol implements: [`palaver`], the native
 //!   protocol, and [`edge_chat`], the edge-chat demo's. Each dialect's frames are encoded in its
@@ -22,6 +24,7 @@ pub mod palaver;
 mod requests;
 mod run;
 mod socket;
+mod standing;
 
 use std::time::Duration;
 

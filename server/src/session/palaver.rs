@@ -195,6 +195,16 @@ impl Dialect for Palaver {
                 every,
                 retry_after,
             } => out.push(slow_mode(client_id, every, retry_after)),
+            Outgoing::Standing {
+                muted_until_ms,
+                reason,
+            } => {
+                let standing = ServerMsg::Standing {
+                    muted_until_ms,
+                    reason,
+                };
+                out.push(Frame::Owned(standing.encode()));
+            }
         }
     }
 }

@@ -63,10 +63,14 @@ impl<D: Dialect> Session<'_, D> {
             self.dialect.encode(refusal, &mut self.out);
             return Ok(());
         }
+        if self.refuse_if_muted(&client_id, room) {
+            return Ok(());
+        }
         let user = room.person.identity.as_ref().map(|i| i.sub.as_str());
         if !self.spend_post_budget(&client_id, user).await {
             return Ok(());
         }
+        self.note_guest(room);
         let slow = super::identity::slow_mode_wait(self.state, &self.room, &room.person, self.who);
         if let Some((every, retry_after)) = slow.await {
             self.state.metrics.rejected(Rejection::RateLimited);

@@ -9,20 +9,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use app::limits::RoomName;
+use app::moderation::SanctionKind;
 use app::protocol::{close_code, ErrorCode, Seq, JOIN_BACKLOG};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio::time::{timeout, Instant};
 use tracing::debug;
 
 use super::dialect::{Close, Dialect, Frames, Incoming, JoinRequest, Outgoing, RosterRequest};
 use super::identity::{self, Person};
 use super::socket::Socket;
+use super::standing::{ban_message, sanction_on};
 use crate::guard::ClientKey;
 use crate::metrics::SlowConsumer;
-use crate::room::{Delivery, Member, Membership, RoomError, RoomHandle, RosterPage};
+use crate::room::{Delivery, Member, Membership, RoomError, RoomHandle, RosterPage, SanctionList};
 use crate::web::AppState;
 
 /// How long a new socket may take to send its join.
@@ -77,6 +79,12 @@ pub(super) struct InRoom {
     pub(super) roster_next: Option<RosterRequest>,
     /// When the last roster request went (or goes) to the room.
     pub(super) roster_last: Option<Instant>,
+    /// The room's mutes and bans, kept current by the room.
+    pub(super) sanctions: watch::Receiver<SanctionList>,
+    /// The end of this person's mute as last told to them (`None`: not muted).
+    pub(super) muted_until: Option<i64>,
+    /// Whether this guest's address has been noted for moderators (once per session).
+    pub(super) guest_noted: bool,
 }
 
 pub(super) type AckFuture =
@@ -123,6 +131,7 @@ impl<D: Dialect> Session<'_, D> {
         };
         let (person, can_post) = self.identify(&mut join).await?;
         let mut room = self.enter(join, person, can_post).await?;
+        self.check_standing(&mut room).await?;
         self.follow(&mut room).await
     }
 
@@ -182,6 +191,14 @@ impl<D: Dialect> Session<'_, D> {
             }
             Err(RoomError::Closed | RoomError::Unavailable) => return Err(ROOM_UNAVAILABLE),
         };
+        let banned = {
+            let sanctions = joined.sanctions.borrow();
+            sanction_on(&sanctions, &person, &self.who, SanctionKind::Ban).map(ban_message)
+        };
+        if let Some(message) = banned {
+            let close = (close_code::BANNED, "banned");
+            return Err(self.refuse(ErrorCode::Banned, message, close).await);
+        }
         self.dialect.encode(
             Outgoing::Welcome {
                 room: &self.room,
@@ -216,6 +233,9 @@ impl<D: Dialect> Session<'_, D> {
             roster: None,
             roster_next: None,
             roster_last: None,
+            sanctions: joined.sanctions,
+            muted_until: None,
+            guest_noted: false,
         })
     }
 
@@ -265,6 +285,7 @@ impl<D: Dialect> Session<'_, D> {
                     self.on_roster(request, page, room).await?;
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,
+                Ok(()) = room.sanctions.changed() => self.check_standing(room).await?,
                 _ = ping.tick() => self.socket.write(Message::Ping(Default::default())).await?,
                 _ = tokio::time::sleep_until(expires.unwrap_or_else(Instant::now)), if expires.is_some() => {
                     let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();

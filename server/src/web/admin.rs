@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use crate::auth::{access, AuthMode, Identity};
 
-fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
+pub(super) fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
     (
         status,
         Json(ApiError {
@@ -30,7 +30,10 @@ fn refuse(status: StatusCode, error: impl Into<String>) -> Response {
 }
 
 /// The caller's identity: a bearer token, else the session cookie (only from this site's pages).
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Option<Identity>, Response> {
+pub(super) async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<Identity>, Response> {
     if state.auth.mode == AuthMode::Off {
         return Ok(None);
     }

@@ -4,7 +4,9 @@
 //!
 //! - `assets.rs`: `Cache-Control` by asset kind;
 //! - `history.rs`: the pages' history source, read from the engine;
-//! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`.
+//! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`;
+//! - `account.rs` (signing in), `admin.rs` (rules, revocations), `moderation.rs` and `purge.rs`
+//!   (mutes, bans, kicks, purges and the audit log).
 
 use std::sync::Arc;
 
@@ -34,7 +36,9 @@ pub mod admin;
 pub mod assets;
 pub mod history;
 pub mod listener;
+pub mod moderation;
 pub mod ops;
+mod purge;
 pub mod requests;
 
 /// Limits on every HTTP request (from `Config`).
@@ -117,6 +121,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/session/end", post(account::sign_out))
         .route("/api/rooms/{room}/rules", put(admin::set_rules))
         .route("/api/admin/revoke", post(admin::revoke))
+        .route(
+            "/api/rooms/{room}/moderation",
+            get(moderation::view).post(moderation::act),
+        )
         .leptos_routes_with_context(
             &state,
             routes,

@@ -76,7 +76,7 @@ mod tests {
     fn state(store: Arc<FlakyStore>) -> AppState {
         crate::server::app_state(
             &Config::defaults(),
-            Engine::alone(store),
+            Engine::in_memory(store),
             CancellationToken::new(),
         )
         .expect("default site settings")

@@ -28,6 +28,8 @@ async fn on_a_cluster_the_engine_keeps_its_contract_and_nodes_agree() {
     // The same contracts as SQLite and a single Redis (rooms spread over the shards).
     conformance::all(&one).await;
     conformance::directory(&one).await;
+    crate::engine::moderation_conformance::all(&one).await;
+    super::tests::moderation_is_announced(&one, &two).await;
     conformance::presence(&one, &two).await;
     conformance::shared_connections(&one, &two).await;
     conformance::keeps_the_newest(&one.clone().with_retention(conformance::KEEP_NEWEST)).await;

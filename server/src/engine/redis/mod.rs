@@ -22,6 +22,7 @@ mod connection;
 mod connections;
 mod directory;
 mod history;
+mod moderation;
 mod patches;
 mod presence;
 mod pubsub;
@@ -30,7 +31,7 @@ mod rate_limit;
 #[cfg(test)]
 mod cluster_tests;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
 
 const APPEND: &str = include_str!("scripts/append.lua");
 const NOW_MS: &str = include_str!("scripts/now_ms.lua");
@@ -41,6 +42,8 @@ const USER_CONNECTIONS: &str = include_str!("scripts/user_connections.lua");
 
 /// The scripts, loaded once per node (redis-rs runs them by SHA and loads them when missing).
 struct Scripts {
+    /// Whether the engine is a Cluster (sharded pub/sub).
+    cluster: bool,
     append: redis::Script,
     share_roster: redis::Script,
     remote_roster: redis::Script,
@@ -57,6 +60,7 @@ impl Scripts {
         };
         let with_clock = |script: &str| redis::Script::new(&format!("{NOW_MS}{script}"));
         Self {
+            cluster,
             append: redis::Script::new(&publishing(APPEND)),
             share_roster: with_clock(&publishing(SHARE_ROSTER)),
             remote_roster: with_clock(REMOTE_ROSTER),
@@ -118,6 +122,7 @@ impl RedisEngine {
         Engine {
             history: shared.clone(),
             directory: shared.clone(),
+            moderation: shared.clone(),
             mesh: Some(Mesh {
                 broker: shared.clone(),
                 presence: shared.clone(),

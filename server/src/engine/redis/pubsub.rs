@@ -4,7 +4,7 @@
 //! connection drops, every room hears [`PeerEvent::Lost`].
 //!
 //! On a room's channel: `h<seq>` for each new head (written by the append script), `r<node>` when
-//! a node's part of the roster changes. On a Cluster the channels are sharded
+//! a node's part of the roster changes, `m` when a moderator changed the room's mutes or bans. On a Cluster the channels are sharded
 //! (`SPUBLISH`/`SSUBSCRIBE`), so each message goes only to the shard that holds its room.
 
 use std::collections::HashMap;
@@ -89,6 +89,7 @@ impl Notifications {
                 .and_then(|s| s.parse().ok())
                 .map(PeerEvent::Head),
             Some((b'r', node)) if node != self.node.as_bytes() => Some(PeerEvent::Roster),
+            Some((b'm', _)) => Some(PeerEvent::Moderation),
             _ => None,
         }
     }
@@ -159,6 +160,28 @@ impl Broker for RedisEngine {
             };
             timed(pubsub.subscribe(&channel)).await?;
             Ok(subscription.boxed())
+        })
+    }
+
+    fn announce_moderation<'a>(
+        &'a self,
+        room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let command = if self.scripts.cluster {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
+            let _: i64 = timed(
+                redis::cmd(command)
+                    .arg(self.key(room, "live"))
+                    .arg("m")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            Ok(())
         })
     }
 }

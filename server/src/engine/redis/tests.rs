@@ -6,7 +6,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 
 use super::*;
-use crate::engine::{conformance, History, SharedRateLimit};
+use crate::engine::{conformance, Broker, History, SharedRateLimit};
 
 /// A node on the shared test Redis, under a key prefix of its own. Never skipped: without a
 /// Redis these tests fail and say so (`.ci/run` starts one).
@@ -82,7 +82,9 @@ async fn meets_the_history_directory_presence_and_connection_contracts() {
     let one = test_engine().await;
     conformance::all(&one).await;
     conformance::directory(&one).await;
+    crate::engine::moderation_conformance::all(&one).await;
     let two = node(&one.prefix).await;
+    moderation_is_announced(&one, &two).await;
     conformance::presence(&one, &two).await;
     conformance::shared_connections(&one, &two).await;
     clean_up(&one).await;
@@ -210,4 +212,17 @@ async fn a_deleted_messages_text_is_gone_from_redis() {
     let all = engine.after(&r, 0, 10).await.unwrap();
     assert!(all[0].deleted && all[0].text.is_empty());
     clean_up(&engine).await;
+}
+
+/// A moderation change announced on one node reaches a room subscribed on another.
+pub(super) async fn moderation_is_announced(one: &RedisEngine, two: &RedisEngine) {
+    use futures::StreamExt;
+    let r = crate::engine::conformance::room("conf-announce");
+    let mut events = two.subscribe(&r).await.expect("subscribe");
+    one.announce_moderation(&r).await.expect("announce");
+    let event = tokio::time::timeout(std::time::Duration::from_secs(5), events.next()).await;
+    assert_eq!(
+        event.expect("in time"),
+        Some(crate::engine::PeerEvent::Moderation)
+    );
 }

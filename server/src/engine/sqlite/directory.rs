@@ -16,7 +16,7 @@ use crate::engine::EngineError;
 
 impl SqliteStore {
     /// Runs `run` on the writer connection, in a transaction of its own.
-    fn exec(
+    pub(super) fn exec(
         &self,
         run: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
     ) -> BoxFuture<'_, Result<(), EngineError>> {

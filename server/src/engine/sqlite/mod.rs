@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Appended, EngineError, History, Retention, SWEEP_BATCH};
 
 mod directory;
+mod moderation;
 mod retention;
 mod writer;
 
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0003_heads.sql"),
     include_str!("../../../migrations/0004_identity.sql"),
     include_str!("../../../migrations/0005_changes.sql"),
+    include_str!("../../../migrations/0006_moderation.sql"),
 ];
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;

@@ -10,6 +10,7 @@ async fn meets_the_store_contract() {
     let store = SqliteStore::open(dir.path()).unwrap();
     crate::engine::conformance::all(&store).await;
     crate::engine::conformance::directory(&store).await;
+    crate::engine::moderation_conformance::all(&store).await;
 }
 
 #[tokio::test]
