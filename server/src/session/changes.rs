@@ -56,7 +56,12 @@ impl<D: Dialect> Session<'_, D> {
             return Ok(());
         }
         if let Some(author) = moderated {
-            self.audit_delete(room, target, author);
+            let entry = delete_entry(&room.member, target, author);
+            let store = self.state.rooms.moderation().clone();
+            let name = self.room.clone();
+            if let Err(e) = store.record(&name, &entry).await {
+                tracing::warn!(error = %e, "a moderator's delete was not written to the audit log");
+            }
         }
         let scoped = format!("{}/{client_id}", room.sender);
         let reply = room
@@ -70,27 +75,19 @@ impl<D: Dialect> Session<'_, D> {
     }
 }
 
-impl<D: Dialect> Session<'_, D> {
-    /// Adds a moderator's delete of `author`'s message `target` to the room's audit log.
-    fn audit_delete(&self, room: &InRoom, target: Seq, author: String) {
-        let entry = AuditEntry {
-            at_ms: crate::engine::retention::now_ms(),
-            by: room.member.name.clone(),
-            by_user: room.member.user.clone(),
-            action: Action::Delete,
-            name: author,
-            target: None,
-            until_ms: None,
-            seq: Some(target),
-            count: None,
-            reason: String::new(),
-        };
-        let (store, name) = (self.state.rooms.moderation().clone(), self.room.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.record(&name, &entry).await {
-                tracing::warn!(error = %e, "a moderator's delete was not written to the audit log");
-            }
-        });
+/// A moderator's delete of `author`'s message `target`, for the room's audit log.
+fn delete_entry(by: &crate::room::Member, target: Seq, author: String) -> AuditEntry {
+    AuditEntry {
+        at_ms: crate::engine::retention::now_ms(),
+        by: by.name.clone(),
+        by_user: by.user.clone(),
+        action: Action::Delete,
+        name: author,
+        target: None,
+        until_ms: None,
+        seq: Some(target),
+        count: None,
+        reason: String::new(),
     }
 }
 

@@ -50,7 +50,7 @@ pub(super) async fn caller(
     if !state.guard.origin_allowed(headers) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            "Change rules from this site's own pages.",
+            "Do this from this site's own pages.",
         ));
     }
     super::account::cookie_identity(&state.auth, headers)
