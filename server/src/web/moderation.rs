@@ -300,17 +300,15 @@ async fn apply(
         Action::Purge => {
             entry.count = Some(super::purge::purge(state, room, by, &subject.author).await?);
         }
-        Action::Delete => unreachable_delete()?,
+        // Refused by validation; deletes are made from the message menu.
+        Action::Delete => {
+            return Err(refuse(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Delete messages from the message menu.",
+            ))
+        }
     }
     Ok(entry)
-}
-
-/// `delete` is refused by validation; kept as an error rather than a panic.
-fn unreachable_delete() -> Result<(), Response> {
-    Err(refuse(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "Delete messages from the message menu.",
-    ))
 }
 
 /// What the panel shows now.
