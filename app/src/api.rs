@@ -1,10 +1,11 @@
 //! The browser's calls to the server's JSON endpoints (hydrate only): signing in with a sign-in
-//! link's token and out, changing a room's rules, and the owner keys of rooms this browser
-//! created.
+//! link's token and out, changing a room's rules, moderating, and the owner keys of rooms this
+//! browser created.
 
-use gloo_net::http::{Request, Response};
+use gloo_net::http::{Request, RequestBuilder, Response};
 
 use crate::account::{ApiError, SignInRequest, Viewer};
+use crate::moderation::{ModerationRequest, ModerationView};
 use crate::rules::{Audience, RoomRules};
 
 /// Where the owner key of a room this browser created is kept.
@@ -161,4 +162,45 @@ pub fn reload() {
     if let Some(window) = web_sys::window() {
         let _ = window.location().reload();
     }
+}
+
+/// A moderation call: with the owner key if this browser created the room.
+fn moderation_request(request: RequestBuilder, room: &str) -> RequestBuilder {
+    match owner_key(room) {
+        Some(key) => request.header("x-owner-key", &key),
+        None => request,
+    }
+}
+
+async fn moderation_answer(response: Response) -> Result<ModerationView, String> {
+    if response.ok() {
+        response
+            .json::<ModerationView>()
+            .await
+            .map_err(|_| "The server's answer could not be read.".to_owned())
+    } else {
+        Err(failure(response).await)
+    }
+}
+
+/// The room's mutes and bans in force and its audit log (moderators only).
+pub async fn moderation(room: &str) -> Result<ModerationView, String> {
+    let request = moderation_request(Request::get(&format!("/api/rooms/{room}/moderation")), room);
+    let response = request.send().await.map_err(|_| OFFLINE.to_owned())?;
+    moderation_answer(response).await
+}
+
+/// Mutes, bans, kicks or purges someone, or lifts a mute or ban; the panel's view after it.
+pub async fn moderate(room: &str, request: &ModerationRequest) -> Result<ModerationView, String> {
+    let call = moderation_request(
+        Request::post(&format!("/api/rooms/{room}/moderation")),
+        room,
+    );
+    let response = call
+        .json(request)
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|_| OFFLINE.to_owned())?;
+    moderation_answer(response).await
 }

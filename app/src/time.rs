@@ -13,6 +13,21 @@ pub fn clock(ms: i64) -> String {
     }
 }
 
+/// When a future moment is, in words: "at 14:05" today or within the next 20 hours, else
+/// "in 3 days".
+pub fn when(ms: i64) -> String {
+    #[cfg(feature = "hydrate")]
+    let now = js_sys::Date::now() as i64;
+    #[cfg(not(feature = "hydrate"))]
+    let now = ms;
+    let hours = (ms - now) / 3_600_000;
+    if hours < 20 {
+        format!("at {}", clock(ms))
+    } else {
+        format!("in {} days", (hours + 23) / 24)
+    }
+}
+
 /// `HH:MM` of a timestamp in UTC.
 pub fn utc_clock(ms: i64) -> String {
     let minutes_of_day = ms.div_euclid(60_000).rem_euclid(24 * 60);

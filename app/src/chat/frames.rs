@@ -15,6 +15,34 @@ const UNAVAILABLE_RETRY_MS: u64 = 2_000;
 pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
     match msg {
         ServerMsg::Welcome { .. } | ServerMsg::Pong => None,
+        ServerMsg::Standing {
+            muted_until_ms,
+            reason,
+        } => {
+            let muted = muted_until_ms.map(|until| super::Muted {
+                until_ms: until as f64,
+                reason,
+            });
+            state.muted.set(muted.clone());
+            if let Some(muted) = muted {
+                // The mute ends by itself; the server says nothing then.
+                let wait = (muted.until_ms - js_sys::Date::now()).max(0.0);
+                let muted_signal = state.muted;
+                leptos::prelude::set_timeout(
+                    move || {
+                        muted_signal.update(|m| {
+                            if m.as_ref()
+                                .is_some_and(|m| m.until_ms <= js_sys::Date::now())
+                            {
+                                *m = None;
+                            }
+                        })
+                    },
+                    std::time::Duration::from_millis(wait as u64 + 500),
+                );
+            }
+            None
+        }
         ServerMsg::Status { degraded } => {
             state.degraded.set(degraded);
             if !degraded && state.outbox.with_untracked(|o| !o.is_empty()) {

@@ -64,6 +64,13 @@ pub enum Delivery {
     Sent,
 }
 
+/// A mute on this reader, as the server said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Muted {
+    pub until_ms: f64,
+    pub reason: Option<String>,
+}
+
 /// A message the user sent that the room has not yet delivered back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -138,6 +145,9 @@ pub struct RoomState {
     /// Under slow mode, when this reader may next post (ms since the epoch): the composer counts
     /// down to it.
     pub slow_until: RwSignal<Option<f64>>,
+    /// A moderator muted this reader: until when (ms since the epoch) and why. Cleared when the
+    /// server says it ended, or when the time comes.
+    pub muted: RwSignal<Option<Muted>>,
     /// Messages up to this number are no longer kept by the server (retention): the top of the
     /// list says so instead of offering older messages. 0: nothing known removed.
     pub removed_upto: RwSignal<Seq>,
@@ -164,6 +174,7 @@ impl RoomState {
             limits: MessageLimits::default(),
             slow_mode_secs: 0,
             slow_until: RwSignal::new(None),
+            muted: RwSignal::new(None),
             removed_upto: RwSignal::new(0),
             loaded_upto,
         }

@@ -207,6 +207,7 @@ pub(super) fn refusal(msg: &ServerMsg) -> Option<Stop> {
                 | ErrorCode::SignInExpired
                 | ErrorCode::Forbidden
                 | ErrorCode::NameTaken
+                | ErrorCode::Banned
         ) =>
         {
             Some(Stop {

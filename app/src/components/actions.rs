@@ -1,10 +1,14 @@
 //! What a reader can do to a message: a menu (a disclosure button, so mouse, touch and keyboard
 //! all work) with "Edit" for their own messages within the edit window and "Delete" for their own
-//! and, for moderators, anyone's; and the inline editor (Enter saves, Escape cancels).
+//! and, for moderators, anyone's — and for moderators, on someone else's message, "Mute…",
+//! "Ban…", "Remove for a minute" and "Remove their recent messages"; and the inline editor (Enter
+//! saves, Escape cancels).
 
 use leptos::{ev, html, prelude::*};
 
+use super::moderate::{Moderation, SanctionForm};
 use crate::chat::{RoomConnection, RoomState};
+use crate::moderation::{Action, ModerationRequest};
 use crate::protocol::ChatMessage;
 
 /// Who may change what here, and the connection changes go through.
@@ -16,6 +20,8 @@ pub struct Actions {
     pub moderates: Signal<bool>,
     /// How long after sending an author may change a message, in milliseconds.
     pub edit_window_ms: i64,
+    /// Where mutes, bans, kicks and purges go.
+    pub moderation: Moderation,
 }
 
 impl Actions {
@@ -25,8 +31,12 @@ impl Actions {
 
     fn may_delete(&self, msg: &ChatMessage, own: bool) -> bool {
         !msg.deleted
-            && ((own && within(msg.sent_at_ms, self.edit_window_ms))
-                || self.moderates.get_untracked())
+            && ((own && within(msg.sent_at_ms, self.edit_window_ms)) || self.moderates.get())
+    }
+
+    /// Whether this reader may mute, ban, kick or purge the sender of `msg`.
+    fn may_moderate(&self, own: bool) -> bool {
+        !own && self.moderates.get()
     }
 
     fn change(&self, seq: u64, text: Option<String>) {
@@ -47,7 +57,8 @@ fn within(sent_at_ms: i64, window_ms: i64) -> bool {
     now - sent_at_ms <= window_ms
 }
 
-/// The "⋯" menu of one message, when there is anything to do to it.
+/// The "⋯" menu of one message, when there is anything to do to it (what, follows whether the
+/// reader moderates, which a guest owner's browser learns after loading).
 #[component]
 pub fn MessageMenu(
     msg: ChatMessage,
@@ -55,49 +66,120 @@ pub fn MessageMenu(
     actions: Actions,
     editing: RwSignal<bool>,
 ) -> impl IntoView {
-    let can_edit = actions.may_edit(&msg, own);
-    let can_delete = actions.may_delete(&msg, own);
-    if !can_edit && !can_delete {
-        return ().into_any();
-    }
     let open = RwSignal::new(false);
-    let seq = msg.seq;
-    let on_delete = move |_| {
-        open.set(false);
-        #[cfg(feature = "hydrate")]
-        let sure = window()
-            .confirm_with_message("Delete this message for everyone?")
-            .unwrap_or(false);
-        #[cfg(not(feature = "hydrate"))]
-        let sure = false;
-        if sure {
-            actions.change(seq, None);
+    let form = RwSignal::new(None::<Action>);
+    let msg = StoredValue::new(msg);
+    move || {
+        let m = msg.get_value();
+        let can_edit = actions.may_edit(&m, own);
+        let can_delete = actions.may_delete(&m, own);
+        let can_moderate = actions.may_moderate(own);
+        if !can_edit && !can_delete && !can_moderate {
+            return ().into_any();
+        }
+        let seq = m.seq;
+        let name = StoredValue::new(m.sender.clone());
+        let on_keydown = move |ev: ev::KeyboardEvent| {
+            if ev.key() == "Escape" {
+                open.set(false);
+            }
+        };
+        view! {
+            <div class="msg-menu" on:keydown=on_keydown>
+                <button type="button" class="icon" aria-haspopup="true" aria-expanded=move || open.get().to_string()
+                    aria-label=format!("Actions for message {seq}") on:click=move |_| open.update(|o| *o = !*o)>
+                    "⋯"
+                </button>
+                <Show when=move || open.get()>
+                    <div class="menu" role="group" aria-label="Message actions">
+                        {can_edit.then(|| view! {
+                            <button type="button" on:click=move |_| { open.set(false); editing.set(true); }>"Edit"</button>
+                        })}
+                        {can_delete.then(|| view! {
+                            <button type="button" class="danger" on:click=move |_| { open.set(false); delete(actions, seq); }>"Delete"</button>
+                        })}
+                        {can_moderate.then(|| moderator_items(actions, seq, name.get_value(), open, form))}
+                    </div>
+                </Show>
+                {move || form.get().map(|action| view! {
+                    <SanctionForm moderation=actions.moderation action seq name=name.get_value() done=form/>
+                })}
+            </div>
+        }
+        .into_any()
+    }
+}
+
+/// Asks, then deletes message `seq` for everyone.
+fn delete(actions: Actions, seq: u64) {
+    #[cfg(feature = "hydrate")]
+    let sure = window()
+        .confirm_with_message("Delete this message for everyone?")
+        .unwrap_or(false);
+    #[cfg(not(feature = "hydrate"))]
+    let sure = false;
+    if sure {
+        actions.change(seq, None);
+    }
+}
+
+/// A moderator's items for someone else's message.
+fn moderator_items(
+    actions: Actions,
+    seq: u64,
+    name: String,
+    open: RwSignal<bool>,
+    form: RwSignal<Option<Action>>,
+) -> impl IntoView {
+    let moderation = actions.moderation;
+    let choose = move |action: Action| {
+        move |_| {
+            open.set(false);
+            form.set(Some(action));
         }
     };
-    let on_keydown = move |ev: ev::KeyboardEvent| {
-        if ev.key() == "Escape" {
-            open.set(false);
+    let (kick_name, purge_name) = (name.clone(), name);
+    let kick = move |_| {
+        open.set(false);
+        if confirm(&format!("Remove {kick_name} from the room for a minute?")) {
+            let words = format!("{kick_name} was removed for a minute.");
+            moderation.act(request(Action::Kick, seq), words);
+        }
+    };
+    let purge = move |_| {
+        open.set(false);
+        if confirm(&format!(
+            "Delete {purge_name}'s recent messages for everyone?"
+        )) {
+            moderation.act(request(Action::Purge, seq), String::new());
         }
     };
     view! {
-        <div class="msg-menu" on:keydown=on_keydown>
-            <button type="button" class="icon" aria-haspopup="true" aria-expanded=move || open.get().to_string()
-                aria-label=format!("Actions for message {seq}") on:click=move |_| open.update(|o| *o = !*o)>
-                "⋯"
-            </button>
-            <Show when=move || open.get()>
-                <div class="menu" role="group" aria-label="Message actions">
-                    {can_edit.then(|| view! {
-                        <button type="button" on:click=move |_| { open.set(false); editing.set(true); }>"Edit"</button>
-                    })}
-                    {can_delete.then(|| view! {
-                        <button type="button" class="danger" on:click=on_delete>"Delete"</button>
-                    })}
-                </div>
-            </Show>
-        </div>
+        <button type="button" on:click=choose(Action::Mute)>"Mute…"</button>
+        <button type="button" on:click=choose(Action::Ban)>"Ban…"</button>
+        <button type="button" on:click=kick>"Remove for a minute"</button>
+        <button type="button" class="danger" on:click=purge>"Remove their recent messages"</button>
     }
-    .into_any()
+}
+
+fn request(action: Action, seq: u64) -> ModerationRequest {
+    ModerationRequest {
+        action,
+        seq: Some(seq),
+        target: None,
+        minutes: 0,
+        reason: String::new(),
+    }
+}
+
+fn confirm(question: &str) -> bool {
+    #[cfg(feature = "hydrate")]
+    return window().confirm_with_message(question).unwrap_or(false);
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = question;
+        false
+    }
 }
 
 /// The message's text as an editor: Enter (or Save) sends the new text, Escape (or Cancel) keeps

@@ -3,7 +3,7 @@
 
 use leptos::{ev, prelude::*};
 
-use crate::chat::{RoomConnection, RoomState};
+use crate::chat::{Muted, RoomConnection, RoomState};
 use crate::limits::{validate_display_name, MAX_DISPLAY_NAME_CHARS};
 use crate::pages::remember_name;
 
@@ -46,6 +46,9 @@ pub fn Composer(
     let text = state.draft;
     let error = RwSignal::new(None::<String>);
     let submit = move || {
+        if let Some(muted) = state.muted.get_untracked() {
+            return error.set(Some(mute_words(&muted)));
+        }
         let draft = text.get_untracked();
         let valid = match state.limits.validate(&draft) {
             Ok(t) => t,
@@ -87,8 +90,11 @@ pub fn Composer(
                     prop:value=move || text.get()
                     on:input=move |ev| { text.set(event_target_value(&ev)); error.set(None); }
                     on:keydown=on_keydown></textarea>
-                <button type="submit" class="primary">"Send"</button>
+                <button type="submit" class="primary" disabled=move || state.muted.with(Option::is_some)>"Send"</button>
             </div>
+            <Show when=move || state.muted.with(Option::is_some)>
+                <p class="muted-note" role="status">{move || state.muted.get().map(|m| mute_words(&m))}</p>
+            </Show>
             <p id="composer-notice" class="error" role="alert">{notice}</p>
             {(state.slow_mode_secs > 0).then(|| view! {
                 <p class="hint slow-mode" aria-live="polite">
@@ -102,6 +108,19 @@ pub fn Composer(
         </form>
     }
     .into_any()
+}
+
+/// What a muted reader is told above the composer.
+fn mute_words(muted: &Muted) -> String {
+    let mut words = format!(
+        "A moderator muted you: you can read, and write again {}.",
+        crate::time::when(muted.until_ms as i64)
+    );
+    if let Some(reason) = &muted.reason {
+        words.push_str(" Reason: ");
+        words.push_str(reason);
+    }
+    words
 }
 
 /// After a send in a room in slow mode: the next may go out only so much later.

@@ -1,5 +1,6 @@
 //! What the pages are built from: the room header, the message list, the composer and name
-//! prompt, the account bar and refusals, the room's settings, and the one error card.
+//! prompt, the account bar and refusals, the room's settings, moderation, and the one error
+//! card.
 
 mod account;
 mod actions;
@@ -7,6 +8,7 @@ mod composer;
 mod error_card;
 mod header;
 mod messages;
+mod moderate;
 mod settings;
 
 pub use account::{AccountBar, ReadOnlyNote, StoppedNotice, VerifiedMark};
@@ -15,4 +17,5 @@ pub use composer::{Composer, NamePrompt};
 pub use error_card::ErrorCard;
 pub use header::RoomHeader;
 pub use messages::{MessageList, OlderHistory};
+pub use moderate::{Moderation, ModerationPanel, ModerationStatus};
 pub use settings::RoomSettings;

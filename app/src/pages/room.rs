@@ -9,8 +9,8 @@ use super::use_saved_name;
 use crate::account::{load_account, Account};
 use crate::chat::{RoomConnection, RoomState, Stop};
 use crate::components::{
-    Actions, Composer, ErrorCard, MessageList, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader,
-    RoomSettings, StoppedNotice,
+    Actions, Composer, ErrorCard, MessageList, Moderation, ModerationPanel, ModerationStatus,
+    NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader, RoomSettings, StoppedNotice,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
@@ -131,6 +131,13 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
         moderates: Signal::derive(move || moderates || owns.get()),
         edit_window_ms: i64::try_from(page.edit_window_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
+        moderation: Moderation::new(room.to_string()),
+    };
+    let panel = move || {
+        actions
+            .moderates
+            .get()
+            .then(|| view! { <ModerationPanel moderation=actions.moderation/> })
     };
     let list_ref = NodeRef::<html::Div>::new();
     let at_bottom = RwSignal::new(true);
@@ -168,6 +175,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
         <div class="room">
             <RoomHeader title=title.clone() state connection account=account.clone()>
                 {settings}
+                {panel}
             </RoomHeader>
             <noscript>
                 <p class="noscript" role="note">
@@ -175,6 +183,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
                 </p>
             </noscript>
             <MessageList state saved list_ref on_scroll older room_label=title actions/>
+            <ModerationStatus moderation=actions.moderation/>
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
