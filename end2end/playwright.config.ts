@@ -112,6 +112,9 @@ export default defineConfig({
         PALAVER_BIND: `127.0.0.1:${port}`,
         PALAVER_DATA_DIR: `target/e2e-node-${i}`,
         PALAVER_ENGINE: REDIS_URL,
+        // Guests chat as everywhere; moderators sign in with tokens of this secret.
+        PALAVER_AUTH: "optional",
+        PALAVER_AUTH_SECRET: AUTH_SECRET,
         PALAVER_RATE_LIMIT_BURST: "100000",
         PALAVER_JOIN_RATE_LIMIT_BURST: "100000",
         PALAVER_HTTP_RATE_LIMIT_BURST: "100000",
