@@ -35,6 +35,7 @@ test("a moderator on another node deletes, mutes and bans a guest; the guest is 
   await expect(mod).toHaveURL(`${nodeA}/r/${room}`);
   await hydrated(mod);
   await expect(mod.getByRole("status").first()).toHaveText(/Connected/);
+  await expect(gus.page.locator("details.roster summary")).toHaveText("2 online");
 
   // Delete one message: gone for Gus too.
   mod.once("dialog", (dialog) => dialog.accept());
@@ -49,6 +50,7 @@ test("a moderator on another node deletes, mutes and bans a guest; the guest is 
   const form = mod.getByRole("form", { name: "Mute Gus" });
   await form.getByLabel("For").selectOption({ label: "10 minutes" });
   await form.getByLabel("Reason (they will see it)").fill("no adverts");
+  await mod.screenshot({ path: "test-results/moderation-mute-form-phone-dark.png" });
   await form.getByRole("button", { name: "Mute", exact: true }).press("Enter");
   await expect(mod.getByText("Gus is muted for 10 minutes.")).toBeVisible();
   const note = gus.page.locator(".muted-note");

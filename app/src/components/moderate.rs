@@ -209,14 +209,11 @@ fn SanctionRow(moderation: Moderation, s: Sanction) -> impl IntoView {
             minutes: 0,
             reason: String::new(),
         };
-        let words = format!(
-            "{name} is {} again.",
-            if lift == Action::Unmute {
-                "unmuted"
-            } else {
-                "unbanned"
-            }
-        );
+        let words = if lift == Action::Unmute {
+            format!("{name} may post again.")
+        } else {
+            format!("{name} may join again.")
+        };
         moderation.act(request, words);
     };
     view! {

@@ -37,15 +37,23 @@ pub fn RoomPage() -> impl IntoView {
 #[component]
 fn Room(room: RoomName) -> impl IntoView {
     let key = room.to_string();
-    let history = Resource::new_blocking(move || key.clone(), |room| load_history(room, None));
-    let account = Resource::new_blocking(|| (), |_| load_account());
+    // One resource for both: the page waits on a single future (awaiting two blocking resources
+    // one after the other in one `Suspend` sometimes left the server's response hanging).
+    let loaded = Resource::new_blocking(
+        move || key.clone(),
+        |room| async move {
+            let account = load_account().await;
+            (account, load_history(room, None).await)
+        },
+    );
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the room…"</p> }>
             {move || {
                 let room = room.clone();
                 Suspend::new(async move {
-                    let account = account.await.unwrap_or_default();
-                    match history.await {
+                    let (account, history) = loaded.await;
+                    let account = account.unwrap_or_default();
+                    match history {
                         Ok(page) if page.refused.is_some() => refused(page.refused, &account),
                         Ok(page) => view! { <RoomView room page account/> }.into_any(),
                         Err(_) => view! {
