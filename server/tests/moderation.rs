@@ -392,3 +392,31 @@ async fn a_moderator_on_one_node_mutes_and_bans_people_on_another() {
         "{first:?}"
     );
 }
+
+#[tokio::test]
+async fn moderation_actions_pass_the_post_rate_limit() {
+    let mut strict = args();
+    strict.extend([
+        "--rate-limit-burst",
+        "3",
+        "--rate-limit-interval-ms",
+        "60000",
+    ]);
+    let node = TestServer::start_with(&strict).await;
+    let mut ada = Person::guest("x", "ada-key-0123456789")
+        .with_token(token(SECRET, "u-ada", "Ada", &[]))
+        .from("127.0.0.41")
+        .join(&node, "limits")
+        .await;
+    let (said, _) = ada.send_and_ack("a1", "hello").await;
+    let mute = json!({"action": "mute", "seq": said, "minutes": 1});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(
+            moderate(&node, "limits", &moderator(), mute.clone())
+                .await
+                .0,
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "a burst of 3, like posts");
+}

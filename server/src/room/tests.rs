@@ -360,3 +360,64 @@ async fn a_guest_is_refused_a_verified_name_and_a_full_room_refuses_anyone() {
         "two connections: full"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_room_hands_its_sessions_the_sanctions_in_force_and_each_change() {
+    use app::moderation::{Sanction, SanctionKind, Target};
+
+    use crate::engine::moderation::MemoryModeration;
+    use crate::engine::ModerationStore;
+
+    let moderation = Arc::new(MemoryModeration::default());
+    let now = crate::engine::retention::now_ms();
+    let sanction = |name: &str, until_ms| Sanction {
+        kind: SanctionKind::Mute,
+        target: Target::User(format!("u-{name}")),
+        name: name.into(),
+        until_ms,
+        at_ms: now,
+        by: "Mod".into(),
+        reason: String::new(),
+    };
+    let r = room("test");
+    // Made before the room loads: in force for the first joiner.
+    moderation
+        .put_sanction(&r, &sanction("ada", now + 60_000))
+        .await
+        .unwrap();
+    let mut engine = Engine::in_memory(Arc::new(MemoryStore::default()));
+    engine.moderation = moderation.clone();
+    let handle = spawn_room(
+        r.clone(),
+        engine,
+        RoomSettings::for_tests(),
+        CancellationToken::new(),
+        |_| {},
+    );
+    let mut joined = handle.join("Bob".into()).await.unwrap();
+    assert_eq!(joined.sanctions.borrow_and_update().len(), 1);
+
+    // A change is read when the room is told, and each session sees it.
+    moderation
+        .put_sanction(&r, &sanction("cy", now + 120_000))
+        .await
+        .unwrap();
+    assert!(
+        !joined.sanctions.has_changed().unwrap(),
+        "not before the room is told"
+    );
+    handle.moderated().await.unwrap();
+    joined.sanctions.changed().await.unwrap();
+    let names: Vec<String> = joined
+        .sanctions
+        .borrow_and_update()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["ada", "cy"]);
+
+    // Being told of nothing new wakes nobody.
+    handle.moderated().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!joined.sanctions.has_changed().unwrap());
+}

@@ -80,7 +80,11 @@ pub async fn act(
         return refuse(StatusCode::UNPROCESSABLE_ENTITY, e);
     }
     let who = state.guard.client_key(peer, &headers);
-    if let Err(wait) = state.guard.check_post(who).await {
+    let mut budget = state.guard.check_post(who).await;
+    if let (Ok(()), Some(user)) = (&budget, &by.user) {
+        budget = state.guard.check_user_post(user).await;
+    }
+    if let Err(wait) = budget {
         let why = format!(
             "Too many actions at once. Try again in {} s.",
             wait.as_secs().max(1)
