@@ -3,6 +3,7 @@
 //! - [`protocol`]: the typed WebSocket frames (`ClientMsg`, `ServerMsg`).
 //! - [`account`]: who is reading (sign-in mode, the verified person), shared with the server.
 //! - [`limits`]: the rules for room names, display names and message text.
+//! - [`markup`]: message text as shown: a safe Markdown subset and links.
 //! - [`pages`]: the routes (`/` and `/r/<room>`), rendered on the server and hydrated in the
 //!   browser, built from [`components`].
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
@@ -17,6 +18,7 @@ pub mod chat;
 mod components;
 pub mod history;
 pub mod limits;
+pub mod markup;
 pub mod moderation;
 mod pages;
 pub mod protocol;

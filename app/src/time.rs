@@ -28,6 +28,66 @@ pub fn when(ms: i64) -> String {
     }
 }
 
+/// The day a timestamp falls on, as days since 1970-01-01: in the reader's time zone when
+/// `local` (only in the browser), else in UTC.
+pub fn day_of(ms: i64, local: bool) -> i64 {
+    #[cfg(feature = "hydrate")]
+    let offset_ms = if local {
+        let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+        (date.get_timezone_offset() * 60_000.0) as i64
+    } else {
+        0
+    };
+    #[cfg(not(feature = "hydrate"))]
+    let offset_ms = {
+        let _ = local;
+        0
+    };
+    (ms - offset_ms).div_euclid(86_400_000)
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const WEEKDAYS: [&str; 7] = [
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+];
+
+/// A day (from [`day_of`]) in words: "Monday 30 November 2026".
+pub fn day_label(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    let weekday = WEEKDAYS[day.rem_euclid(7) as usize];
+    format!("{weekday} {d} {} {y}", MONTHS[(m - 1) as usize])
+}
+
+/// The full date and time of a timestamp, for a tooltip: "Monday 30 November 2026, 14:05"
+/// (UTC, saying so, where there is no browser).
+pub fn full_time(ms: i64, local: bool) -> String {
+    let day = day_label(day_of(ms, local));
+    if local {
+        format!("{day}, {}", clock(ms))
+    } else {
+        format!("{day}, {} UTC", utc_clock(ms))
+    }
+}
+
 /// `HH:MM` of a timestamp in UTC.
 pub fn utc_clock(ms: i64) -> String {
     let minutes_of_day = ms.div_euclid(60_000).rem_euclid(24 * 60);
@@ -64,11 +124,26 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn iso_time_formats_utc() {
         assert_eq!(super::iso_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::iso_time(1_700_000_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(super::iso_time(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn days_are_named() {
+        // 2026-11-30 00:00 UTC.
+        let ms = 1_795_996_800_000;
+        assert_eq!(day_of(ms, false), day_of(ms + 86_399_999, false));
+        assert_eq!(day_label(day_of(ms, false)), "Monday 30 November 2026");
+        assert_eq!(day_label(0), "Thursday 1 January 1970");
+        assert_eq!(
+            full_time(ms + 3_900_000, false),
+            "Monday 30 November 2026, 01:05 UTC"
+        );
     }
 
     #[test]

@@ -1,6 +1,50 @@
 //! The room page's state, without a browser: delivery, notices, retention lines.
 use super::*;
 
+/// The timeline without its day lines (the tests below are about the rest).
+fn items(state: &RoomState) -> Vec<TimelineItem> {
+    state
+        .timeline(false)
+        .into_iter()
+        .filter(|i| !matches!(i, TimelineItem::Day(_)))
+        .collect()
+}
+
+#[test]
+fn runs_of_one_persons_messages_and_days_are_marked() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let day = 86_400_000;
+        let at = |seq: u64, sender: &str, ms: i64| ChatMessage {
+            sender: sender.into(),
+            sent_at_ms: ms,
+            ..msg(seq, "x")
+        };
+        let state = RoomState::new(
+            vec![
+                at(1, "Ada", 20 * day),
+                at(2, "Ada", 20 * day + 60_000),
+                at(3, "Bob", 20 * day + 120_000),
+                at(4, "Bob", 20 * day + 120_000 + RUN_GAP_MS + 1),
+                at(5, "Bob", 21 * day + 1),
+            ],
+            5,
+        );
+        let shape: Vec<String> = state
+            .timeline(false)
+            .iter()
+            .map(|i| match i {
+                TimelineItem::Day(d) => format!("day {d}"),
+                TimelineItem::Message(m, run) => {
+                    format!("{}{}", m.seq, if *run { "+" } else { "" })
+                }
+                TimelineItem::Notice(_) => "notice".into(),
+            })
+            .collect();
+        assert_eq!(shape, ["day 20", "1", "2+", "3", "4", "day 21", "5"]);
+    });
+}
+
 #[test]
 fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
     let owner = Owner::new();
@@ -9,9 +53,9 @@ fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
         let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
         state.removed(2, 6);
         assert!(state.deliver(msg(7, "c")));
-        let items = state.timeline();
-        let TimelineItem::Notice(n) = &items[2] else {
-            panic!("a notice after 2: {items:?}")
+        let shown = items(&state);
+        let TimelineItem::Notice(n) = &shown[2] else {
+            panic!("a notice after 2: {shown:?}")
         };
         assert!(n.text.starts_with("4 messages from while you were away"));
         assert_eq!(
@@ -24,7 +68,7 @@ fn messages_retention_removed_are_said_where_they_were_or_at_the_top() {
         let fresh = RoomState::new(vec![], 0);
         fresh.removed(0, 9);
         assert_eq!(fresh.removed_upto.get_untracked(), 9);
-        assert!(fresh.timeline().is_empty());
+        assert!(items(&fresh).is_empty());
     });
 }
 
@@ -34,8 +78,7 @@ fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
     owner.with(|| {
         let state = RoomState::new(vec![msg(1, "a"), msg(2, "b")], 2);
         state.presence(joined(&["Ada"], 1), 0);
-        let keys: Vec<_> = state
-            .timeline()
+        let keys: Vec<_> = items(&state)
             .iter()
             .map(|i| {
                 let k = i.key();
@@ -47,7 +90,7 @@ fn a_notice_before_the_first_message_of_the_room_is_shown_at_the_top() {
         // Before older history that is not loaded: left out.
         let later = RoomState::new(vec![msg(50, "x")], 50);
         later.presence(joined(&["Ada"], 1), 10);
-        assert_eq!(later.timeline().len(), 1);
+        assert_eq!(items(&later).len(), 1);
     });
 }
 
@@ -60,8 +103,7 @@ fn presence_lines_are_short_and_placed_after_the_last_message() {
         change.left = vec!["Ed".into()];
         state.presence(change, 9);
         state.deliver(msg(3, "c"));
-        let keys: Vec<_> = state
-            .timeline()
+        let keys: Vec<_> = items(&state)
             .iter()
             .map(|i| {
                 let k = i.key();
@@ -215,12 +257,11 @@ fn edits_and_deletes_change_their_message_in_place_and_are_not_rows_of_their_own
         assert!(state.deliver(delete.clone()));
         assert!(!state.deliver(delete), "each number once");
         assert_eq!(state.last_seq(), 4, "resume after the changes too");
-        let shown: Vec<_> = state
-            .timeline()
+        let shown: Vec<_> = items(&state)
             .into_iter()
             .filter_map(|i| match i {
-                TimelineItem::Message(m) => Some((m.seq, m.text, m.edited_at_ms, m.deleted)),
-                TimelineItem::Notice(_) => None,
+                TimelineItem::Message(m, _) => Some((m.seq, m.text, m.edited_at_ms, m.deleted)),
+                _ => None,
             })
             .collect();
         assert_eq!(

@@ -8,9 +8,10 @@ use super::actions::{Actions, InlineEditor, MessageMenu};
 use super::VerifiedMark;
 use crate::chat::{Delivery, Me, OutboxEntry, RoomState, TimelineItem};
 use crate::history::load_history;
+use crate::markup::render;
 use crate::pages::Hydrated;
 use crate::protocol::ChatMessage;
-use crate::time::{clock, iso_time, utc_clock};
+use crate::time::{clock, day_label, full_time, iso_time, utc_clock};
 
 #[component]
 pub fn MessageList(
@@ -23,6 +24,7 @@ pub fn MessageList(
     actions: Actions,
 ) -> impl IntoView {
     let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
+    let hydrated = use_context::<Hydrated>().map(|h| h.0);
     let removed_upto = state.removed_upto;
     view! {
         <div class="messages" node_ref=list_ref on:scroll=on_scroll tabindex="0"
@@ -47,13 +49,18 @@ pub fn MessageList(
                 <p class="empty">"No messages yet. Say hello!"</p>
             </Show>
             <ol class="message-list">
-                <For each=move || state.timeline() key=TimelineItem::key let:item>
+                // Days in UTC as the server renders them, then the reader's own once in the browser.
+                <For each=move || state.timeline(hydrated.is_some_and(|h| h.get())) key=TimelineItem::key let:item>
                     {match item {
-                        TimelineItem::Message(msg) => view! {
-                            <MessageItem msg me=state.me saved=Signal::derive(move || saved.get().flatten()) actions/>
+                        TimelineItem::Message(msg, run) => view! {
+                            <MessageItem msg run me=state.me saved=Signal::derive(move || saved.get().flatten()) actions/>
                         }
                         .into_any(),
                         TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
+                        TimelineItem::Day(day) => view! {
+                            <li class="day" role="separator"><span>{day_label(day)}</span></li>
+                        }
+                        .into_any(),
                     }}
                 </For>
                 <For each=move || state.outbox.get() key=|e| (e.client_id.clone(), e.delivery) let:entry>
@@ -134,6 +141,8 @@ fn is_own(msg: &ChatMessage, me: Option<&Me>, saved: Option<&str>) -> bool {
 #[component]
 fn MessageItem(
     msg: ChatMessage,
+    /// Whether it continues a run of this person's messages (their name is not repeated).
+    run: bool,
     me: RwSignal<Option<Me>>,
     saved: Signal<Option<String>>,
     actions: Actions,
@@ -156,7 +165,7 @@ fn MessageItem(
         move || match (msg.deleted, editing.get()) {
             (true, _) => view! { <p class="text placeholder">"Message deleted"</p> }.into_any(),
             (false, true) => view! { <InlineEditor msg=msg.clone() actions editing/> }.into_any(),
-            (false, false) => view! { <p class="text">{msg.text.clone()}</p> }.into_any(),
+            (false, false) => view! { <div class="text">{render(&msg.text)}</div> }.into_any(),
         }
     };
     let menu = {
@@ -170,15 +179,16 @@ fn MessageItem(
     let ms = msg.sent_at_ms;
     // The server does not know the reader's time zone: it renders UTC, and the browser switches to
     // local time once it has taken over (the same text at hydration, so nothing mismatches).
+    let full = move || full_time(ms, hydrated.is_some_and(|h| h.get()));
     let time = move || match hydrated.map(|h| h.get()) {
         Some(true) => clock(ms),
         _ => format!("{} UTC", utc_clock(ms)),
     };
     view! {
-        <li class="msg" class:mine=is_mine class:deleted=msg.deleted data-seq=msg.seq>
+        <li class="msg" class:mine=is_mine class:deleted=msg.deleted class:run=run data-seq=msg.seq>
             <div class="meta">
                 <span class="sender">{msg.sender}{verified}</span>
-                <time datetime=iso_time(msg.sent_at_ms)>{time}</time>
+                <time datetime=iso_time(msg.sent_at_ms) title=full>{time}</time>
                 {edited}
                 // Everything in the list is stored; on one's own messages, say so.
                 <Show when=move || is_mine.get() && !msg.deleted>
@@ -205,7 +215,7 @@ fn PendingItem(entry: OutboxEntry, name: Signal<String>) -> impl IntoView {
                 <span class="sender">{name}</span>
                 <span class="delivery">{label}</span>
             </div>
-            <p class="text">{entry.text}</p>
+            <div class="text">{render(&entry.text)}</div>
         </li>
     }
     .into_any()
