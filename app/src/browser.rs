@@ -120,3 +120,54 @@ pub fn mark_hydrated() {
         let _ = root.set_attribute("data-hydrated", "true");
     }
 }
+
+/// `navigator[name]` as a function bound to `navigator`, if the browser has it (the clipboard
+/// and share APIs, reached without web-sys's unstable bindings).
+fn navigator_call(path: &[&str], args: &js_sys::Array) -> Option<js_sys::Promise> {
+    use wasm_bindgen::JsCast;
+    let mut this: wasm_bindgen::JsValue = web_sys::window()?.navigator().into();
+    let (last, parents) = path.split_last()?;
+    for name in parents {
+        this = js_sys::Reflect::get(&this, &(*name).into()).ok()?;
+        if this.is_undefined() {
+            return None;
+        }
+    }
+    let function: js_sys::Function = js_sys::Reflect::get(&this, &(*last).into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    function.apply(&this, args).ok()?.dyn_into().ok()
+}
+
+/// Puts `text` on the clipboard; whether it worked.
+pub async fn copy_text(text: &str) -> bool {
+    let args = js_sys::Array::of1(&text.into());
+    match navigator_call(&["clipboard", "writeText"], &args) {
+        Some(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
+        None => false,
+    }
+}
+
+/// Whether the system share sheet is there (phones, mostly).
+pub fn can_share() -> bool {
+    web_sys::window()
+        .and_then(|w| js_sys::Reflect::get(&w.navigator(), &"share".into()).ok())
+        .is_some_and(|f| f.is_function())
+}
+
+/// Opens the system share sheet with `url`; whether it was shared (not cancelled).
+pub async fn share(title: &str, url: &str) -> bool {
+    let data = js_sys::Object::new();
+    let _ = js_sys::Reflect::set(&data, &"title".into(), &title.into());
+    let _ = js_sys::Reflect::set(&data, &"url".into(), &url.into());
+    match navigator_call(&["share"], &js_sys::Array::of1(&data)) {
+        Some(promise) => wasm_bindgen_futures::JsFuture::from(promise).await.is_ok(),
+        None => false,
+    }
+}
+
+/// This page's origin (`https://chat.example.org`).
+pub fn origin() -> Option<String> {
+    web_sys::window()?.location().origin().ok()
+}

@@ -9,8 +9,9 @@ use super::use_saved_name;
 use crate::account::{load_account, Account};
 use crate::chat::{RoomConnection, RoomState, Stop};
 use crate::components::{
-    Actions, Composer, ErrorCard, MessageList, Moderation, ModerationPanel, ModerationStatus,
-    NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader, RoomSettings, StoppedNotice,
+    Actions, Composer, ErrorCard, InviteButton, MessageList, Moderation, ModerationPanel,
+    ModerationStatus, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader, RoomSettings,
+    StoppedNotice,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
@@ -182,6 +183,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
         <Title text=title.clone()/>
         <div class="room">
             <RoomHeader title=title.clone() state connection account=account.clone()>
+                {room.is_private().then(|| view! { <InviteButton room=room.to_string()/> })}
                 {settings}
                 {panel}
             </RoomHeader>
