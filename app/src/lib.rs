@@ -58,6 +58,9 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 // With hashed file names (release builds), so they can be cached forever.
                 <HashedStylesheet options=options.clone() id="leptos"/>
+                // Without JavaScript, what needs it is not shown (an external sheet: the CSP
+                // allows no inline styles).
+                <noscript><link rel="stylesheet" href="/noscript.css"/></noscript>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>

@@ -112,3 +112,48 @@ test("scrolling up loads older history page by page, down to the first message, 
   await ada.context.close();
   await context.close();
 });
+
+test("without JavaScript the page is honest and every older page is a link, down to message 1", async ({ browser }) => {
+  const room = uniqueRoom("pages");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  await ada.page.evaluate(async (room) => {
+    const ws = new WebSocket(`ws://${location.host}/api/rooms/${room}/ws`);
+    await new Promise((ok) => (ws.onopen = ok));
+    ws.send(JSON.stringify({ type: "join", name: "Bulk" }));
+    let acked = 0;
+    const done = new Promise<void>((ok) => {
+      ws.onmessage = (e) => {
+        if (JSON.parse(e.data).type === "ack" && ++acked === 230) ok();
+      };
+    });
+    for (let i = 1; i <= 230; i++) ws.send(JSON.stringify({ type: "send", client_id: `page-${i}`, text: `page ${i}` }));
+    await done;
+    ws.close();
+  }, room);
+
+  const noJs = await browser.newContext({ javaScriptEnabled: false });
+  const page = await noJs.newPage();
+  await page.goto(`/r/${room}`);
+  await expect(page.locator("li.msg")).toHaveCount(100);
+  await expect(page.locator("li.msg").first()).toContainText("page 131");
+  // Nothing that needs JavaScript: no endless "Connecting…", no composer that cannot send.
+  await expect(page.getByText("Connecting…")).toBeHidden();
+  await expect(page.getByLabel("Message", { exact: true })).toBeHidden();
+  // (Playwright's text search skips <noscript>, so by its class.)
+  await expect(page.locator("p.noscript")).toBeVisible();
+  await expect(page.locator("p.noscript")).toContainText("To chat, turn JavaScript on.");
+  await page.screenshot({ path: "test-results/history-no-js.png" });
+
+  await page.getByRole("link", { name: "Load older messages" }).click();
+  await expect(page).toHaveURL(new RegExp(`/r/${room}\\?before=131$`));
+  await expect(page.locator("li.msg")).toHaveCount(100);
+  await expect(page.locator("li.msg").first()).toContainText("page 31");
+  await expect(page.locator("li.msg").last()).toContainText("page 130");
+  await page.getByRole("link", { name: "Load older messages" }).click();
+  await expect(page.locator("li.msg")).toHaveCount(30);
+  await expect(page.locator("li.msg").first()).toContainText("page 1");
+  await expect(page.getByText(`This is the beginning of #${room}.`)).toBeVisible();
+  await page.getByRole("link", { name: "Newest messages ↓" }).click();
+  await expect(page.locator("li.msg").last()).toContainText("page 230");
+  await Promise.all([ada.context.close(), noJs.close()]);
+});

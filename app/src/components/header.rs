@@ -38,7 +38,7 @@ pub fn RoomHeader(
             <Roster state connection/>
             <AccountBar account/>
             {children.map(|c| c())}
-            <p class="status" data-state=move || status().0 role="status" aria-live="polite">
+            <p class="status needs-js" data-state=move || status().0 role="status" aria-live="polite">
                 <span class="dot" aria-hidden="true"></span>
                 <span class="status-text">{move || status().1}</span>
             </p>

@@ -34,11 +34,14 @@ pub fn MessageList(
                     <p class="beginning">"Earlier messages in " {room_label.clone()} " are no longer kept by this server."</p>
                 }
                 .into_any(),
+                // A real link: without JavaScript it opens the older page (the server renders it);
+                // with it, the page loads in place.
                 (Some(seq), _) if seq > 1 => view! {
-                    <button type="button" class="load-older secondary" on:click=move |_| older.load()
-                        disabled=move || older.loading.get()>
+                    <a class="load-older button secondary" href=format!("?before={seq}")
+                        aria-disabled=move || older.loading.get().to_string()
+                        on:click=move |ev: ev::MouseEvent| { ev.prevent_default(); older.load(); }>
                         {move || if older.loading.get() { "Loading older messages…" } else { "Load older messages" }}
-                    </button>
+                    </a>
                 }
                 .into_any(),
                 (Some(_), _) => view! { <p class="beginning">"This is the beginning of " {room_label.clone()} "."</p> }.into_any(),

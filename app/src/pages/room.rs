@@ -37,26 +37,38 @@ pub fn RoomPage() -> impl IntoView {
 /// One (valid) room: loads its latest history (on the server, into the first HTML), then shows it.
 #[component]
 fn Room(room: RoomName) -> impl IntoView {
-    let key = room.to_string();
+    let room_key = room.to_string();
+    // `?before=N`: an older page of the history (the "Load older messages" link without
+    // JavaScript).
+    let query = leptos_router::hooks::use_query_map();
+    let before = move || {
+        query
+            .read()
+            .get("before")
+            .and_then(|b| b.parse::<Seq>().ok())
+            .filter(|b| *b > 1)
+    };
+    let key = move || (room_key.clone(), before());
     // One resource for both: the page waits on a single future (awaiting two blocking resources
     // one after the other in one `Suspend` sometimes left the server's response hanging).
-    let loaded = Resource::new_blocking(
-        move || key.clone(),
-        |room| async move {
-            let account = load_account().await;
-            (account, load_history(room, None).await)
-        },
-    );
+    let loaded = Resource::new_blocking(key, |(room, before)| async move {
+        let account = load_account().await;
+        (account, load_history(room, before).await)
+    });
     view! {
         <Suspense fallback=|| view! { <p class="loading" role="status">"Loading the room…"</p> }>
             {move || {
                 let room = room.clone();
+                let before_now = before();
                 Suspend::new(async move {
                     let (account, history) = loaded.await;
                     let account = account.unwrap_or_default();
                     match history {
                         Ok(page) if page.refused.is_some() => refused(page.refused, &account),
-                        Ok(page) => view! { <RoomView room page account/> }.into_any(),
+                        Ok(page) => {
+                            let older_page = before_now.is_some();
+                            view! { <RoomView room page account older_page/> }.into_any()
+                        }
                         Err(_) => view! {
                             <Title text="Room unavailable"/>
                             <ErrorCard title="This room is unavailable right now"
@@ -96,7 +108,13 @@ fn refused(why: Option<Refusal>, account: &Account) -> AnyView {
 
 /// The chat view for one room, starting from a page of its latest history.
 #[component]
-fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoView {
+fn RoomView(
+    room: RoomName,
+    page: HistoryPage,
+    account: Account,
+    /// Whether this is an older page of the history (`?before=N`), not the latest.
+    older_page: bool,
+) -> impl IntoView {
     // A signed-in reader's name is their account's; a guest's is the one this browser keeps.
     let saved = match &account.viewer {
         Some(viewer) => RwSignal::new(Some(Some(viewer.name.clone()))),
@@ -179,6 +197,7 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
     };
     follow_or_count(state, at_bottom, unseen, scroll_to_bottom);
 
+    let newest = format!("/r/{room}");
     view! {
         <Title text=title.clone()/>
         <div class="room">
@@ -189,11 +208,14 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
             </RoomHeader>
             <noscript>
                 <p class="noscript" role="note">
-                    "JavaScript is off: you can read this room's recent history. Turn it on to chat live."
+                    "JavaScript is off: you can read this room's history, page by page. To chat, turn JavaScript on."
                 </p>
             </noscript>
             <MessageList state saved list_ref on_scroll older room_label=title actions/>
             <ModerationStatus moderation=actions.moderation/>
+            {older_page.then(|| view! {
+                <a class="newest button secondary" href=newest.clone()>"Newest messages ↓"</a>
+            })}
             <Show when=move || { unseen.get() > 0 }>
                 <button type="button" class="new-below" on:click=move |_| { scroll_to_bottom(); unseen.set(0); }>
                     {move || match unseen.get() { 1 => "1 new message ↓".to_owned(), n => format!("{n} new messages ↓") }}
@@ -203,7 +225,8 @@ fn RoomView(room: RoomName, page: HistoryPage, account: Account) -> impl IntoVie
                 let guest_page = account.viewer.is_none();
                 let can_post = page.can_post;
                 let mode = Memo::new(move |_| writing_mode(state, saved, guest_page, can_post));
-                move || writing(mode.get(), state, saved, account.clone(), connection, at_bottom)
+                let write = move || writing(mode.get(), state, saved, account.clone(), connection, at_bottom);
+                view! { <div class="writing-area needs-js">{write}</div> }
             }
         </div>
     }
