@@ -194,6 +194,23 @@ fn plain_inlines(inlines: &[Inline]) -> String {
         .collect()
 }
 
+/// Whether `text` mentions `name` as `@name` (ignoring case; not inside a longer word).
+pub fn mentions(text: &str, name: &str) -> bool {
+    if name.is_empty() {
+        return false;
+    }
+    let (text, wanted) = (text.to_lowercase(), format!("@{}", name.to_lowercase()));
+    text.match_indices(&wanted).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + wanted.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(is_name_char)
+    })
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_' || c == '-'
+}
+
 /// A message's text as views.
 pub fn render(text: &str) -> AnyView {
     parse(text)

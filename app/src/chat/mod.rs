@@ -11,8 +11,10 @@ mod frames;
 mod roster;
 #[cfg(feature = "hydrate")]
 mod socket;
+mod unread;
 
 pub use roster::{Change as RosterChange, Page as RosterPage, RosterView};
+pub use unread::{follow as follow_unread, Unread};
 
 use leptos::prelude::*;
 
@@ -101,6 +103,8 @@ pub enum TimelineItem {
     Notice(Notice),
     /// The first message of this day (days since 1970-01-01) follows.
     Day(i64),
+    /// "New since you left": the messages after this number arrived while the reader was away.
+    NewSince(Seq),
 }
 
 /// Messages from one person this close together are one run.
@@ -116,6 +120,7 @@ impl TimelineItem {
             }
             TimelineItem::Notice(n) => (1, n.key, 0, false, false),
             TimelineItem::Day(day) => (2, *day as u64, 0, false, false),
+            TimelineItem::NewSince(seq) => (3, *seq, 0, false, false),
         }
     }
 }
@@ -253,7 +258,9 @@ impl RoomState {
     }
 
     /// Messages and notices interleaved in the order to show them.
-    pub fn timeline(&self, local_days: bool) -> Vec<TimelineItem> {
+    /// The rows to show: `local_days` puts day lines in the reader's time zone (else UTC), and
+    /// `new_since` puts the "new since you left" line after that message (if any follow it).
+    pub fn timeline(&self, local_days: bool, new_since: Option<Seq>) -> Vec<TimelineItem> {
         let notices = self.notices.get();
         self.messages.with(|messages| {
             let mut out = Vec::with_capacity(messages.len() + notices.len());
@@ -261,6 +268,7 @@ impl RoomState {
             // The last message shown, while nothing else came between.
             let mut prev: Option<&ChatMessage> = None;
             let mut day = None;
+            let mut divided = false;
             for m in messages {
                 while let Some(n) = pending.next_if(|n| n.after_seq < m.seq) {
                     // A notice placed before the message just above the first one shown belongs to
@@ -272,6 +280,16 @@ impl RoomState {
                 }
                 // Edits and deletes are already applied to their messages.
                 if m.kind.is_message() {
+                    if new_since.is_some_and(|since| since < m.seq) && !divided {
+                        divided = true;
+                        if messages
+                            .first()
+                            .is_some_and(|f| f.seq <= new_since.unwrap_or(0) + 1)
+                        {
+                            out.push(TimelineItem::NewSince(new_since.unwrap_or(0)));
+                            prev = None;
+                        }
+                    }
                     let today = crate::time::day_of(m.sent_at_ms, local_days);
                     if day != Some(today) {
                         out.push(TimelineItem::Day(today));

@@ -4,7 +4,7 @@ use super::*;
 /// The timeline without its day lines (the tests below are about the rest).
 fn items(state: &RoomState) -> Vec<TimelineItem> {
     state
-        .timeline(false)
+        .timeline(false, None)
         .into_iter()
         .filter(|i| !matches!(i, TimelineItem::Day(_)))
         .collect()
@@ -31,7 +31,7 @@ fn runs_of_one_persons_messages_and_days_are_marked() {
             5,
         );
         let shape: Vec<String> = state
-            .timeline(false)
+            .timeline(false, None)
             .iter()
             .map(|i| match i {
                 TimelineItem::Day(d) => format!("day {d}"),
@@ -271,5 +271,28 @@ fn edits_and_deletes_change_their_message_in_place_and_are_not_rows_of_their_own
                 (2, String::new(), None, true)
             ]
         );
+    });
+}
+
+#[test]
+fn the_new_since_line_goes_before_the_first_message_after_it() {
+    let owner = Owner::new();
+    owner.with(|| {
+        let state = RoomState::new(vec![msg(1, "a"), msg(2, "b"), msg(3, "c")], 3);
+        let keys = |since| -> Vec<(u8, u64)> {
+            state
+                .timeline(false, since)
+                .iter()
+                .map(|i| (i.key().0, i.key().1))
+                .filter(|k| k.0 != 2)
+                .collect()
+        };
+        assert_eq!(keys(Some(1)), [(0, 1), (3, 1), (0, 2), (0, 3)]);
+        assert_eq!(
+            keys(Some(3)),
+            [(0, 1), (0, 2), (0, 3)],
+            "nothing new: no line"
+        );
+        assert_eq!(keys(None), [(0, 1), (0, 2), (0, 3)]);
     });
 }

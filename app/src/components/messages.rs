@@ -6,7 +6,7 @@ use leptos::{ev, html, prelude::*};
 
 use super::actions::{Actions, InlineEditor, MessageMenu};
 use super::VerifiedMark;
-use crate::chat::{Delivery, Me, OutboxEntry, RoomState, TimelineItem};
+use crate::chat::{Delivery, Me, OutboxEntry, RoomState, TimelineItem, Unread};
 use crate::history::load_history;
 use crate::markup::render;
 use crate::pages::Hydrated;
@@ -22,6 +22,7 @@ pub fn MessageList(
     older: OlderHistory,
     room_label: String,
     actions: Actions,
+    unread: Unread,
 ) -> impl IntoView {
     let first_seq = move || state.messages.with(|m| m.first().map(|m| m.seq));
     let hydrated = use_context::<Hydrated>().map(|h| h.0);
@@ -53,13 +54,18 @@ pub fn MessageList(
             </Show>
             <ol class="message-list">
                 // Days in UTC as the server renders them, then the reader's own once in the browser.
-                <For each=move || state.timeline(hydrated.is_some_and(|h| h.get())) key=TimelineItem::key let:item>
+                <For each=move || state.timeline(hydrated.is_some_and(|h| h.get()), unread.new_since.get())
+                    key=TimelineItem::key let:item>
                     {match item {
                         TimelineItem::Message(msg, run) => view! {
                             <MessageItem msg run me=state.me saved=Signal::derive(move || saved.get().flatten()) actions/>
                         }
                         .into_any(),
                         TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
+                        TimelineItem::NewSince(_) => view! {
+                            <li class="new-since" id="new-since" role="separator"><span>"New since you left"</span></li>
+                        }
+                        .into_any(),
                         TimelineItem::Day(day) => view! {
                             <li class="day" role="separator"><span>{day_label(day)}</span></li>
                         }
@@ -131,7 +137,7 @@ impl OlderHistory {
 
 /// Whether `msg` is the reader's own: by user id for a verified reader, else by name among
 /// guests' messages (before the welcome, by the name this browser keeps).
-fn is_own(msg: &ChatMessage, me: Option<&Me>, saved: Option<&str>) -> bool {
+pub(crate) fn is_own(msg: &ChatMessage, me: Option<&Me>, saved: Option<&str>) -> bool {
     match me {
         Some(Me {
             user_id: Some(id), ..
@@ -153,6 +159,15 @@ fn MessageItem(
     let is_mine = {
         let msg = msg.clone();
         Memo::new(move |_| me.with(|me| is_own(&msg, me.as_ref(), saved.get().as_deref())))
+    };
+    let mentioned = {
+        let text = msg.text.clone();
+        Memo::new(move |_| {
+            let name = me
+                .with(|m| m.as_ref().map(|m| m.name.clone()))
+                .or_else(|| saved.get());
+            !is_mine.get() && name.is_some_and(|n| crate::markup::mentions(&text, &n))
+        })
     };
     let verified = msg
         .user_id
@@ -188,7 +203,8 @@ fn MessageItem(
         _ => format!("{} UTC", utc_clock(ms)),
     };
     view! {
-        <li class="msg" class:mine=is_mine class:deleted=msg.deleted class:run=run data-seq=msg.seq>
+        <li class="msg" class:mine=is_mine class:deleted=msg.deleted class:run=run class:mention=mentioned
+            data-seq=msg.seq>
             <div class="meta">
                 <span class="sender">{msg.sender}{verified}</span>
                 <time datetime=iso_time(msg.sent_at_ms) title=full>{time}</time>

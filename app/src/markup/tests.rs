@@ -104,3 +104,14 @@ fn an_image_is_its_text_never_an_image() {
         ])]
     );
 }
+
+#[test]
+fn mentions_are_whole_names_ignoring_case() {
+    assert!(mentions("hi @Ada!", "ada"));
+    assert!(mentions("@ada", "Ada"));
+    assert!(mentions("cc @Ada Lovelace", "Ada Lovelace"));
+    assert!(!mentions("hi @Adam", "Ada"));
+    assert!(!mentions("mail ada@example.com", "example"));
+    assert!(!mentions("hi Ada", "Ada"));
+    assert!(!mentions("@", ""));
+}

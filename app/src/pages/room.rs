@@ -7,7 +7,7 @@ use leptos_router::hooks::use_params_map;
 
 use super::use_saved_name;
 use crate::account::{load_account, Account};
-use crate::chat::{RoomConnection, RoomState, Stop};
+use crate::chat::{follow_unread, RoomConnection, RoomState, Stop, Unread};
 use crate::components::{
     Actions, Composer, ErrorCard, InviteButton, MessageList, Moderation, ModerationPanel,
     ModerationStatus, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader, RoomSettings,
@@ -183,8 +183,20 @@ fn RoomView(
         list_ref,
         loading: RwSignal::new(false),
     };
+    // Whether the "new since you left" line is above what the reader sees (then a button
+    // offers to jump to it).
+    let line_above = RwSignal::new(false);
     let on_scroll = move |_| {
         if let Some(el) = list_ref.get_untracked() {
+            #[cfg(feature = "hydrate")]
+            line_above.set(
+                document()
+                    .get_element_by_id("new-since")
+                    .is_some_and(|line| {
+                        line.get_bounding_client_rect().top()
+                            < el.get_bounding_client_rect().top()
+                    }),
+            );
             let bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 48;
             at_bottom.set(bottom);
             if bottom {
@@ -196,10 +208,30 @@ fn RoomView(
         }
     };
     follow_or_count(state, at_bottom, unseen, scroll_to_bottom);
+    let unread = Unread::new();
+    follow_unread(room.to_string(), state, unread, at_bottom);
+    // The line arrives after the first render: a reader at the bottom stays there.
+    Effect::new(move |_| {
+        if unread.new_since.get().is_some() && at_bottom.get_untracked() {
+            request_animation_frame(scroll_to_bottom);
+        }
+    });
+    let page_title = {
+        let title = title.clone();
+        move || unread.title(&title)
+    };
+    let jumped = RwSignal::new(false);
+    let jump = move |_| {
+        jumped.set(true);
+        #[cfg(feature = "hydrate")]
+        if let Some(line) = document().get_element_by_id("new-since") {
+            line.scroll_into_view();
+        }
+    };
 
     let newest = format!("/r/{room}");
     view! {
-        <Title text=title.clone()/>
+        <Title text=page_title/>
         <div class="room">
             <RoomHeader title=title.clone() state connection account=account.clone()>
                 {room.is_private().then(|| view! { <InviteButton room=room.to_string()/> })}
@@ -211,7 +243,10 @@ fn RoomView(
                     "JavaScript is off: you can read this room's history, page by page. To chat, turn JavaScript on."
                 </p>
             </noscript>
-            <MessageList state saved list_ref on_scroll older room_label=title actions/>
+            <MessageList state saved list_ref on_scroll older room_label=title actions unread/>
+            <Show when=move || unread.new_since.get().is_some() && line_above.get() && !jumped.get()>
+                <button type="button" class="jump-new secondary" on:click=jump>"↑ New since you left"</button>
+            </Show>
             <ModerationStatus moderation=actions.moderation/>
             {older_page.then(|| view! {
                 <a class="newest button secondary" href=newest.clone()>"Newest messages ↓"</a>
