@@ -38,7 +38,7 @@ fn runs_of_one_persons_messages_and_days_are_marked() {
                 TimelineItem::Message(m, run) => {
                     format!("{}{}", m.seq, if *run { "+" } else { "" })
                 }
-                TimelineItem::Notice(_) => "notice".into(),
+                TimelineItem::Notice(_) | TimelineItem::NewSince(_) => "other".into(),
             })
             .collect();
         assert_eq!(shape, ["day 20", "1", "2+", "3", "4", "day 21", "5"]);

@@ -193,8 +193,7 @@ fn RoomView(
                 document()
                     .get_element_by_id("new-since")
                     .is_some_and(|line| {
-                        line.get_bounding_client_rect().top()
-                            < el.get_bounding_client_rect().top()
+                        line.get_bounding_client_rect().top() < el.get_bounding_client_rect().top()
                     }),
             );
             let bottom = el.scroll_height() - el.scroll_top() - el.client_height() < 48;
