@@ -171,3 +171,32 @@ pub async fn share(title: &str, url: &str) -> bool {
 pub fn origin() -> Option<String> {
     web_sys::window()?.location().origin().ok()
 }
+
+/// Desktop notifications: `granted`, `denied` or `default` (not asked yet); `None` where the
+/// browser has none.
+pub fn notification_permission() -> Option<web_sys::NotificationPermission> {
+    let window = web_sys::window()?;
+    js_sys::Reflect::has(&window, &"Notification".into())
+        .ok()
+        .filter(|has| *has)?;
+    Some(web_sys::Notification::permission())
+}
+
+/// Asks for permission to notify (only ever after the reader asked for notifications).
+pub async fn request_notifications() -> Option<web_sys::NotificationPermission> {
+    notification_permission()?;
+    let promise = web_sys::Notification::request_permission().ok()?;
+    wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    notification_permission()
+}
+
+/// Shows a desktop notification, if permitted.
+pub fn notify(title: &str, body: &str, tag: &str) {
+    if notification_permission() != Some(web_sys::NotificationPermission::Granted) {
+        return;
+    }
+    let options = web_sys::NotificationOptions::new();
+    options.set_body(body);
+    options.set_tag(tag);
+    let _ = web_sys::Notification::new_with_options(title, &options);
+}

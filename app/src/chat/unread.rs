@@ -38,10 +38,15 @@ impl Unread {
     }
 
     /// Counts `arrived` (messages just delivered) while the page is hidden: those from others,
-    /// and whether any mentions `me`.
-    pub fn arrived(&self, arrived: &[ChatMessage], me: Option<&Me>, hidden: bool) {
+    /// and whether any mentions `me`. Returns what it counted, each with whether it mentions them.
+    pub fn arrived<'m>(
+        &self,
+        arrived: &'m [ChatMessage],
+        me: Option<&Me>,
+        hidden: bool,
+    ) -> Vec<(&'m ChatMessage, bool)> {
         if !hidden {
-            return;
+            return Vec::new();
         }
         let mine = |m: &ChatMessage| match me {
             Some(Me {
@@ -54,17 +59,16 @@ impl Unread {
             .iter()
             .filter(|m| m.kind.is_message() && !m.deleted && !mine(m))
             .collect();
-        if theirs.is_empty() {
-            return;
-        }
         self.count.update(|c| *c += theirs.len());
         let name = me.map(|m| m.name.as_str()).unwrap_or_default();
-        if theirs
-            .iter()
-            .any(|m| crate::markup::mentions(&m.text, name))
-        {
+        let counted: Vec<_> = theirs
+            .into_iter()
+            .map(|m| (m, crate::markup::mentions(&m.text, name)))
+            .collect();
+        if counted.iter().any(|(_, mention)| *mention) {
             self.mention.set(true);
         }
+        counted
     }
 
     /// The reader is back: the line goes after where they were, and the count starts over.
@@ -86,8 +90,15 @@ impl Default for Unread {
 /// In the browser: follows the page's visibility and the room's messages, keeps the title's count
 /// and the line, and remembers (per room, in local storage) how far the reader has read — up to
 /// the newest message whenever the page is visible and scrolled to the bottom.
+/// `notify` is called for each message counted, with whether it mentions the reader.
 #[cfg(feature = "hydrate")]
-pub fn follow(room: String, state: RoomState, unread: Unread, at_bottom: RwSignal<bool>) {
+pub fn follow(
+    room: String,
+    state: RoomState,
+    unread: Unread,
+    at_bottom: RwSignal<bool>,
+    notify: impl Fn(&ChatMessage, bool) + 'static,
+) {
     let key = format!("palaver.read.{room}");
     let storage = || web_sys::window().and_then(|w| w.local_storage().ok().flatten());
     // Coming back to the room: the line after what this browser last read here. Set once the
@@ -129,9 +140,11 @@ pub fn follow(room: String, state: RoomState, unread: Unread, at_bottom: RwSigna
             let arrived: Vec<ChatMessage> = state
                 .messages
                 .with_untracked(|m| m.iter().filter(|m| m.seq > prev).cloned().collect());
-            state
-                .me
-                .with_untracked(|me| unread.arrived(&arrived, me.as_ref(), hidden()));
+            state.me.with_untracked(|me| {
+                for (message, mention) in unread.arrived(&arrived, me.as_ref(), hidden()) {
+                    notify(message, mention);
+                }
+            });
         }
         if !hidden() && at_bottom.get() {
             save.with_value(|save| save(last));
@@ -152,4 +165,11 @@ pub fn follow(room: String, state: RoomState, unread: Unread, at_bottom: RwSigna
 }
 
 #[cfg(not(feature = "hydrate"))]
-pub fn follow(_room: String, _state: RoomState, _unread: Unread, _at_bottom: RwSignal<bool>) {}
+pub fn follow(
+    _room: String,
+    _state: RoomState,
+    _unread: Unread,
+    _at_bottom: RwSignal<bool>,
+    _notify: impl Fn(&ChatMessage, bool) + 'static,
+) {
+}

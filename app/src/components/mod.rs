@@ -10,6 +10,7 @@ mod header;
 mod invite;
 mod messages;
 mod moderate;
+mod notify;
 mod settings;
 
 pub use account::{AccountBar, ReadOnlyNote, StoppedNotice, VerifiedMark};
@@ -20,4 +21,7 @@ pub use header::RoomHeader;
 pub use invite::InviteButton;
 pub use messages::{MessageList, OlderHistory};
 pub use moderate::{Moderation, ModerationPanel, ModerationStatus};
+pub use notify::NotifyChoice;
+#[cfg(feature = "hydrate")]
+pub use notify::{mode as notify_mode, NotifyMode};
 pub use settings::RoomSettings;

@@ -10,8 +10,8 @@ use crate::account::{load_account, Account};
 use crate::chat::{follow_unread, RoomConnection, RoomState, Stop, Unread};
 use crate::components::{
     Actions, Composer, ErrorCard, InviteButton, MessageList, Moderation, ModerationPanel,
-    ModerationStatus, NamePrompt, OlderHistory, ReadOnlyNote, RoomHeader, RoomSettings,
-    StoppedNotice,
+    ModerationStatus, NamePrompt, NotifyChoice, OlderHistory, ReadOnlyNote, RoomHeader,
+    RoomSettings, StoppedNotice,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
@@ -208,7 +208,28 @@ fn RoomView(
     };
     follow_or_count(state, at_bottom, unseen, scroll_to_bottom);
     let unread = Unread::new();
-    follow_unread(room.to_string(), state, unread, at_bottom);
+    let notify = {
+        let (room, title) = (room.to_string(), title.clone());
+        move |m: &crate::protocol::ChatMessage, mention: bool| {
+            #[cfg(feature = "hydrate")]
+            {
+                use crate::components::NotifyMode;
+                let wanted = match crate::components::notify_mode(&room) {
+                    NotifyMode::All => true,
+                    NotifyMode::Mentions => mention,
+                    NotifyMode::Off => false,
+                };
+                if wanted {
+                    let body = crate::markup::plain(&crate::markup::parse(&m.text));
+                    let head = format!("{} in {title}", m.sender);
+                    crate::browser::notify(&head, &body, &room);
+                }
+            }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = (m, mention, &room, &title);
+        }
+    };
+    follow_unread(room.to_string(), state, unread, at_bottom, notify);
     // The line arrives after the first render: a reader at the bottom stays there.
     Effect::new(move |_| {
         if unread.new_since.get().is_some() && at_bottom.get_untracked() {
@@ -234,6 +255,7 @@ fn RoomView(
         <div class="room">
             <RoomHeader title=title.clone() state connection account=account.clone()>
                 {room.is_private().then(|| view! { <InviteButton room=room.to_string()/> })}
+                <NotifyChoice room=room.to_string()/>
                 {settings}
                 {panel}
             </RoomHeader>
