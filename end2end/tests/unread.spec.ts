@@ -57,3 +57,32 @@ test("while the page is hidden the title counts what arrives and marks a mention
   await expect(bob.page.locator("li.new-since")).toBeInViewport();
   await Promise.all([ada.context.close(), bob.context.close()]);
 });
+
+test("@ completes a name from the room, by keyboard, and the mention is highlighted for them", async ({ browser }) => {
+  const room = uniqueRoom("mention");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  const bob = await joinThroughHome(browser, "Bob", room);
+  await expect(bob.page.locator("details.roster summary")).toHaveText("2 online");
+  const box = bob.page.getByLabel("Message", { exact: true });
+  await box.pressSequentially("thanks @a");
+  const list = bob.page.getByRole("listbox", { name: "People to mention" });
+  await expect(list.getByRole("option")).toHaveText(["@Ada"]);
+  await expect(box).toHaveAttribute("aria-expanded", "true");
+  await bob.page.screenshot({ path: "test-results/mention-completion.png" });
+  await box.press("Enter");
+  await expect(box).toHaveValue("thanks @Ada ");
+  await expect(list).toHaveCount(0);
+  await box.pressSequentially("for this");
+  await box.press("Enter");
+  await expect(messageWith(ada.page, "thanks @Ada for this")).toHaveClass(/mention/);
+  await expect(messageWith(bob.page, "thanks @Ada for this")).not.toHaveClass(/mention/);
+  // Escape closes the list without taking a name.
+  await box.pressSequentially("@b");
+  await expect(list).toHaveCount(0); // Bob is not offered himself
+  await box.fill("");
+  await box.pressSequentially("@");
+  await expect(list.getByRole("option")).toHaveText(["@Ada"]);
+  await box.press("Escape");
+  await expect(list).toHaveCount(0);
+  await Promise.all([ada.context.close(), bob.context.close()]);
+});

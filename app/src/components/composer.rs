@@ -1,7 +1,9 @@
 //! Writing: the composer (Enter sends, Shift+Enter adds a line; the message is checked against
 //! the server's limits before it goes), and the name prompt for someone who arrives by a link.
 
-use leptos::{ev, prelude::*};
+use leptos::{ev, html, prelude::*};
+
+use super::mention::{self, Completion, MentionList};
 
 use crate::chat::{Muted, RoomConnection, RoomState};
 use crate::limits::{validate_display_name, MAX_DISPLAY_NAME_CHARS};
@@ -72,12 +74,90 @@ pub fn Composer(
         ev.prevent_default();
         submit();
     };
+    let area = NodeRef::<html::Textarea>::new();
+    let completion = Completion::new(state);
+    let caret = move || {
+        area.get_untracked()
+            .and_then(|a| a.selection_start().ok().flatten())
+            .map_or_else(|| text.get_untracked().len(), |c| c as usize)
+    };
+    // Selection offsets are UTF-16 units; the text's own are bytes: count the caret in chars.
+    let caret_byte = move || {
+        let t = text.get_untracked();
+        let units = caret();
+        let mut seen = 0;
+        t.char_indices()
+            .find(|(_, c)| {
+                let before = seen;
+                seen += c.len_utf16();
+                before >= units
+            })
+            .map_or(t.len(), |(i, _)| i)
+    };
+    let pick = Callback::new(move |name: String| {
+        let t = text.get_untracked();
+        let at = caret_byte();
+        if let Some(p) = mention::partial(&t, at) {
+            let (done, after) = mention::complete(&t, &p, at, &name);
+            text.set(done);
+            let after_units = text.with_untracked(|t| t[..after].encode_utf16().count() as u32);
+            request_animation_frame(move || {
+                if let Some(a) = area.get_untracked() {
+                    let _ = a.set_selection_range(after_units, after_units);
+                    let _ = a.focus();
+                }
+            });
+        }
+        completion.close();
+    });
     let on_keydown = move |ev: ev::KeyboardEvent| {
+        if completion.is_open() {
+            match ev.key().as_str() {
+                "ArrowDown" => {
+                    return {
+                        ev.prevent_default();
+                        completion.step(1)
+                    }
+                }
+                "ArrowUp" => {
+                    return {
+                        ev.prevent_default();
+                        completion.step(-1)
+                    }
+                }
+                "Enter" | "Tab" if !ev.is_composing() => {
+                    ev.prevent_default();
+                    let chosen = completion
+                        .options
+                        .with_untracked(|o| o.get(completion.active.get_untracked()).cloned());
+                    if let Some(name) = chosen {
+                        pick.run(name);
+                    }
+                    return;
+                }
+                "Escape" => {
+                    return {
+                        ev.prevent_default();
+                        completion.close()
+                    }
+                }
+                _ => {}
+            }
+        }
         // Enter sends; Shift+Enter is a new line; never interrupt an IME composition.
         if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
             ev.prevent_default();
             submit();
         }
+    };
+    let on_input = move |ev: ev::Event| {
+        text.set(event_target_value(&ev));
+        error.set(None);
+        let p = mention::partial(&text.get_untracked(), caret_byte());
+        if p != completion.partial.get_untracked() {
+            completion.active.set(0);
+        }
+        completion.partial.set(p);
     };
     let notice = move || error.get().or_else(|| state.notice.get());
     let countdown = slow_countdown(state);
@@ -85,13 +165,18 @@ pub fn Composer(
         <form class="composer" on:submit=on_submit>
             <label class="visually-hidden" for="composer-input">"Message"</label>
             <div class="row">
-                <textarea id="composer-input" rows="1" placeholder="Write a message…"
+                <textarea id="composer-input" rows="1" placeholder="Write a message…" node_ref=area
                     aria-describedby="composer-hint composer-notice"
+                    aria-autocomplete="list" aria-controls="mention-list"
+                    aria-expanded=move || completion.is_open().to_string()
+                    aria-activedescendant=move || completion.is_open()
+                        .then(|| format!("mention-{}", completion.active.get()))
                     prop:value=move || text.get()
-                    on:input=move |ev| { text.set(event_target_value(&ev)); error.set(None); }
+                    on:input=on_input on:blur=move |_| completion.close()
                     on:keydown=on_keydown></textarea>
                 <button type="submit" class="primary" disabled=move || state.muted.with(Option::is_some)>"Send"</button>
             </div>
+            <MentionList completion on_pick=pick/>
             <Show when=move || state.muted.with(Option::is_some)>
                 <p class="muted-note" role="status">{move || state.muted.get().map(|m| mute_words(&m))}</p>
             </Show>

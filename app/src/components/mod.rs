@@ -8,6 +8,7 @@ mod composer;
 mod error_card;
 mod header;
 mod invite;
+mod mention;
 mod messages;
 mod moderate;
 mod notify;
