@@ -86,3 +86,25 @@ test("@ completes a name from the room, by keyboard, and the mention is highligh
   await expect(list).toHaveCount(0);
   await Promise.all([ada.context.close(), bob.context.close()]);
 });
+
+test("typing is shown to the other person, and goes when it stops or the message arrives", async ({ browser }) => {
+  const room = uniqueRoom("typing");
+  const ada = await joinThroughHome(browser, "Ada", room);
+  const bob = await joinThroughHome(browser, "Bob", room);
+  await expect(bob.page.locator("details.roster summary")).toHaveText("2 online");
+  const line = bob.page.locator("p.typing");
+  await ada.page.getByLabel("Message", { exact: true }).pressSequentially("hel");
+  await expect(line).toHaveText("Ada is typing…");
+  await expect(ada.page.locator("p.typing")).toBeEmpty(); // not told of herself
+  await bob.page.screenshot({ path: "test-results/typing.png" });
+  // Stops typing: gone a few seconds later.
+  await expect(line).toBeEmpty({ timeout: 10_000 });
+  // Types and sends: gone when the message arrives.
+  const box = ada.page.getByLabel("Message", { exact: true });
+  await box.pressSequentially("lo");
+  await expect(line).toHaveText("Ada is typing…");
+  await box.press("Enter");
+  await expect(messageWith(bob.page, "hello")).toBeVisible();
+  await expect(line).toBeEmpty();
+  await Promise.all([ada.context.close(), bob.context.close()]);
+});

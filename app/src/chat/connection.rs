@@ -65,6 +65,19 @@ impl Connection {
         sink.send(ask).await.map_err(|_| ())
     }
 
+    /// Says the reader is typing, once joined.
+    pub(super) async fn typing<S: futures::Sink<Message> + Unpin>(
+        &mut self,
+        sink: &mut S,
+    ) -> Result<(), ()> {
+        if !self.joined {
+            return Ok(());
+        }
+        sink.send(Message::Text(ClientMsg::Typing.encode()))
+            .await
+            .map_err(|_| ())
+    }
+
     /// Sends an edit or a delete, once joined.
     pub(super) async fn change<S: futures::Sink<Message> + Unpin>(
         &mut self,

@@ -52,7 +52,27 @@ pub(super) fn apply(state: &RoomState, msg: ServerMsg) -> Option<u32> {
             None
         }
         ServerMsg::Message(m) => {
+            // Their message is here: they are no longer typing it.
+            state
+                .typing
+                .update(|t| t.retain(|(name, _)| *name != m.sender));
             state.deliver(m);
+            None
+        }
+        ServerMsg::Typing { name } => {
+            let until = js_sys::Date::now() + crate::protocol::TYPING_SHOWN_MS as f64;
+            state.typing.update(|t| {
+                t.retain(|(n, _)| *n != name);
+                t.push((name, until));
+            });
+            let typing = state.typing;
+            leptos::prelude::set_timeout(
+                move || {
+                    let now = js_sys::Date::now();
+                    typing.update(|t| t.retain(|(_, until)| *until > now));
+                },
+                std::time::Duration::from_millis(crate::protocol::TYPING_SHOWN_MS + 100),
+            );
             None
         }
         ServerMsg::Removed { after, upto } => {

@@ -167,6 +167,8 @@ pub struct RoomState {
     /// Under slow mode, when this reader may next post (ms since the epoch): the composer counts
     /// down to it.
     pub slow_until: RwSignal<Option<f64>>,
+    /// Who else is typing, and until when (ms since the epoch) to say so.
+    pub typing: RwSignal<Vec<(String, f64)>>,
     /// A moderator muted this reader: until when (ms since the epoch) and why. Cleared when the
     /// server says it ended, or when the time comes.
     pub muted: RwSignal<Option<Muted>>,
@@ -197,6 +199,7 @@ impl RoomState {
             slow_mode_secs: 0,
             slow_until: RwSignal::new(None),
             muted: RwSignal::new(None),
+            typing: RwSignal::new(Vec::new()),
             removed_upto: RwSignal::new(0),
             loaded_upto,
         }
@@ -444,6 +447,12 @@ impl RoomConnection {
     pub fn roster(&self, after: Option<String>, query: Option<String>) {
         #[cfg(feature = "hydrate")]
         self.inner.roster(after, query);
+    }
+
+    /// Tells the room the reader is typing (the composer calls it at most every few seconds).
+    pub fn typing(&self) {
+        #[cfg(feature = "hydrate")]
+        self.inner.typing();
     }
 
     /// Tries again after the server refused this reader (they signed in in another tab, say).

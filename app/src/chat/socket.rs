@@ -37,6 +37,8 @@ enum Ask {
     },
     /// Try again now after a refusal.
     Retry,
+    /// Tell the room the reader is typing (dropped while not connected).
+    Typing,
     /// Edit (`Some(text)`) or delete message `seq` (dropped while not connected).
     Change {
         client_id: String,
@@ -71,6 +73,10 @@ impl Handle {
 
     pub fn retry(&self) {
         let _ = self.kick.unbounded_send(Ask::Retry);
+    }
+
+    pub fn typing(&self) {
+        let _ = self.kick.unbounded_send(Ask::Typing);
     }
 
     pub fn stop(&self) {
@@ -316,6 +322,7 @@ async fn connect_once(
                 Some(Ask::Flush) => conn.send_queued(state, &mut sink).await,
                 Some(Ask::Roster { after, query }) => conn.ask_roster(after, query, &mut sink).await,
                 Some(Ask::Retry) => Ok(()),
+                Some(Ask::Typing) => conn.typing(&mut sink).await,
                 Some(Ask::Change { client_id, seq, text }) => conn.change(client_id, seq, text, &mut sink).await,
                 None => return Session::PageGone,
             },

@@ -150,9 +150,23 @@ pub fn Composer(
             submit();
         }
     };
+    let last_typing = StoredValue::new(f64::MIN);
     let on_input = move |ev: ev::Event| {
         text.set(event_target_value(&ev));
         error.set(None);
+        // Others are told at most every few seconds while there is something typed.
+        #[cfg(feature = "hydrate")]
+        if !text.with_untracked(|t| t.trim().is_empty()) {
+            let now = js_sys::Date::now();
+            if now - last_typing.get_value() >= crate::protocol::TYPING_EVERY_MS as f64 {
+                last_typing.set_value(now);
+                if let Some(conn) = connection.get_value() {
+                    conn.typing();
+                }
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = last_typing;
         let p = mention::partial(&text.get_untracked(), caret_byte());
         if p != completion.partial.get_untracked() {
             completion.active.set(0);

@@ -13,6 +13,7 @@ mod messages;
 mod moderate;
 mod notify;
 mod settings;
+mod typing;
 
 pub use account::{AccountBar, ReadOnlyNote, StoppedNotice, VerifiedMark};
 pub use actions::Actions;
@@ -26,3 +27,4 @@ pub use notify::NotifyChoice;
 #[cfg(feature = "hydrate")]
 pub use notify::{mode as notify_mode, NotifyMode};
 pub use settings::RoomSettings;
+pub use typing::TypingLine;

@@ -11,7 +11,7 @@ use crate::chat::{follow_unread, RoomConnection, RoomState, Stop, Unread};
 use crate::components::{
     Actions, Composer, ErrorCard, InviteButton, MessageList, Moderation, ModerationPanel,
     ModerationStatus, NamePrompt, NotifyChoice, OlderHistory, ReadOnlyNote, RoomHeader,
-    RoomSettings, StoppedNotice,
+    RoomSettings, StoppedNotice, TypingLine,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
@@ -268,6 +268,7 @@ fn RoomView(
             <Show when=move || unread.new_since.get().is_some() && line_above.get() && !jumped.get()>
                 <button type="button" class="jump-new secondary" on:click=jump>"↑ New since you left"</button>
             </Show>
+            <TypingLine state/>
             <ModerationStatus moderation=actions.moderation/>
             {older_page.then(|| view! {
                 <a class="newest button secondary" href=newest.clone()>"Newest messages ↓"</a>

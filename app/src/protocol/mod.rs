@@ -25,6 +25,12 @@ pub const WELCOME_ROSTER: usize = 20;
 /// Most names one `presence` change lists; further arrivals and departures are only counted.
 pub const PRESENCE_NAMES: usize = 20;
 
+/// A client sends `typing` at most this often while its person types (the server drops more).
+pub const TYPING_EVERY_MS: u64 = 3_000;
+
+/// How long "… is typing" is shown after the last `typing` heard.
+pub const TYPING_SHOWN_MS: u64 = 6_000;
+
 /// No frame the server sends is longer than this many bytes (a maximal message JSON-escaped, a
 /// full roster page of the longest names): far below what a slow socket may buffer.
 pub const MAX_SERVER_FRAME_BYTES: usize = 40 * 1024;
@@ -80,6 +86,10 @@ pub enum ClientMsg {
     /// client finds out that a connection died without a close (a sleeping laptop, a network
     /// change) while the browser still accepts sends on it.
     Ping,
+    /// The person is typing. Send at most one every [`TYPING_EVERY_MS`] while they type; the
+    /// others are told (`typing`) unless the room is big. Never stored or numbered; more frequent
+    /// ones are dropped.
+    Typing,
     /// Asks for a page of who is in the room: up to [`ROSTER_PAGE`] names after `after` in sorted
     /// order, only those containing `query` (ignoring case) when given. The server answers with a
     /// `roster` frame; one request at a time.
@@ -244,6 +254,9 @@ pub enum ServerMsg {
     Ack { client_id: String, seq: Seq },
     /// Answer to `ping`.
     Pong,
+    /// Someone else in the room is typing; show it for [`TYPING_SHOWN_MS`] unless another
+    /// `typing` (which extends it) or a message from them comes first.
+    Typing { name: String },
     /// Whether the server can store messages right now. Sent after `welcome` when it cannot,
     /// then whenever that changes. While degraded, sends are refused with `unavailable` (keep
     /// them and send again); the connection, history and presence keep working.

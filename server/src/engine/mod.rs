@@ -156,6 +156,8 @@ pub enum PeerEvent {
     Roster,
     /// A moderator changed the room's mutes or bans (on any node): read them again.
     Moderation,
+    /// Someone on another node is typing (never stored).
+    Typing(String),
     /// The node lost its connection to the engine: notifications may have been missed, and
     /// writes will fail until it is back.
     Lost,
@@ -174,6 +176,13 @@ pub trait Broker: Send + Sync + 'static {
     fn announce_moderation<'a>(
         &'a self,
         room: &'a RoomName,
+    ) -> BoxFuture<'a, Result<(), EngineError>>;
+
+    /// Tells the other nodes with the room loaded that `name` is typing.
+    fn announce_typing<'a>(
+        &'a self,
+        room: &'a RoomName,
+        name: &'a str,
     ) -> BoxFuture<'a, Result<(), EngineError>>;
 }
 

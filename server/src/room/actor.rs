@@ -134,6 +134,7 @@ impl Room {
                 Command::Join(join) => self.join(*join),
                 Command::Roster(request) => self.roster(*request),
                 Command::Moderated => self.standing.reload(&self.name).await,
+                Command::Typing(name) => self.typing(name.into(), true),
                 Command::Send(send) => {
                     if head.is_err() {
                         let _ = send.reply.send(Err(RoomError::Unavailable));
@@ -209,6 +210,20 @@ impl Room {
         let _ = request.reply.send(page);
     }
 
+    /// Someone is typing: everyone here is told, and (if it happened here) the other nodes —
+    /// unless the room is big, where a line of names would never rest.
+    fn typing(&mut self, name: String, here: bool) {
+        if self.presence.connections() > self.settings.presence_quiet_above {
+            return;
+        }
+        if here {
+            if let Some(link) = &self.link {
+                link.announce_typing(&self.name, &name);
+            }
+        }
+        self.fanout.event(RoomEvent::Typing { name });
+    }
+
     async fn on_peer_event(&mut self, event: Option<PeerEvent>) {
         match event {
             Some(PeerEvent::Head(head)) => {
@@ -220,6 +235,7 @@ impl Room {
             }
             Some(PeerEvent::Roster) => self.refresh_others().await,
             Some(PeerEvent::Moderation) => self.standing.reload(&self.name).await,
+            Some(PeerEvent::Typing(name)) => self.typing(name, false),
             Some(PeerEvent::Lost) | None => {
                 warn!(room = %self.name.logged(), "lost the engine's notifications");
                 if let Some(link) = &mut self.link {

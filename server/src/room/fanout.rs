@@ -24,6 +24,8 @@ pub enum RoomEvent {
     Presence(PresenceChange),
     /// Whether the room can store messages right now changed.
     Status { degraded: bool },
+    /// Someone is typing (on this node or another); never stored.
+    Typing { name: String },
 }
 
 /// A net change of the roster since the last one announced.

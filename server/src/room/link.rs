@@ -86,6 +86,14 @@ impl Link {
         self.published.as_ref().is_some_and(|r| !r.is_empty())
     }
 
+    /// Tells the other nodes that `name` is typing, without waiting (it is only a hint).
+    pub(super) fn announce_typing(&self, room: &RoomName, name: &str) {
+        let (broker, room, name) = (self.mesh.broker.clone(), room.clone(), name.to_owned());
+        tokio::spawn(async move {
+            let _ = broker.announce_typing(&room, &name).await;
+        });
+    }
+
     /// The people the other nodes have in the room.
     pub(super) async fn others(&mut self, room: &RoomName) -> Result<Roster, EngineError> {
         self.mesh.presence.others(room).await.inspect_err(|e| {

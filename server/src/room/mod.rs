@@ -115,6 +115,8 @@ enum Command {
     Roster(Box<RosterCommand>),
     /// A moderator changed the room's mutes or bans: read them again.
     Moderated,
+    /// Someone here is typing.
+    Typing(Box<str>),
 }
 
 /// Who is joining: a display name, and for a verified person their user id.
@@ -281,6 +283,12 @@ impl RoomHandle {
             .await
             .map_err(|_| RoomError::Closed)?;
         rx.await.map_err(|_| RoomError::Closed)
+    }
+
+    /// Tells the room (and the other nodes) that `name` is typing. Dropped when the room's queue
+    /// is full: it is only a hint.
+    pub fn typing(&self, name: &str) {
+        let _ = self.commands.try_send(Command::Typing(name.into()));
     }
 
     /// Tells the room a moderator changed its mutes or bans, so it reads them again.

@@ -201,7 +201,7 @@ async fn next_status(live: &mut broadcast::Receiver<Arc<Delivery>>) -> Option<bo
         match &d.event {
             RoomEvent::Status { degraded } => return Some(*degraded),
             RoomEvent::Message(_) => return None,
-            RoomEvent::Presence(_) => {}
+            RoomEvent::Presence(_) | RoomEvent::Typing { .. } => {}
         }
     }
 }
@@ -420,4 +420,52 @@ async fn the_room_hands_its_sessions_the_sanctions_in_force_and_each_change() {
     handle.moderated().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(!joined.sanctions.has_changed().unwrap());
+}
+
+#[tokio::test(start_paused = true)]
+async fn typing_is_passed_on_but_not_in_big_rooms() {
+    let handle = start(Arc::new(MemoryStore::default()));
+    let mut watcher = handle.join("Watcher".into()).await.unwrap();
+    handle.typing("Ada");
+    let typed = loop {
+        let d = watcher.live.recv().await.unwrap();
+        if let RoomEvent::Typing { name } = &d.event {
+            break (name.clone(), d.seq);
+        }
+    };
+    assert_eq!(typed, ("Ada".to_owned(), None), "never numbered");
+
+    // A big room (more than `presence_quiet_above` connections) tells nobody.
+    let settings = RoomSettings {
+        presence_quiet_above: 2,
+        ..RoomSettings::for_tests()
+    };
+    let big = spawn_room(
+        room("big"),
+        Engine::in_memory(Arc::new(MemoryStore::default())),
+        settings,
+        CancellationToken::new(),
+        |_| {},
+    );
+    let mut joined = Vec::new();
+    for i in 0..3 {
+        joined.push(big.join(format!("p{i}")).await.unwrap());
+    }
+    big.typing("p0");
+    big.send("p1".into(), "c1".into(), "after".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    loop {
+        let d = joined[2].live.recv().await.unwrap();
+        assert!(
+            !matches!(d.event, RoomEvent::Typing { .. }),
+            "typing in a big room"
+        );
+        if d.seq.is_some() {
+            break;
+        }
+    }
 }

@@ -60,6 +60,8 @@ pub fn sender_scope(key: Option<&str>) -> String {
 
 /// What a client asks for once joined.
 pub enum Request {
+    /// The person is typing (dropped when it comes too often).
+    Typing,
     /// A message to post (already validated).
     Post { client_id: String, text: String },
     /// A change to message `seq`: new text (validated) for an edit, `None` for a delete.

@@ -212,7 +212,8 @@ impl Dialect for EdgeChat {
                 RoomEvent::Message(m) if m.kind.is_message() => out.push(message(m)),
                 RoomEvent::Message(_) => {}
                 RoomEvent::Presence(change) => self.tell_change(change, out),
-                RoomEvent::Status { .. } => {}
+                // The demo has no way to say it.
+                RoomEvent::Status { .. } | RoomEvent::Typing { .. } => {}
             },
             // The demo has no acknowledgements: the sender sees its message when it is
             // broadcast.

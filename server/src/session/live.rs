@@ -10,7 +10,7 @@ use tracing::debug;
 use super::dialect::{Dialect, Outgoing};
 use super::run::{End, InRoom, Session, RESTARTING};
 use crate::metrics::SlowConsumer;
-use crate::room::Delivery;
+use crate::room::{Delivery, RoomEvent};
 
 /// Frames written per flush at most, so one busy room cannot starve this session's other work.
 const WRITE_BATCH: usize = 64;
@@ -31,6 +31,11 @@ impl<D: Dialect> Session<'_, D> {
         while let Some(delivery) = next.take() {
             match delivery {
                 Ok(d) => {
+                    // Nobody is told that they themselves are typing.
+                    if matches!(&d.event, RoomEvent::Typing { name } if *name == room.member.name) {
+                        next = try_next(&mut room.live, &mut queued);
+                        continue;
+                    }
                     if let Some(seq) = d.seq {
                         if seq <= room.sent_seq {
                             next = try_next(&mut room.live, &mut queued);

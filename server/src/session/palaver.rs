@@ -131,6 +131,7 @@ impl Dialect for Palaver {
                 out.push(error(ErrorCode::BadSequence, "Already joined.", None));
                 None
             }
+            Ok(ClientMsg::Typing) => Some(Request::Typing),
             Ok(ClientMsg::Ping) => {
                 out.push(Frame::Owned(ServerMsg::Pong.encode()));
                 None
@@ -269,6 +270,7 @@ fn live_frame(event: &RoomEvent) -> String {
         RoomEvent::Status { degraded } => ServerMsg::Status {
             degraded: *degraded,
         },
+        RoomEvent::Typing { name } => ServerMsg::Typing { name: name.clone() },
     };
     msg.encode()
 }

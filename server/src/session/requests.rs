@@ -39,6 +39,7 @@ impl<D: Dialect> Session<'_, D> {
                 text,
             }) => self.change(client_id, seq, text, room).await?,
             Some(Request::Roster(request)) => ask_roster(request, room),
+            Some(Request::Typing) => self.typing(room),
             None => {}
         }
         self.socket.write_all(&mut self.out).await?;
@@ -90,6 +91,30 @@ impl<D: Dialect> Session<'_, D> {
             .map_err(|_| ROOM_UNAVAILABLE)?;
         room.acks.push_back(ack_future(client_id, reply));
         Ok(())
+    }
+
+    /// Passes on that the person is typing: at most once per [`TYPING_GAP`] per connection (more
+    /// are dropped, so typing cannot flood a room), never for a muted person.
+    fn typing(&mut self, room: &mut InRoom) {
+        let now = Instant::now();
+        if room.typing_last.is_some_and(|last| now - last < TYPING_GAP) {
+            self.state.metrics.rejected(Rejection::RateLimited);
+            return;
+        }
+        let list = room.sanctions.borrow();
+        let muted = super::standing::sanction_on(
+            &list,
+            &room.person,
+            &self.who,
+            app::moderation::SanctionKind::Mute,
+        )
+        .is_some();
+        drop(list);
+        if muted {
+            return;
+        }
+        room.typing_last = Some(now);
+        room.handle.typing(&room.member.name);
     }
 
     /// Spends one post from the address's budget and the verified user's; when either is spent,
@@ -155,6 +180,10 @@ impl<D: Dialect> Session<'_, D> {
         Ok(RESTARTING)
     }
 }
+
+/// The shortest gap between two `typing` signals of one connection passed on: clients send one
+/// every [`app::protocol::TYPING_EVERY_MS`]; a little slack for timers.
+const TYPING_GAP: Duration = Duration::from_millis(app::protocol::TYPING_EVERY_MS - 500);
 
 /// Roster requests one session may have the room answer per second at most (a page costs the room
 /// a pass over its roster).

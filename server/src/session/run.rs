@@ -85,6 +85,8 @@ pub(super) struct InRoom {
     pub(super) muted_until: Option<i64>,
     /// Whether this guest's address has been noted for moderators (once per session).
     pub(super) guest_noted: bool,
+    /// When this connection's last `typing` was passed on.
+    pub(super) typing_last: Option<Instant>,
 }
 
 pub(super) type AckFuture =
@@ -236,6 +238,7 @@ impl<D: Dialect> Session<'_, D> {
             sanctions: joined.sanctions,
             muted_until: None,
             guest_noted: false,
+            typing_last: None,
         })
     }
 

@@ -4,7 +4,8 @@
 //! connection drops, every room hears [`PeerEvent::Lost`].
 //!
 //! On a room's channel: `h<seq>` for each new head (written by the append script), `r<node>` when
-//! a node's part of the roster changes, `m` when a moderator changed the room's mutes or bans. On a Cluster the channels are sharded
+//! a node's part of the roster changes, `m` when a moderator changed the room's mutes or bans,
+//! `t<node>:<name>` when someone on that node is typing. On a Cluster the channels are sharded
 //! (`SPUBLISH`/`SSUBSCRIBE`), so each message goes only to the shard that holds its room.
 
 use std::collections::HashMap;
@@ -90,6 +91,10 @@ impl Notifications {
                 .map(PeerEvent::Head),
             Some((b'r', node)) if node != self.node.as_bytes() => Some(PeerEvent::Roster),
             Some((b'm', _)) => Some(PeerEvent::Moderation),
+            Some((b't', rest)) => {
+                let (node, name) = std::str::from_utf8(rest).ok()?.split_once(':')?;
+                (node != self.node).then(|| PeerEvent::Typing(name.to_owned()))
+            }
             _ => None,
         }
     }
@@ -178,6 +183,29 @@ impl Broker for RedisEngine {
                 redis::cmd(command)
                     .arg(self.key(room, "live"))
                     .arg("m")
+                    .query_async(&mut conn),
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn announce_typing<'a>(
+        &'a self,
+        room: &'a RoomName,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        Box::pin(async move {
+            let mut conn = self.conn.clone();
+            let command = if self.scripts.cluster {
+                "SPUBLISH"
+            } else {
+                "PUBLISH"
+            };
+            let _: i64 = timed(
+                redis::cmd(command)
+                    .arg(self.key(room, "live"))
+                    .arg(format!("t{}:{name}", self.notifications.node))
                     .query_async(&mut conn),
             )
             .await?;
