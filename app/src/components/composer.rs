@@ -181,8 +181,8 @@ pub fn Composer(
             <div class="row">
                 <textarea id="composer-input" rows="1" placeholder="Write a message…" node_ref=area
                     aria-describedby="composer-hint composer-notice"
-                    aria-autocomplete="list" aria-controls="mention-list"
-                    aria-expanded=move || completion.is_open().to_string()
+                    aria-autocomplete="list"
+                    aria-controls=move || completion.is_open().then_some("mention-list")
                     aria-activedescendant=move || completion.is_open()
                         .then(|| format!("mention-{}", completion.active.get()))
                     prop:value=move || text.get()

@@ -63,11 +63,11 @@ pub fn MessageList(
                         .into_any(),
                         TimelineItem::Notice(n) => view! { <li class="notice">{n.text}</li> }.into_any(),
                         TimelineItem::NewSince(_) => view! {
-                            <li class="new-since" id="new-since" role="separator"><span>"New since you left"</span></li>
+                            <li class="new-since" id="new-since"><span>"New since you left"</span></li>
                         }
                         .into_any(),
                         TimelineItem::Day(day) => view! {
-                            <li class="day" role="separator"><span>{day_label(day)}</span></li>
+                            <li class="day"><span>{day_label(day)}</span></li>
                         }
                         .into_any(),
                     }}

@@ -259,6 +259,8 @@ fn RoomView(
                 {settings}
                 {panel}
             </RoomHeader>
+            // The page's main landmark; `display: contents`, so its parts stay in the room's grid.
+            <main class="room-main">
             <noscript>
                 <p class="noscript" role="note">
                     "JavaScript is off: you can read this room's history, page by page. To chat, turn JavaScript on."
@@ -285,6 +287,7 @@ fn RoomView(
                 let write = move || writing(mode.get(), state, saved, account.clone(), connection, at_bottom);
                 view! { <div class="writing-area needs-js">{write}</div> }
             }
+            </main>
         </div>
     }
 }
