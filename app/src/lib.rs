@@ -8,6 +8,7 @@
 //!   browser, built from [`components`].
 //! - [`chat`]: the client side of a room connection (state, outbox, reconnects).
 //! - [`history`]: the server function pages load history with, and the server's side of it.
+//! - [`recent`]: rooms this browser visited lately (home page).
 //! - [`rules`]: a room's access rules (who reads, who posts, who owns it).
 //! - [`moderation`]: mutes, bans, kicks and the audit log, shared with the server.
 //! - [`time`]: how times are shown.
@@ -22,6 +23,7 @@ pub mod markup;
 pub mod moderation;
 mod pages;
 pub mod protocol;
+pub mod recent;
 pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod security;

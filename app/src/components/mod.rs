@@ -11,6 +11,7 @@ mod invite;
 mod mention;
 mod messages;
 mod moderate;
+mod name;
 mod notify;
 mod settings;
 mod typing;
@@ -23,6 +24,7 @@ pub use header::RoomHeader;
 pub use invite::InviteButton;
 pub use messages::{MessageList, OlderHistory};
 pub use moderate::{Moderation, ModerationPanel, ModerationStatus};
+pub use name::GuestName;
 pub use notify::NotifyChoice;
 #[cfg(feature = "hydrate")]
 pub use notify::{mode as notify_mode, NotifyMode};

@@ -98,7 +98,40 @@ pub fn HomePage() -> impl IntoView {
                 <div class="divider" role="separator"><span>"or"</span></div>
                 <button type="button" class="secondary" on:click=on_private>"Create a private room"</button>
                 <p class="hint">"A private room has an unguessable link. Share it to invite people."</p>
+                <RecentRooms/>
             </section>
         </main>
+    }
+}
+
+/// The rooms this browser visited lately (known only after hydration: they are kept in the
+/// browser).
+#[component]
+fn RecentRooms() -> impl IntoView {
+    let visits = RwSignal::new(Vec::<crate::recent::Visit>::new());
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| visits.set(crate::recent::load()));
+    move || {
+        let list = visits.get();
+        (!list.is_empty()).then(|| {
+            view! {
+                <nav class="recent" aria-labelledby="recent-title">
+                    <h2 id="recent-title">"Recent rooms"</h2>
+                    <ul>
+                        {list.into_iter().map(|v| {
+                            let label = match crate::limits::RoomName::parse(&v.room) {
+                                Ok(name) if name.is_private() => "Private room".to_owned(),
+                                _ => format!("#{}", v.room),
+                            };
+                            let when = crate::time::clock(v.at_ms);
+                            view! {
+                                <li><a href=format!("/r/{}", v.room)>{label}</a>
+                                    <span class="hint">" · " {when}</span></li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </nav>
+            }
+        })
     }
 }

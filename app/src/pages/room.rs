@@ -9,9 +9,9 @@ use super::use_saved_name;
 use crate::account::{load_account, Account};
 use crate::chat::{follow_unread, RoomConnection, RoomState, Stop, Unread};
 use crate::components::{
-    Actions, Composer, ErrorCard, InviteButton, MessageList, Moderation, ModerationPanel,
-    ModerationStatus, NamePrompt, NotifyChoice, OlderHistory, ReadOnlyNote, RoomHeader,
-    RoomSettings, StoppedNotice, TypingLine,
+    Actions, Composer, ErrorCard, GuestName, InviteButton, MessageList, Moderation,
+    ModerationPanel, ModerationStatus, NamePrompt, NotifyChoice, OlderHistory, ReadOnlyNote,
+    RoomHeader, RoomSettings, StoppedNotice, TypingLine,
 };
 use crate::history::{load_history, HistoryPage, Refusal};
 use crate::limits::RoomName;
@@ -207,6 +207,11 @@ fn RoomView(
         }
     };
     follow_or_count(state, at_bottom, unseen, scroll_to_bottom);
+    #[cfg(feature = "hydrate")]
+    {
+        let room = room.to_string();
+        Effect::new(move |_| crate::recent::visited(&room));
+    }
     let unread = Unread::new();
     let notify = {
         let (room, title) = (room.to_string(), title.clone());
@@ -250,11 +255,13 @@ fn RoomView(
     };
 
     let newest = format!("/r/{room}");
+    let is_guest = account.viewer.is_none();
     view! {
         <Title text=page_title/>
         <div class="room">
             <RoomHeader title=title.clone() state connection account=account.clone()>
                 {room.is_private().then(|| view! { <InviteButton room=room.to_string()/> })}
+                {is_guest.then(|| view! { <GuestName saved/> })}
                 <NotifyChoice room=room.to_string()/>
                 {settings}
                 {panel}
