@@ -5,6 +5,7 @@ mod home;
 mod not_found;
 mod room;
 mod signin;
+mod writing;
 
 use leptos::prelude::*;
 
