@@ -198,7 +198,10 @@ fn MessageItem(
     // The server does not know the reader's time zone: it renders UTC, and the browser switches to
     // local time once it has taken over (the same text at hydration, so nothing mismatches).
     let full = move || full_time(ms, hydrated.is_some_and(|h| h.get()));
+    // A tap (touch screens have no hover) shows the full date and time in place.
+    let show_full = RwSignal::new(false);
     let time = move || match hydrated.map(|h| h.get()) {
+        Some(true) if show_full.get() => full(),
         Some(true) => clock(ms),
         _ => format!("{} UTC", utc_clock(ms)),
     };
@@ -207,7 +210,8 @@ fn MessageItem(
             data-seq=msg.seq>
             <div class="meta">
                 <span class="sender">{msg.sender}{verified}</span>
-                <time datetime=iso_time(msg.sent_at_ms) title=full>{time}</time>
+                <time datetime=iso_time(msg.sent_at_ms) title=full
+                    on:click=move |_| show_full.update(|f| *f = !*f)>{time}</time>
                 {edited}
                 // Everything in the list is stored; on one's own messages, say so.
                 <Show when=move || is_mine.get() && !msg.deleted>
