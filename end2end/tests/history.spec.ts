@@ -1,5 +1,5 @@
 import { test, expect, Page } from "@playwright/test";
-import { hydrated, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
+import { hydrated, joinThroughHome, messageWith, postMany, say, uniqueRoom } from "./helpers";
 
 /** Texts of the delivered messages on a page, in display order. */
 const texts = (p: Page) => p.locator("li.msg:not(.pending) .text").allTextContents();
@@ -75,20 +75,7 @@ test("scrolling up loads older history page by page, down to the first message, 
   const room = uniqueRoom("scroll");
   const ada = await joinThroughHome(browser, "Ada", room);
   // 230 messages straight over a WebSocket from the page, faster than typing them.
-  await ada.page.evaluate(async (room) => {
-    const ws = new WebSocket(`ws://${location.host}/api/rooms/${room}/ws`);
-    await new Promise((ok) => (ws.onopen = ok));
-    ws.send(JSON.stringify({ type: "join", name: "Bulk" }));
-    let acked = 0;
-    const done = new Promise<void>((ok) => {
-      ws.onmessage = (e) => {
-        if (JSON.parse(e.data).type === "ack" && ++acked === 230) ok();
-      };
-    });
-    for (let i = 1; i <= 230; i++) ws.send(JSON.stringify({ type: "send", client_id: `bulk-${i}`, text: `bulk ${i}` }));
-    await done;
-    ws.close();
-  }, room);
+  await postMany(ada.page, room, 230, "bulk");
 
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -116,20 +103,7 @@ test("scrolling up loads older history page by page, down to the first message, 
 test("without JavaScript the page is honest and every older page is a link, down to message 1", async ({ browser }) => {
   const room = uniqueRoom("pages");
   const ada = await joinThroughHome(browser, "Ada", room);
-  await ada.page.evaluate(async (room) => {
-    const ws = new WebSocket(`ws://${location.host}/api/rooms/${room}/ws`);
-    await new Promise((ok) => (ws.onopen = ok));
-    ws.send(JSON.stringify({ type: "join", name: "Bulk" }));
-    let acked = 0;
-    const done = new Promise<void>((ok) => {
-      ws.onmessage = (e) => {
-        if (JSON.parse(e.data).type === "ack" && ++acked === 230) ok();
-      };
-    });
-    for (let i = 1; i <= 230; i++) ws.send(JSON.stringify({ type: "send", client_id: `page-${i}`, text: `page ${i}` }));
-    await done;
-    ws.close();
-  }, room);
+  await postMany(ada.page, room, 230, "page");
 
   const noJs = await browser.newContext({ javaScriptEnabled: false });
   const page = await noJs.newPage();

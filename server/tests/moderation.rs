@@ -82,6 +82,20 @@ async fn closed(client: &mut Client) -> (ErrorCode, String, Option<u16>) {
     }
 }
 
+/// Asserts that a join was refused as banned.
+fn assert_banned(first: &ServerMsg) {
+    assert!(
+        matches!(
+            first,
+            ServerMsg::Error {
+                code: ErrorCode::Banned,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
+}
+
 /// Sends a message and returns its ack, or the refusal's code and words.
 async fn try_send(client: &mut Client, id: &str, text: &str) -> Result<u64, (ErrorCode, String)> {
     client
@@ -240,16 +254,7 @@ async fn a_guest_is_banned_by_address_and_purged_and_a_kick_keeps_someone_out_br
         .from("127.0.0.22")
         .try_join(&node, "g")
         .await;
-    assert!(
-        matches!(
-            first,
-            ServerMsg::Error {
-                code: ErrorCode::Banned,
-                ..
-            }
-        ),
-        "{first:?}"
-    );
+    assert_banned(&first);
     try_send(&mut watcher, "w2", "still here")
         .await
         .expect("others unaffected");
@@ -264,16 +269,7 @@ async fn a_guest_is_banned_by_address_and_purged_and_a_kick_keeps_someone_out_br
         .from("127.0.0.21")
         .try_join(&node, "g")
         .await;
-    assert!(
-        matches!(
-            first,
-            ServerMsg::Error {
-                code: ErrorCode::Banned,
-                ..
-            }
-        ),
-        "{first:?}"
-    );
+    assert_banned(&first);
 }
 
 #[tokio::test]
@@ -381,16 +377,7 @@ async fn a_moderator_on_one_node_mutes_and_bans_people_on_another() {
     let (code, _, close) = closed(&mut gus).await;
     assert_eq!((code, close), (ErrorCode::Banned, Some(close_code::BANNED)));
     let (_, first) = guest.try_join(one, &room).await;
-    assert!(
-        matches!(
-            first,
-            ServerMsg::Error {
-                code: ErrorCode::Banned,
-                ..
-            }
-        ),
-        "{first:?}"
-    );
+    assert_banned(&first);
 }
 
 #[tokio::test]

@@ -172,22 +172,7 @@ impl Broker for RedisEngine {
         &'a self,
         room: &'a RoomName,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let command = if self.scripts.cluster {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
-            };
-            let _: i64 = timed(
-                redis::cmd(command)
-                    .arg(self.key(room, "live"))
-                    .arg("m")
-                    .query_async(&mut conn),
-            )
-            .await?;
-            Ok(())
-        })
+        Box::pin(self.publish_live(room, "m".to_owned()))
     }
 
     fn announce_typing<'a>(
@@ -195,21 +180,27 @@ impl Broker for RedisEngine {
         room: &'a RoomName,
         name: &'a str,
     ) -> BoxFuture<'a, Result<(), EngineError>> {
-        Box::pin(async move {
-            let mut conn = self.conn.clone();
-            let command = if self.scripts.cluster {
-                "SPUBLISH"
-            } else {
-                "PUBLISH"
-            };
-            let _: i64 = timed(
-                redis::cmd(command)
-                    .arg(self.key(room, "live"))
-                    .arg(format!("t{}:{name}", self.notifications.node))
-                    .query_async(&mut conn),
-            )
-            .await?;
-            Ok(())
-        })
+        let payload = format!("t{}:{name}", self.notifications.node);
+        Box::pin(self.publish_live(room, payload))
+    }
+}
+
+impl RedisEngine {
+    /// Publishes `payload` on the room's channel (sharded on a Cluster, like the scripts do).
+    async fn publish_live(&self, room: &RoomName, payload: String) -> Result<(), EngineError> {
+        let mut conn = self.conn.clone();
+        let command = if self.scripts.cluster {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        };
+        let _: i64 = timed(
+            redis::cmd(command)
+                .arg(self.key(room, "live"))
+                .arg(payload)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
     }
 }
