@@ -11,26 +11,13 @@ use std::time::Duration;
 
 use app::protocol::{close_code, ClientMsg, ErrorCode, ServerMsg};
 use common::{Client, Frame, Node, TestServer};
-use palaver_server::auth::{mint, MintRequest};
 use testkit::redis::{shared_url as redis_url, unique};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SECRET: &str = "access-tests-secret-0123456789-abcdefgh";
 
 fn token(sub: &str, name: &str, roles: &[&str]) -> String {
-    let request = MintRequest {
-        sub: sub.into(),
-        name: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        rooms: vec![],
-        ttl: Duration::from_secs(600),
-    };
-    mint(
-        SECRET.as_bytes(),
-        &request,
-        (common::now_ms() / 1000) as i64,
-    )
-    .expect("a token")
+    common::people::token(SECRET, sub, name, roles)
 }
 
 async fn server(extra: &[&str]) -> TestServer {

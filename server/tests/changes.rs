@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use app::protocol::{ChatMessage, ClientMsg, EntryKind, ErrorCode, ServerMsg};
 use common::{Client, Node, TestServer};
-use palaver_server::auth::{mint, MintRequest};
 
 const SECRET: &str = "changes-tests-secret-0123456789-abcdefgh";
 
@@ -20,36 +19,17 @@ async fn join(
     key: &str,
     token: Option<String>,
 ) -> Client {
-    let mut client = Client::connect(&node.ws_url(room)).await;
-    client
-        .send(&ClientMsg::Join {
-            name: name.into(),
-            after_seq: None,
-            key: Some(key.into()),
-            token,
-            owner_key: None,
-        })
-        .await;
-    match client.recv().await {
-        ServerMsg::Welcome { .. } => client,
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    let person = common::people::Person {
+        name,
+        key,
+        token,
+        from: std::net::Ipv4Addr::LOCALHOST.into(),
+    };
+    person.join(node, room).await
 }
 
 fn token(sub: &str, name: &str, roles: &[&str]) -> String {
-    let request = MintRequest {
-        sub: sub.into(),
-        name: name.into(),
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        rooms: vec![],
-        ttl: Duration::from_secs(600),
-    };
-    mint(
-        SECRET.as_bytes(),
-        &request,
-        (common::now_ms() / 1000) as i64,
-    )
-    .unwrap()
+    common::people::token(SECRET, sub, name, roles)
 }
 
 /// Sends `frame` and returns its ack's number, or the error's code and words.
