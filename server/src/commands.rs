@@ -1,4 +1,5 @@
-//! The commands besides serving (`server token`, `server revoke`, `server rules`): each returns
+//! The commands besides serving (`server token`, `server revoke`, `server rules`, `server
+//! backup`, `server restore`): each returns
 //! what to print, or a one-line error naming the setting at fault.
 
 use std::time::Duration;
@@ -31,6 +32,16 @@ pub async fn run(config: &Config, command: &Command) -> Result<String, String> {
             sign(config, &request)
         }
         Command::Revoke { sub, via } => revoke(config, sub, via).await,
+        Command::Backup { to } => {
+            let dir = config.data_dir.clone();
+            let to = to.clone();
+            blocking(move || engine::sqlite::backup::backup(&dir, &to)).await
+        }
+        Command::Restore { from } => {
+            let dir = config.data_dir.clone();
+            let from = from.clone();
+            blocking(move || engine::sqlite::backup::restore(&from, &dir)).await
+        }
         Command::Rules {
             room,
             read,
@@ -53,6 +64,15 @@ pub async fn run(config: &Config, command: &Command) -> Result<String, String> {
             set_rules(config, &room, rules, via).await
         }
     }
+}
+
+/// Runs file work off the async runtime.
+async fn blocking(
+    work: impl FnOnce() -> Result<String, String> + Send + 'static,
+) -> Result<String, String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| format!("the command stopped: {e}"))?
 }
 
 fn sign(config: &Config, request: &MintRequest) -> Result<String, String> {

@@ -20,10 +20,12 @@ use crate::web::{self, listener, ops, AppState};
 /// Why the server could not start. Each names the setting or resource at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}; {}", listen_hint(source, setting))]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
+        /// The setting that chose the address (`--bind`, `--metrics-bind`).
+        setting: &'static str,
     },
     #[error(transparent)]
     Engine(#[from] engine::OpenError),
@@ -31,6 +33,22 @@ pub enum StartError {
     Leptos(String),
     #[error("sign-in settings: {0}")]
     Auth(String),
+}
+
+/// What to do about an address that cannot be listened on, naming the setting to change.
+fn listen_hint(source: &std::io::Error, setting: &str) -> String {
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            format!("another program has it: choose a free address with {setting}")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("ports below 1024 need privileges: choose another with {setting}")
+        }
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("no interface here has that address: change {setting}")
+        }
+        _ => format!("check {setting}"),
+    }
 }
 
 /// A running server. Dropping it shuts the server down.
@@ -66,7 +84,11 @@ impl Server {
                 shutdown.clone(),
             ));
         }
-        let listen_err = |source| StartError::Listen { addr, source };
+        let listen_err = |source| StartError::Listen {
+            addr,
+            source,
+            setting: "--bind (PALAVER_BIND)",
+        };
         let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let metrics_addr = match config.metrics_bind {
@@ -206,7 +228,11 @@ fn auth(config: &Config) -> Result<crate::auth::Auth, StartError> {
 
 /// Serves `/metrics` alone on `bind` (`--metrics-bind`); returns the bound address.
 async fn serve_metrics(bind: SocketAddr, state: AppState) -> Result<SocketAddr, StartError> {
-    let listen_err = |source| StartError::Listen { addr: bind, source };
+    let listen_err = |source| StartError::Listen {
+        addr: bind,
+        source,
+        setting: "--metrics-bind (PALAVER_METRICS_BIND)",
+    };
     let listener = TcpListener::bind(bind).await.map_err(listen_err)?;
     let bound = listener.local_addr().map_err(listen_err)?;
     let stop = state.shutdown.clone();

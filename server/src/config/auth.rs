@@ -131,6 +131,19 @@ pub enum Command {
         #[command(flatten)]
         via: Via,
     },
+    /// Copy the embedded database (in --data-dir) to FILE while the server keeps serving: a
+    /// consistent snapshot through SQLite's online backup, never a file copy.
+    Backup {
+        /// Where to write the copy; must not exist yet.
+        #[arg(long)]
+        to: std::path::PathBuf,
+    },
+    /// Put a backup in place as the database of an empty --data-dir (the server not running).
+    Restore {
+        /// A file `server backup` wrote.
+        #[arg(long)]
+        from: std::path::PathBuf,
+    },
 }
 
 /// How a command reaches the rooms: through a running server's API (`--url`; needed with the

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Appended, EngineError, History, Retention, SWEEP_BATCH};
 
+pub mod backup;
 mod directory;
 mod moderation;
 mod retention;
@@ -42,19 +43,19 @@ const READER_POOL: usize = 4;
 /// Why the database could not be opened. Shown to the operator at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create data directory {path}: {source}")]
+    #[error("cannot use data directory {path}: {source}; point --data-dir (PALAVER_DATA_DIR) at a directory this user can write")]
     DataDir {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("data directory {path} is in use by another Palaver process")]
+    #[error("data directory {path} is in use by another Palaver process; stop it, or give this one its own --data-dir (PALAVER_DATA_DIR)")]
     InUse { path: PathBuf },
     #[error("cannot open database {path}: {source}")]
     Open {
         path: PathBuf,
         source: rusqlite::Error,
     },
-    #[error("database {path} has schema version {found}, newer than this Palaver knows ({known}); upgrade Palaver")]
+    #[error("database {path} has schema version {found}, newer than this Palaver knows ({known}); upgrade Palaver, or point --data-dir (PALAVER_DATA_DIR) elsewhere")]
     TooNew {
         path: PathBuf,
         found: usize,
