@@ -1,6 +1,6 @@
 import AxeBuilder from "@axe-core/playwright";
 import { Browser, Page, expect, test } from "@playwright/test";
-import { hydrated, joinThroughHome, say, uniqueRoom } from "./helpers";
+import { hydrated, joinFrom, joinThroughHome, say, uniqueRoom } from "./helpers";
 
 /** axe-core's violations on the page as it is, in a readable form. */
 async function violations(page: Page): Promise<string[]> {
@@ -36,12 +36,7 @@ for (const [name, options] of Object.entries(VIEWS)) {
     await hydrated(page);
     expect(await violations(page), "home page").toEqual([]);
 
-    await page.goto("/");
-    await hydrated(page);
-    await page.getByLabel("Your name").fill("Bob");
-    await page.getByLabel("Room", { exact: true }).fill(room);
-    await page.getByRole("button", { name: "Join room" }).click();
-    await expect(page.getByRole("status").first()).toHaveText(/Connected/);
+    await joinFrom(page, "Bob", room);
     await expect(page.locator("li.msg")).toHaveCount(2);
     expect(await violations(page), "room page").toEqual([]);
     await page.screenshot({ path: `test-results/a11y-room-${name.replace(" ", "-")}.png` });

@@ -21,14 +21,19 @@ export interface Person {
 export async function joinThroughHome(browser: Browser, name: string, room: string, origin = ""): Promise<Person> {
   const context = await browser.newContext();
   const page = await context.newPage();
+  await joinFrom(page, name, room, origin);
+  return { context, page };
+}
+
+/** On `page`, joins `room` as `name` through the home page (of the server at `origin`). */
+export async function joinFrom(page: Page, name: string, room: string, origin = ""): Promise<void> {
   await page.goto(`${origin}/`);
   await hydrated(page);
   await page.getByLabel("Your name").fill(name);
   await page.getByLabel("Room", { exact: true }).fill(room);
   await page.getByRole("button", { name: "Join room" }).click();
   await expect(page).toHaveURL(new RegExp(`/r/${room}$`));
-  await expect(page.getByRole("status")).toHaveText(/Connected/);
-  return { context, page };
+  await expect(page.getByRole("status").first()).toHaveText(/Connected/);
 }
 
 /** Types a message into the composer and presses Enter. */

@@ -1,5 +1,5 @@
 import { Page, expect, test } from "@playwright/test";
-import { hydrated, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
+import { joinFrom, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
 
 async function setHidden(page: Page, hidden: boolean) {
   await page.evaluate((hidden) => {
@@ -26,12 +26,7 @@ test("desktop notifications are opt-in per room: for mentions, then for everythi
     Object.defineProperty(window, "Notification", { value: Recorded });
   });
   const page = await context.newPage();
-  await page.goto("/");
-  await hydrated(page);
-  await page.getByLabel("Your name").fill("Bob");
-  await page.getByLabel("Room", { exact: true }).fill(room);
-  await page.getByRole("button", { name: "Join room" }).click();
-  await expect(page.getByRole("status").first()).toHaveText(/Connected/);
+  await joinFrom(page, "Bob", room);
   const shown = () => page.evaluate(() => (window as unknown as { shown: { title: string; body?: string }[] }).shown);
 
   // Off by default: nothing.

@@ -1,16 +1,11 @@
 import { Browser, expect, test } from "@playwright/test";
-import { hydrated, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
+import { joinFrom, joinThroughHome, messageWith, say, uniqueRoom } from "./helpers";
 
 /** Joins `room` as `name` in a context of its own. */
 async function join(browser: Browser, name: string, room: string, options: object) {
   const context = await browser.newContext(options);
   const page = await context.newPage();
-  await page.goto("/");
-  await hydrated(page);
-  await page.getByLabel("Your name").fill(name);
-  await page.getByLabel("Room", { exact: true }).fill(room);
-  await page.getByRole("button", { name: "Join room" }).click();
-  await expect(page.getByRole("status").first()).toHaveText(/Connected/);
+  await joinFrom(page, name, room);
   return { context, page };
 }
 
