@@ -1,7 +1,7 @@
 import { defineConfig } from "@playwright/test";
 
 /** The e2e server's port: not 3000, so a running `cargo leptos watch` does not get in the way. */
-const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
+export const PORT = Number(process.env.PALAVER_E2E_PORT ?? 3100);
 /** A second server with a strict per-IP rate limit, for the test of what a limited person sees. */
 export const STRICT_PORT = PORT + 1;
 /** Two nodes sharing one Redis (the scale-out engine), for people on different nodes. */

@@ -27,6 +27,21 @@ apt_install() {
 
 command -v cargo >/dev/null || { echo "Rust is required: install it from rustup.rs first." >&2; exit 1; }
 
+# The tools are compiled once per machine and then only start and copy files, so they are built
+# for compile time, not peak speed: no LTO, many codegen units, opt-level 1. Measured on 2 cores
+# (docs/BENCHMARKS.md, "Setting up"): cargo-leptos 16 min -> see there; a no-op
+# `cargo leptos build` stays as fast. Override with PALAVER_TOOL_PROFILE=release for full builds.
+tool_install() {
+  if [[ "${PALAVER_TOOL_PROFILE:-quick}" == release ]]; then
+    cargo install "$@"
+  else
+    CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
+      CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_DEBUG=false \
+      CARGO_PROFILE_RELEASE_INCREMENTAL=false CARGO_PROFILE_RELEASE_STRIP=true \
+      cargo install "$@"
+  fi
+}
+
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   step "Adding the wasm32-unknown-unknown target"
   rustup target add wasm32-unknown-unknown
@@ -34,7 +49,7 @@ fi
 
 if [[ "$(cargo-leptos --version 2>/dev/null || true)" != *" $CARGO_LEPTOS_VERSION" ]]; then
   step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (takes a while, once)"
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  tool_install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
 fi
 
 # wasm-bindgen-cli must be exactly the wasm-bindgen version in Cargo.lock.
@@ -43,7 +58,7 @@ wbg_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, "")
 if [[ "$(wasm-bindgen --version 2>/dev/null || true)" != "wasm-bindgen $wbg_version" ]]; then
   step "Installing wasm-bindgen-cli $wbg_version"
   # Not --locked: the CLI's own lockfile pins a crate the registry no longer has.
-  cargo install wasm-bindgen-cli --version "=$wbg_version" --force
+  tool_install wasm-bindgen-cli --version "=$wbg_version" --force
 fi
 
 need_node() {
@@ -81,7 +96,7 @@ fi
 if $e2e; then
   if [[ "$(cargo-fuzz --version 2>/dev/null || true)" != *" $CARGO_FUZZ_VERSION" ]]; then
     step "Installing cargo-fuzz $CARGO_FUZZ_VERSION"
-    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
+    tool_install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked
   fi
   if [[ ! -x /usr/bin/chromium ]]; then
     step "Installing Chromium (Debian package)"

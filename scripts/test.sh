@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --e2e
 source scripts/env.sh
 
-step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# Each step says when it started (seconds since the script did), so slow steps show in CI logs.
+step() { printf '\033[1m==> [%4ds] %s\033[0m\n' "$SECONDS" "$*"; }
+trap 'printf "\033[1m==> [%4ds] done (exit %s)\033[0m\n" "$SECONDS" "$?"' EXIT
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
@@ -24,6 +26,13 @@ scripts/fuzz.sh 60
 
 step "Build the site (cargo leptos build)"
 cargo leptos build
+
+# The self-contained server: the same build with the site inside the binary (release builds always
+# embed it; debug builds only with this feature), copied alone for end2end/tests/alone.spec.ts.
+step "A self-contained server binary (cargo leptos build --server-only --bin-features embed-site)"
+cargo leptos build --server-only --bin-features embed-site
+mkdir -p target/alone
+cp target/debug/server target/alone/server
 
 step "Playwright (Chromium)"
 cd end2end

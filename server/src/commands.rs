@@ -1,5 +1,5 @@
 //! The commands besides serving (`server token`, `server revoke`, `server rules`, `server
-//! backup`, `server restore`): each returns
+//! backup`, `server restore`, and `server export`/`import` in [`crate::transfer`]): each returns
 //! what to print, or a one-line error naming the setting at fault.
 
 use std::time::Duration;
@@ -37,6 +37,16 @@ pub async fn run(config: &Config, command: &Command) -> Result<String, String> {
             let to = to.clone();
             blocking(move || engine::sqlite::backup::backup(&dir, &to)).await
         }
+        Command::Export {
+            room,
+            format: _,
+            to,
+        } => crate::transfer::export(config, room, to.as_deref()).await,
+        Command::Import {
+            room,
+            from,
+            renumber,
+        } => crate::transfer::import(config, room, from, *renumber).await,
         Command::Restore { from } => {
             let dir = config.data_dir.clone();
             let from = from.clone();

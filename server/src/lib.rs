@@ -4,7 +4,8 @@
 //!
 //! - [`server`]: wiring — open the engine, build the shared state, listen, shut down.
 //! - [`config`]: every setting and its default, and the Leptos site settings.
-//! - [`commands`]: `server token`, `server revoke`, `server rules`.
+//! - [`commands`]: `server token`, `server revoke`, `server rules`, `server backup`/`restore`;
+//!   [`transfer`]: `server export`/`import`.
 //! - [`auth`]: signed tokens, the session cookie, revocations, rooms' rules.
 //! - [`web`]: the router, pages' history, health, metrics, static files and headers.
 //! - [`session`]: one WebSocket connection: admission, the run loop, catch-up, the dialects.
@@ -26,6 +27,7 @@ pub mod registry;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod transfer;
 pub mod web;
 
 pub use server::{Server, StartError, Stopper};

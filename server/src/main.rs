@@ -15,7 +15,10 @@ async fn main() -> ExitCode {
     if let Some(command) = &config.command {
         return match palaver_server::commands::run(&config, command).await {
             Ok(out) => {
-                println!("{out}");
+                // `export` to standard output has already written everything.
+                if !out.is_empty() {
+                    println!("{out}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

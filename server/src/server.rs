@@ -29,7 +29,7 @@ pub enum StartError {
     },
     #[error(transparent)]
     Engine(#[from] engine::OpenError),
-    #[error("site settings (LEPTOS_* environment): {0}")]
+    #[error("site settings: {0}")]
     Leptos(String),
     #[error("sign-in settings: {0}")]
     Auth(String),
@@ -180,8 +180,17 @@ pub(crate) fn app_state(
     let metrics = Arc::new(Metrics::new());
     let tasks = TaskTracker::new();
     let room_settings = config.room_settings(metrics.clone(), tasks.clone());
+    let mut leptos_options = config::leptos_options().map_err(StartError::Leptos)?;
+    let (site, warning) =
+        crate::web::site::SiteFiles::choose(config.site_dir.as_deref(), &mut leptos_options)
+            .map_err(StartError::Leptos)?;
+    match warning {
+        Some(warning) => tracing::warn!("{warning}"),
+        None => tracing::info!(from = %site.describe(), "serving the site's files"),
+    }
     Ok(AppState {
-        leptos_options: config::leptos_options().map_err(StartError::Leptos)?,
+        leptos_options,
+        site: Arc::new(site),
         rooms: Rooms::new(engine, room_settings, config.max_rooms, shutdown.clone()),
         shutdown,
         draining: CancellationToken::new(),

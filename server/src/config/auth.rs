@@ -76,6 +76,13 @@ pub struct AuthArgs {
     pub guests_read: bool,
 }
 
+/// Formats `server export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// JSON Lines.
+    Jsonl,
+}
+
 /// What to do instead of serving.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
@@ -137,6 +144,33 @@ pub enum Command {
         /// Where to write the copy; must not exist yet.
         #[arg(long)]
         to: std::path::PathBuf,
+    },
+    /// Write a room's history (numbers, names, texts, times, edits and deletions as they stand)
+    /// as JSON Lines, while the server keeps serving; see docs/OPERATIONS.md.
+    Export {
+        /// The room's name.
+        #[arg(long)]
+        room: String,
+        /// The file's format (JSON Lines: a header line, then one entry per line).
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Where to write it (must not exist yet); standard output when left out.
+        #[arg(long)]
+        to: Option<std::path::PathBuf>,
+    },
+    /// Load an export into an empty room, keeping its numbers (the embedded engine: with the
+    /// server stopped).
+    Import {
+        /// The room to fill; it must have no messages yet.
+        #[arg(long)]
+        room: String,
+        /// A file `server export` wrote.
+        #[arg(long)]
+        from: std::path::PathBuf,
+        /// Number from 1 when the export does not start at 1 (retention had removed the oldest
+        /// messages); otherwise numbers are kept exactly.
+        #[arg(long)]
+        renumber: bool,
     },
     /// Put a backup in place as the database of an empty --data-dir (the server not running).
     Restore {

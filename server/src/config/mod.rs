@@ -12,7 +12,7 @@ mod auth;
 mod engine;
 mod site;
 
-pub use auth::{AuthArgs, Command, Via};
+pub use auth::{AuthArgs, Command, ExportFormat, Via};
 pub use engine::{EngineKind, RedisUrl};
 pub use site::leptos_options;
 
@@ -42,6 +42,12 @@ pub struct Config {
     /// caps stay per node; see docs/OPERATIONS.md).
     #[arg(long, env = "PALAVER_ENGINE", default_value = "embedded", value_parser = EngineKind::parse, global = true)]
     pub engine: EngineKind,
+
+    /// Serve the site's CSS, Wasm and JS from this folder (a `cargo leptos build` output, e.g.
+    /// target/site) instead of the copy built into a release binary. Unset: the built-in copy,
+    /// else the folder cargo-leptos names (LEPTOS_SITE_ROOT), else target/site.
+    #[arg(long, env = "PALAVER_SITE_DIR")]
+    pub site_dir: Option<PathBuf>,
 
     /// Directory for Palaver's data (the SQLite database `palaver.db` and its WAL files). Created if
     /// missing.

@@ -1,7 +1,7 @@
 //! What a room sends to every session: [`Delivery`]s on one bounded broadcast channel. The room
 //! never waits for a reader; a reader that falls more than [`FANOUT_CAPACITY`] behind is told it
 //! lagged and catches up from the engine by sequence number. Events are typed here; each wire
-//! dialect encodes them (the native one once for all its sessions, see [`Delivery::frame`]).
+//! dialect encodes them, once per dialect for all its sessions (see [`Delivery::frame`]).
 //!
 //! The channel's buffer (most of an empty room's memory) exists only while someone listens: it is
 //! made by the first subscriber and let go once nobody is left.
@@ -67,16 +67,24 @@ pub struct Delivery {
     pub event: RoomEvent,
     /// When the event was committed or made (for the fan-out latency metric).
     pub committed_at: Instant,
-    /// The native protocol's frame, encoded by the first session that writes it and shared by all
-    /// the others.
-    frame: OnceLock<Arc<str>>,
+    /// The frame in each wire dialect, encoded by the first session of that dialect that writes
+    /// it and shared by all the others (a room of 1,000 encodes a message twice at most, not
+    /// 1,000 times).
+    frames: [OnceLock<Arc<str>>; 2],
+}
+
+/// The wire dialects a delivery is encoded in (see `session::dialect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    Palaver = 0,
+    EdgeChat = 1,
 }
 
 impl Delivery {
-    /// The event encoded by `encode`, once for every session that asks (they all pass the same
-    /// encoder: the native dialect's).
-    pub fn frame(&self, encode: impl FnOnce(&RoomEvent) -> String) -> Arc<str> {
-        self.frame
+    /// The event encoded by `encode` for `wire`, once for every session of that dialect (they
+    /// all pass the same encoder).
+    pub fn frame(&self, wire: Wire, encode: impl FnOnce(&RoomEvent) -> String) -> Arc<str> {
+        self.frames[wire as usize]
             .get_or_init(|| encode(&self.event).into())
             .clone()
     }
@@ -137,7 +145,7 @@ impl Fanout {
             seq,
             event,
             committed_at,
-            frame: OnceLock::new(),
+            frames: Default::default(),
         }));
     }
 }
@@ -170,8 +178,8 @@ mod tests {
             encodings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             format!("{event:?}")
         };
-        let a = one.recv().await.unwrap().frame(encode);
-        let b = two.recv().await.unwrap().frame(encode);
+        let a = one.recv().await.unwrap().frame(Wire::Palaver, encode);
+        let b = two.recv().await.unwrap().frame(Wire::Palaver, encode);
         assert!(Arc::ptr_eq(&a, &b), "the same bytes for both");
         assert_eq!(encodings.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(fanout.readers(), 2);

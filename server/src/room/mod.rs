@@ -43,7 +43,7 @@ mod standing;
 #[cfg(test)]
 mod tests;
 
-pub use fanout::{Delivery, PresenceChange, RoomEvent, RosterPage, FANOUT_CAPACITY};
+pub use fanout::{Delivery, PresenceChange, RoomEvent, RosterPage, Wire, FANOUT_CAPACITY};
 pub use health::PROBE_INTERVAL;
 pub use presence::PRESENCE_COALESCE;
 pub use standing::SanctionList;

@@ -21,7 +21,7 @@ use super::dialect::{
     sender_scope, Close, Dialect, Frame, Frames, Incoming, JoinRequest, Outgoing, Request,
 };
 use crate::metrics::{Metrics, Rejection};
-use crate::room::{PresenceChange, RoomEvent};
+use crate::room::{PresenceChange, RoomEvent, Wire};
 
 /// The demo closes with 1009 when a name is too long.
 const NAME_TOO_LONG_CLOSE: u16 = 1009;
@@ -67,10 +67,25 @@ fn error(text: impl std::fmt::Display) -> Frame {
     Frame::Owned(json!({ "error": text.to_string() }).to_string())
 }
 
+/// The demo's message frame.
+#[derive(serde::Serialize)]
+struct MessageOut<'a> {
+    name: &'a str,
+    message: &'a str,
+    timestamp: i64,
+}
+
+fn message_text(m: &ChatMessage) -> String {
+    let out = MessageOut {
+        name: &m.sender,
+        message: &m.text,
+        timestamp: m.sent_at_ms,
+    };
+    serde_json::to_string(&out).unwrap_or_default()
+}
+
 fn message(m: &ChatMessage) -> Frame {
-    Frame::Owned(
-        json!({ "name": m.sender, "message": m.text, "timestamp": m.sent_at_ms }).to_string(),
-    )
+    Frame::Owned(message_text(m))
 }
 
 impl EdgeChat {
@@ -209,7 +224,10 @@ impl Dialect for EdgeChat {
             Outgoing::History(m) => out.push(message(m)),
             Outgoing::CaughtUp => out.push(Frame::Owned(json!({ "ready": true }).to_string())),
             Outgoing::Live(delivery) => match &delivery.event {
-                RoomEvent::Message(m) if m.kind.is_message() => out.push(message(m)),
+                // Encoded once for every edge-chat client of the room.
+                RoomEvent::Message(m) if m.kind.is_message() => out.push(Frame::Shared(
+                    delivery.frame(Wire::EdgeChat, |_| message_text(m)),
+                )),
                 RoomEvent::Message(_) => {}
                 RoomEvent::Presence(change) => self.tell_change(change, out),
                 // The demo has no way to say it.

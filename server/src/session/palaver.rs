@@ -19,7 +19,7 @@ use super::dialect::{
     RosterRequest,
 };
 use crate::metrics::{Metrics, Rejection};
-use crate::room::{RoomError, RoomEvent, RosterPage};
+use crate::room::{RoomError, RoomEvent, RosterPage, Wire};
 
 /// Palaver's own protocol.
 pub struct Palaver {
@@ -180,7 +180,9 @@ impl Dialect for Palaver {
             }
             Outgoing::CaughtUp => {}
             // Encoded once for every Palaver client.
-            Outgoing::Live(delivery) => out.push(Frame::Shared(delivery.frame(live_frame))),
+            Outgoing::Live(delivery) => {
+                out.push(Frame::Shared(delivery.frame(Wire::Palaver, live_frame)))
+            }
             Outgoing::Ack { client_id, result } => out.push(ack(client_id, result)),
             Outgoing::RateLimited {
                 client_id,

@@ -2,7 +2,8 @@
 //! the two WebSocket protocols, health and metrics, static files — with the headers every
 //! response carries.
 //!
-//! - `assets.rs`: `Cache-Control` by asset kind;
+//! - `site.rs`: the static files, from the binary or a folder; `assets.rs`: `Cache-Control` by
+//!   asset kind;
 //! - `history.rs`: the pages' history source, read from the engine;
 //! - `ops.rs`: `/healthz`, `/readyz`, `/metrics`;
 //! - `account.rs` (signing in), `admin.rs` (rules, revocations), `moderation.rs` and `purge.rs`
@@ -40,6 +41,7 @@ pub mod moderation;
 pub mod ops;
 mod purge;
 pub mod requests;
+pub mod site;
 
 /// Limits on every HTTP request (from `Config`).
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +88,9 @@ pub struct AppState {
     /// Where people get a sign-in link (`--auth-signin-url`).
     #[from_ref(skip)]
     pub signin_url: Option<String>,
+    /// Where the CSS, Wasm and JS are served from (the binary, or `--site-dir`).
+    #[from_ref(skip)]
+    pub site: Arc<site::SiteFiles>,
 }
 
 /// Builds the HTTP router: Leptos pages, the WebSocket endpoint, static files.
@@ -103,6 +108,17 @@ pub fn router(state: AppState) -> Router {
         auth: state.auth.clone(),
         signin_url: state.signin_url.clone(),
     }));
+    let site = state.site.clone();
+    let not_found = {
+        let (history, accounts, options) = (history.clone(), accounts.clone(), options.clone());
+        leptos_axum::render_app_to_stream_in_order_with_context(
+            move || {
+                provide_context(history.clone());
+                provide_context(accounts.clone());
+            },
+            move || shell(options.clone()),
+        )
+    };
     let ops = if state.metrics_on_main {
         ops::health_routes().merge(ops::metrics_routes())
     } else {
@@ -134,7 +150,19 @@ pub fn router(state: AppState) -> Router {
             },
             move || shell(options.clone()),
         )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        // A static file, or else the app's "not found" page.
+        .fallback(move |request: axum::extract::Request| {
+            let (site, not_found) = (site.clone(), not_found.clone());
+            async move {
+                let file = site
+                    .serve(request.method(), request.uri(), request.headers())
+                    .await;
+                match file {
+                    Some(file) => file,
+                    None => not_found(request).await,
+                }
+            }
+        })
         // A request that takes too long, body included, gets 408; a body too big, 413.
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
