@@ -94,6 +94,7 @@ pub async fn run(
 async fn run_grid(palaver: &Process, ceiling: &Process) -> Result<Vec<Row>, String> {
     let p = Target::Palaver(palaver.addr.to_string());
     let c = Target::Ceiling(ceiling.addr.to_string());
+    let e = Target::EdgeChat(palaver.addr.to_string());
     let mut rows = Vec::new();
     for (i, (label, goal, mut s, with_ceiling)) in grid().into_iter().enumerate() {
         s.room_prefix = format!("bench{i}");
@@ -104,10 +105,19 @@ async fn run_grid(palaver: &Process, ceiling: &Process) -> Result<Vec<Row>, Stri
         } else {
             None
         };
+        // The fan-out rows again through the edge-chat endpoint (fresh rooms).
+        let edge_outcome = if with_ceiling && s.rate.is_none() {
+            let mut edge = s.clone();
+            edge.room_prefix = format!("bench{i}-edge");
+            Some(fanout::run(&e, &edge).await?)
+        } else {
+            None
+        };
         rows.push(Row {
             label,
             palaver: palaver_outcome,
             ceiling: ceiling_outcome,
+            edge_chat: edge_outcome,
             goal,
         });
     }

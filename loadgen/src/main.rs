@@ -40,6 +40,10 @@ enum Command {
         addr: String,
         #[arg(long)]
         ceiling: bool,
+        /// Through the edge-chat demo's endpoint (`/api/room/<room>/websocket`) instead of
+        /// Palaver's own protocol.
+        #[arg(long, conflicts_with = "ceiling")]
+        edge_chat: bool,
         #[arg(long, default_value_t = 1)]
         rooms: usize,
         #[arg(long, default_value_t = 100)]
@@ -105,6 +109,7 @@ async fn main() -> ExitCode {
         Command::Fanout {
             addr,
             ceiling,
+            edge_chat,
             rooms,
             clients,
             senders,
@@ -114,6 +119,8 @@ async fn main() -> ExitCode {
         } => {
             let target = if ceiling {
                 fanout::Target::Ceiling(addr)
+            } else if edge_chat {
+                fanout::Target::EdgeChat(addr)
             } else {
                 fanout::Target::Palaver(addr)
             };

@@ -13,8 +13,32 @@ pub(crate) struct Row {
     pub(crate) label: &'static str,
     pub(crate) palaver: Outcome,
     pub(crate) ceiling: Option<Outcome>,
+    /// The same scenario through the edge-chat demo's endpoint (fan-out rows only).
+    pub(crate) edge_chat: Option<Outcome>,
     /// What the target asks of this row, for the table.
     pub(crate) goal: &'static str,
+}
+
+/// The edge-chat endpoint against the native protocol, row by row (target: within 10%).
+fn edge_chat_table(out: &mut String, rows: &[Row]) {
+    let _ = writeln!(out, "\n#### The edge-chat endpoint\n");
+    let _ = writeln!(out, "| scenario | edge-chat deliveries/s | of native | edge-chat p50 / p99 ms | native p99 ms | lost | duplicated |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        let Some(e) = &r.edge_chat else { continue };
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {:.2} / {:.2} | {:.2} | {} | {} |",
+            r.label,
+            e.deliveries_per_s,
+            ratio(e.deliveries_per_s, r.palaver.deliveries_per_s),
+            e.p50_ms,
+            e.p99_ms,
+            r.palaver.p99_ms,
+            e.lost,
+            e.duplicated
+        );
+    }
 }
 
 pub(crate) fn command_output(cmd: &str, args: &[&str]) -> String {
@@ -97,6 +121,7 @@ pub(crate) fn report(rows: &[Row], idle_rows: &[(usize, IdleOutcome, IdleOutcome
             r.label, r.goal, p.deliveries_per_s, p.p50_ms, p.p99_ms, p.max_ms, p.lost, p.duplicated
         );
     }
+    edge_chat_table(&mut out, rows);
     if let Some(d) = rows.iter().find(|r| r.ceiling.is_none()) {
         let _ = writeln!(
             out,

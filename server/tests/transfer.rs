@@ -143,6 +143,7 @@ async fn an_export_imported_into_an_empty_server_is_the_same_history_and_page() 
     };
     let said = stdout(&import("archive", file_arg));
     assert!(said.contains("imported 27 entries"), "{said}");
+    redis_round_trip(file_arg, &lines[1..]);
     let twice = import("archive", file_arg);
     assert_eq!(twice.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&twice.stderr).contains("empty room"));
@@ -176,4 +177,22 @@ async fn an_export_imported_into_an_empty_server_is_the_same_history_and_page() 
     let mut bea = Client::join(&second.ws_url("archive"), "Bea", None).await;
     let (next, _) = bea.send_and_ack("after-import", "new here").await;
     assert_eq!(next, 28, "numbered after the imported ones");
+}
+
+/// The same file through the Redis engine: imported into a fresh room there and exported again,
+/// entry for entry the same lines.
+fn redis_round_trip(file: &str, entries: &[&str]) {
+    let url = testkit::redis::shared_url();
+    let room = testkit::redis::unique("transfer");
+    let redis = ["--engine", url.as_str()];
+    let import = [&redis[..], &["import", "--room", &room, "--from", file]].concat();
+    let said = stdout(&command(&import));
+    assert!(said.contains("imported 27 entries"), "{said}");
+    let export = [&redis[..], &["export", "--room", &room]].concat();
+    let out = stdout(&command(&export));
+    assert_eq!(
+        out.lines().skip(1).collect::<Vec<_>>(),
+        entries,
+        "Redis keeps them as they were"
+    );
 }

@@ -9,12 +9,13 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::Barrier;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{join, Scenario, Target};
+use super::{join, join_edge_chat, Scenario, Target};
 
 /// A Palaver frame as far as the load generator reads it.
 #[derive(serde::Deserialize)]
 struct Incoming<'a> {
-    #[serde(rename = "type")]
+    /// Absent in edge-chat frames.
+    #[serde(rename = "type", default)]
     kind: &'a str,
     #[serde(borrow)]
     text: Option<std::borrow::Cow<'a, str>>,
@@ -63,12 +64,16 @@ pub(super) async fn client(
     };
     let (mut sink, mut stream) = ws.split();
     let palaver = target.is_palaver();
+    let edge_chat = target.is_edge_chat();
     if palaver {
         join(&mut sink, &mut stream, format!("load-{index}")).await?;
+    } else if edge_chat {
+        join_edge_chat(&mut sink, &mut stream, format!("load-{index}")).await?;
     }
     barrier.wait().await;
 
     let mut me = LoadClient::new(scenario, room, index, palaver);
+    me.edge_chat = edge_chat;
     let deadline = tokio::time::sleep(deadline_after);
     tokio::pin!(deadline);
     // Paced senders send on this ticker; the others fill their window.
@@ -107,6 +112,8 @@ struct LoadClient {
     room: usize,
     index: usize,
     palaver: bool,
+    /// Speaks the edge-chat demo's frames (no acks; its own echo answers a sender).
+    edge_chat: bool,
     is_sender: bool,
     per_sender: usize,
     /// Unanswered messages allowed out at once (unpaced senders).
@@ -136,6 +143,7 @@ impl LoadClient {
             room,
             index,
             palaver,
+            edge_chat: false,
             is_sender: index < scenario.senders_per_room,
             per_sender: scenario.messages_per_sender,
             window: scenario.window,
@@ -185,6 +193,9 @@ impl LoadClient {
     fn encode(&self, n: usize) -> Message {
         let (room, index) = (self.room, self.index);
         let text = format!("{index}:{n}:{} {}", now_ns(), self.padding);
+        if self.edge_chat {
+            return Message::text(serde_json::json!({ "message": text }).to_string());
+        }
         if self.palaver {
             return Message::text(
                 ClientMsg::Send {
@@ -220,6 +231,17 @@ impl LoadClient {
         // shares the machine with the server and should cost it little.
         let incoming =
             serde_json::from_str::<Incoming>(text).map_err(|e| format!("unreadable frame: {e}"))?;
+        if self.edge_chat {
+            // `{"name","message","timestamp"}`; `{"joined"}`, `{"quit"}`, `{"ready"}` carry no
+            // message; `{"error"}` ends the run.
+            if text.starts_with("{\"error\"") {
+                return Err(format!("server refused: {text}"));
+            }
+            if let Some(body) = incoming.message.as_deref() {
+                self.record(body);
+            }
+            return Ok(());
+        }
         match incoming.kind {
             "message" => self.record(incoming.text.as_deref().unwrap_or_default()),
             "ack" => {

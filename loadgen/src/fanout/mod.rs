@@ -22,6 +22,9 @@ pub enum Target {
     Palaver(String),
     /// The ceiling server at `ws://addr/<room>`.
     Ceiling(String),
+    /// Palaver's edge-chat compatibility endpoint at `ws://addr/api/room/<room>/websocket`
+    /// (`{"name"}` first, `{"message"}` to send, no acks: a sender's own echo answers it).
+    EdgeChat(String),
     /// Several Palaver nodes sharing one engine: client `i` of each room connects to node
     /// `i % n`, as a load balancer without sticky sessions would spread them.
     PalaverNodes(Vec<String>),
@@ -37,6 +40,7 @@ impl Target {
         match self {
             Target::Palaver(addr) => format!("ws://{addr}/api/rooms/{room}/ws"),
             Target::Ceiling(addr) => format!("ws://{addr}/{room}"),
+            Target::EdgeChat(addr) => format!("ws://{addr}/api/room/{room}/websocket"),
             Target::PalaverNodes(addrs) => {
                 let addr = &addrs[index % addrs.len().max(1)];
                 format!("ws://{addr}/api/rooms/{room}/ws")
@@ -44,9 +48,13 @@ impl Target {
         }
     }
 
-    /// Whether it speaks Palaver's protocol (join, acks) rather than the ceiling's.
+    /// Whether it speaks Palaver's protocol (join, acks) rather than the ceiling's or edge-chat's.
     pub fn is_palaver(&self) -> bool {
-        !matches!(self, Target::Ceiling(_))
+        matches!(self, Target::Palaver(_) | Target::PalaverNodes(_))
+    }
+
+    pub fn is_edge_chat(&self) -> bool {
+        matches!(self, Target::EdgeChat(_))
     }
 }
 
@@ -103,6 +111,28 @@ where
                 if let Ok(ServerMsg::Welcome { .. }) = serde_json::from_str(t.as_str()) {
                     return Ok(());
                 }
+            }
+            Some(Ok(_)) => {}
+            other => return Err(format!("join: {other:?}")),
+        }
+    }
+}
+
+/// Sends the edge-chat demo's `{"name"}` and waits for its `{"ready":true}`.
+pub async fn join_edge_chat<W, R>(sink: &mut W, frames: &mut R, name: String) -> Result<(), String>
+where
+    W: futures::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+    R: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let hello = serde_json::json!({ "name": name }).to_string();
+    sink.send(Message::text(hello))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match frames.next().await {
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"ready\"") => return Ok(()),
+            Some(Ok(Message::Text(t))) if t.as_str().contains("\"error\"") => {
+                return Err(format!("join: {}", t.as_str()))
             }
             Some(Ok(_)) => {}
             other => return Err(format!("join: {other:?}")),
