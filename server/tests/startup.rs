@@ -1,6 +1,7 @@
 //! Start-up failures an operator meets first, each one line on stderr naming the problem and the
 //! setting to change, with a non-zero exit code: a port in use, a data directory that cannot be
-//! used, a database written by a newer Palaver, a data directory another process holds.
+//! used, a database written by a newer Palaver, a data directory another process holds, a
+//! `--site-dir` without a built site.
 
 use std::process::Output;
 
@@ -110,4 +111,27 @@ fn a_data_directory_in_use_names_the_other_process() {
         "{second}"
     );
     assert!(second.contains("--data-dir (PALAVER_DATA_DIR)"), "{second}");
+}
+
+#[test]
+fn a_site_dir_without_a_built_site_names_the_site_dir_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let empty = dir.path().join("site");
+    std::fs::create_dir_all(empty.join("pkg")).unwrap();
+    let args = |site: &std::path::Path| {
+        run(&[
+            "--bind",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--site-dir",
+            site.to_str().unwrap(),
+        ])
+    };
+    let line = one_line(&args(&empty));
+    assert!(line.contains("--site-dir (PALAVER_SITE_DIR)"), "{line}");
+    assert!(line.contains("holds no built site"), "{line}");
+    let line = one_line(&args(&dir.path().join("missing")));
+    assert!(line.contains("is not a directory"), "{line}");
 }

@@ -49,7 +49,7 @@ impl SiteFiles {
     ) -> Result<(SiteFiles, Option<String>), String> {
         let under_cargo_leptos = std::env::var_os("LEPTOS_OUTPUT_NAME").is_some();
         let files = match site_dir {
-            Some(dir) => SiteFiles::Folder(absolute(dir, "--site-dir (PALAVER_SITE_DIR)")?),
+            Some(dir) => SiteFiles::Folder(given_folder(dir, options)?),
             None if under_cargo_leptos || std::env::var_os("LEPTOS_SITE_ROOT").is_some() => {
                 SiteFiles::Folder(absolute(
                     Path::new(&*options.site_root),
@@ -130,6 +130,27 @@ impl SiteFiles {
             SiteFiles::Folder(dir) => serve_folder(dir, method, uri, headers).await,
         }
     }
+}
+
+/// `--site-dir`, which must hold a built site: it was asked for, so a wrong one stops the start.
+fn given_folder(dir: &Path, options: &LeptosOptions) -> Result<PathBuf, String> {
+    let setting = "--site-dir (PALAVER_SITE_DIR)";
+    let dir = absolute(dir, setting)?;
+    if !dir.is_dir() {
+        return Err(format!("{setting}: {} is not a directory", dir.display()));
+    }
+    let folder = SiteFiles::Folder(dir.clone());
+    let wasm = pkg_name(options, "wasm", None);
+    if find_hashes(options, folder.names()).is_none() && !folder.names().contains(&wasm) {
+        return Err(format!(
+            "{setting}: {} holds no built site ({}/{}.<hash>.wasm); build one with \
+             `cargo leptos build --release --precompress` (it goes to target/site)",
+            dir.display(),
+            options.site_pkg_dir.trim_matches('/'),
+            options.output_name
+        ));
+    }
+    Ok(dir)
 }
 
 fn embedded_names() -> Vec<String> {
