@@ -14,6 +14,9 @@
 //! - [`time`]: how times are shown.
 //! - `security` (server only): the Content-Security-Policy pages are served with.
 
+// Release builds (no `erase_components`) type whole views; the room header nests deeply.
+#![recursion_limit = "256"]
+
 pub mod account;
 pub mod chat;
 mod components;
