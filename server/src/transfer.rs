@@ -143,6 +143,7 @@ pub async fn import(
 ) -> Result<String, String> {
     let room = RoomName::parse(room).map_err(|e| format!("--room: {e}"))?;
     let entries = read_file(from.to_path_buf()).await?;
+    check_shapes(&entries, from)?;
     let entries = if renumber {
         renumbered(entries)
     } else {
@@ -221,6 +222,34 @@ fn parse(from: &Path) -> Result<Vec<ChatMessage>, String> {
     Ok(entries)
 }
 
+/// Each entry must be what Palaver writes: a message points at nothing; an edit or a delete points
+/// at an earlier message; every one has a sender and its own client id.
+fn check_shapes(entries: &[ChatMessage], from: &Path) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    for entry in entries {
+        let problem = match (entry.kind.is_message(), entry.target) {
+            (true, Some(_)) => Some("a message that points at another entry"),
+            (false, None) => Some("an edit or delete without its message"),
+            (false, Some(target)) if target >= entry.seq => {
+                Some("an edit or delete of a later entry")
+            }
+            _ if entry.sender.is_empty() => Some("no sender"),
+            _ if entry.client_id.is_empty() || !ids.insert(entry.client_id.as_str()) => {
+                Some("a missing or repeated client id")
+            }
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Err(format!(
+                "--from {}: entry {}: {problem}; nothing was imported",
+                from.display(),
+                entry.seq
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Numbers must run 1, 2, 3, … for an import to keep them.
 fn check_numbers(entries: &[ChatMessage], from: &Path) -> Result<(), String> {
     for (index, entry) in entries.iter().enumerate() {
@@ -289,6 +318,33 @@ mod tests {
         let out = renumbered(entries);
         let got: Vec<_> = out.iter().map(|m| (m.seq, m.target)).collect();
         assert_eq!(got, vec![(1, None), (2, Some(1)), (3, Some(1))]);
+    }
+
+    #[test]
+    fn entries_of_the_wrong_shape_are_refused() {
+        let path = Path::new("x.jsonl");
+        let good = vec![
+            entry(1, EntryKind::Message, None),
+            entry(2, EntryKind::Edit, Some(1)),
+        ];
+        assert!(check_shapes(&good, path).is_ok());
+        let cases = [
+            (entry(1, EntryKind::Message, Some(1)), "points at another"),
+            (entry(1, EntryKind::Delete, None), "without its message"),
+            (entry(1, EntryKind::Edit, Some(3)), "a later entry"),
+        ];
+        for (bad, expected) in cases {
+            let err = check_shapes(&[bad], path).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+        let mut twice = vec![
+            entry(1, EntryKind::Message, None),
+            entry(2, EntryKind::Message, None),
+        ];
+        twice[1].client_id = twice[0].client_id.clone();
+        assert!(check_shapes(&twice, path)
+            .unwrap_err()
+            .contains("repeated client id"));
     }
 
     #[test]
