@@ -7,15 +7,9 @@ mod common;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 
-use common::process::{full_history, start, wait_for_acks, write_until_closed, WriterLog};
-
-fn command(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the server binary runs")
-}
+use common::process::{
+    full_history, run_command as command, start, wait_for_acks, write_until_closed, WriterLog,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_during_writes_restores_every_acknowledged_message_with_its_number() {

@@ -3,16 +3,11 @@
 //! used, a database written by a newer Palaver, a data directory another process holds, a
 //! `--site-dir` without a built site.
 
+mod common;
+
 use std::process::Output;
 
-/// Runs the server binary with `args` and returns how it ended.
-fn run(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the server binary runs")
-}
+use common::process::run_command as run;
 
 /// The failure's one line (asserting there is exactly one, and a failing exit code).
 fn one_line(out: &Output) -> String {

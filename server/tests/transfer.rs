@@ -5,16 +5,8 @@
 mod common;
 
 use app::protocol::{ClientMsg, ServerMsg};
-use common::process::{full_history, start};
+use common::process::{full_history, run_command as command, start};
 use common::Client;
-
-fn command(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .args(args)
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the server binary runs")
-}
 
 fn stdout(out: &std::process::Output) -> String {
     assert!(
@@ -94,39 +86,21 @@ async fn an_export_imported_into_an_empty_server_is_the_same_history_and_page() 
     // Exported while the first server keeps serving.
     let file = dirs.path().join("archive.jsonl");
     let (live_arg, file_arg) = (live.to_str().unwrap(), file.to_str().unwrap());
-    let said = stdout(&command(&[
-        "--data-dir",
-        live_arg,
-        "export",
-        "--room",
-        "archive",
-        "--to",
-        file_arg,
-    ]));
+    let export = |extra: &[&str]| {
+        let base = ["--data-dir", live_arg, "export", "--room", "archive"];
+        command(&[&base[..], extra].concat())
+    };
+    let said = stdout(&export(&["--to", file_arg]));
     assert!(said.contains("27 entries (1–27)"), "{said}");
     let written = std::fs::read_to_string(&file).unwrap();
     let lines: Vec<&str> = written.lines().collect();
     assert_eq!(lines.len(), 28, "a header and 27 entries");
     assert!(lines[0].contains("\"palaver_export\":1"), "{}", lines[0]);
     // To standard output: the same entries, nothing after them.
-    let piped = stdout(&command(&[
-        "--data-dir",
-        live_arg,
-        "export",
-        "--room",
-        "archive",
-    ]));
+    let piped = stdout(&export(&[]));
     assert_eq!(piped.lines().skip(1).collect::<Vec<_>>(), lines[1..]);
     assert!(piped.ends_with("}\n"), "ends with the last entry");
-    let again = command(&[
-        "--data-dir",
-        live_arg,
-        "export",
-        "--room",
-        "archive",
-        "--to",
-        file_arg,
-    ]);
+    let again = export(&["--to", file_arg]);
     assert_eq!(again.status.code(), Some(1), "never overwrites");
 
     let moved_arg = moved.to_str().unwrap();

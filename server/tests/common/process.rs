@@ -17,6 +17,16 @@ pub async fn start(data_dir: &Path, args: &[&str]) -> Process {
         .expect("the server binary starts")
 }
 
+/// Runs this build's `server` binary with `args` (a command such as `backup`, or a start that is
+/// meant to fail) and returns how it ended.
+pub fn run_command(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the server binary runs")
+}
+
 /// What one writer knows when its connection dies.
 #[derive(Default, Debug)]
 pub struct WriterLog {
