@@ -15,6 +15,19 @@ use tokio_tungstenite::tungstenite::Message;
 
 type Rooms = Arc<Mutex<HashMap<String, broadcast::Sender<Message>>>>;
 
+/// A listening socket with the accept backlog Palaver asks for (`TcpListener::bind` asks for
+/// 128, which a burst of a thousand clients overflows).
+pub fn listen(bind: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if bind.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(bind)?;
+    socket.listen(4096)
+}
+
 /// Serves until the process is killed.
 pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
     let rooms: Rooms = Arc::default();

@@ -1,7 +1,10 @@
 //! Idle connections: N clients connect (from several 127.0.0.x source addresses, to get past one
 //! address's ~28,000 ephemeral ports), join rooms of 100 people each and stay; the server's
-//! resident memory is read from /proc before and after. Rooms of a fixed size keep the figure
-//! per connection independent of N (a roster frame grows with its room).
+//! resident memory is read from /proc before, right after the joins, and again after they have
+//! been held idle a while. Rooms of a fixed size keep the figure per connection independent of N
+//! (a roster frame grows with its room). `loadgen bench` runs it on a fresh process, so nothing
+//! freed by earlier bursts is there to be reused: the hard case, as a server restarted into a
+//! reconnect storm meets it.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -24,7 +27,11 @@ pub struct IdleOutcome {
     pub connect_per_s: f64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
+    /// Right after the joins (and a 2 s settle).
     pub bytes_per_connection: f64,
+    /// After the connections were held idle for the hold period.
+    pub bytes_per_connection_later: f64,
+    pub held_secs: u64,
 }
 
 /// Resident memory of a process, in KiB.
@@ -55,6 +62,7 @@ pub async fn run(
     server_pid: u32,
     connections: usize,
     room_prefix: &str,
+    hold: Duration,
 ) -> (IdleOutcome, Held) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(server_pid).unwrap_or(0);
@@ -80,14 +88,19 @@ pub async fn run(
     // Let the server settle (presence announcements, allocator) before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_kib(server_pid).unwrap_or(0);
+    tokio::time::sleep(hold).await;
+    let later = rss_kib(server_pid).unwrap_or(0);
     let ok = held.stop.len();
+    let per = |rss: u64| (rss.saturating_sub(before) * 1024) as f64 / ok.max(1) as f64;
     let outcome = IdleOutcome {
         connections: ok,
         errors,
         connect_per_s: ok as f64 / connect_secs.max(1e-9),
         rss_before_kib: before,
         rss_after_kib: after,
-        bytes_per_connection: (after.saturating_sub(before) * 1024) as f64 / ok.max(1) as f64,
+        bytes_per_connection: per(after),
+        bytes_per_connection_later: per(later),
+        held_secs: hold.as_secs(),
     };
     (outcome, held)
 }

@@ -58,6 +58,22 @@ enum Command {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// Idle connections against a running server: connect, join rooms of 100, hold, report the
+    /// server's memory per connection (with --pid), then let go.
+    Idle {
+        #[arg(long, default_value = "127.0.0.1:3000")]
+        addr: String,
+        #[arg(long)]
+        ceiling: bool,
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        /// The server's process id, to read its memory from /proc.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Seconds to hold them before the second reading.
+        #[arg(long, default_value_t = 5)]
+        hold_secs: u64,
+    },
     /// Builds nothing; runs the scenario grid against the given binaries and rewrites the results
     /// section of the benchmarks page and its chart.
     Bench {
@@ -73,6 +89,10 @@ enum Command {
         /// Idle-connection counts to measure.
         #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
         idle: Vec<usize>,
+        /// How long the idle connections are held before memory is read a second time (600
+        /// for the ten-minute check).
+        #[arg(long, default_value_t = 30)]
+        idle_hold_secs: u64,
     },
     /// Runs the Redis-engine scenarios (one node, then two nodes sharing one Redis) and rewrites
     /// the "Several nodes" section of the benchmarks page.
@@ -97,7 +117,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Ceiling { bind } => match tokio::net::TcpListener::bind(bind).await {
+        Command::Ceiling { bind } => match ceiling::listen(bind) {
             Ok(listener) => {
                 if let Ok(addr) = listener.local_addr() {
                     println!("ceiling listening on http://{addr}");
@@ -140,12 +160,46 @@ async fn main() -> ExitCode {
                 );
             })
         }
+        Command::Idle {
+            addr,
+            ceiling,
+            connections,
+            pid,
+            hold_secs,
+        } => {
+            let server = addr.parse().map_err(|e| format!("--addr {addr}: {e}"));
+            match server {
+                Ok(server) => {
+                    let target = if ceiling {
+                        fanout::Target::Ceiling(addr)
+                    } else {
+                        fanout::Target::Palaver(addr)
+                    };
+                    let hold = std::time::Duration::from_secs(hold_secs);
+                    let room = format!("idle-{}", std::process::id());
+                    let (outcome, held) =
+                        idle::run(&target, server, pid.unwrap_or(0), connections, &room, hold)
+                            .await;
+                    drop(held);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&outcome).unwrap_or_default()
+                    );
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::Bench {
             server,
             page,
             chart,
             idle,
-        } => bench::run(&server, &page, &chart, &idle).await,
+            idle_hold_secs,
+        } => {
+            let hold = std::time::Duration::from_secs(idle_hold_secs);
+            bench::run(&server, &page, &chart, &idle, hold).await
+        }
         Command::Nodes {
             server,
             redis,

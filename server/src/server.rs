@@ -89,7 +89,7 @@ impl Server {
             source,
             setting: "--bind (PALAVER_BIND)",
         };
-        let listener = TcpListener::bind(addr).await.map_err(listen_err)?;
+        let listener = listen(addr).map_err(listen_err)?;
         let addr = listener.local_addr().map_err(listen_err)?;
         let metrics_addr = match config.metrics_bind {
             Some(bind) => Some(serve_metrics(bind, state.clone()).await?),
@@ -233,6 +233,25 @@ fn auth(config: &Config) -> Result<crate::auth::Auth, StartError> {
             .is_some_and(|o| o.starts_with("https://")),
         leeway: Duration::from_secs(args.leeway_secs),
     })
+}
+
+/// Connections the kernel may hold for the accept loop. `TcpListener::bind` asks for 128: a
+/// reconnect storm (every client of a restarted node at once) overflows that, and the kernel
+/// drops the handshakes past it, so clients wait for retransmits or fail. The kernel caps this at
+/// `net.core.somaxconn` (4096 on current Linux).
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Serves `/metrics` alone on `bind` (`--metrics-bind`); returns the bound address.

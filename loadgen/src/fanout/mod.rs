@@ -159,7 +159,29 @@ pub async fn run(target: &Target, scenario: &Scenario) -> Result<Outcome, String
             }
         }
     }
-    barrier.wait().await;
+    // Every client connects and joins before anyone sends. A client that fails before then would
+    // leave the others waiting at the barrier for ever: the run fails with its error instead.
+    if tokio::time::timeout(Duration::from_secs(60), barrier.wait())
+        .await
+        .is_err()
+    {
+        let count = tasks.iter().filter(|t| t.is_finished()).count();
+        let mut first = None;
+        for task in tasks {
+            if task.is_finished() && first.is_none() {
+                first = Some(
+                    task.await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map(drop)),
+                );
+            } else {
+                task.abort();
+            }
+        }
+        return Err(format!(
+            "{count} of {total_clients} clients failed before the start; the first: {first:?}"
+        ));
+    }
     let start = Instant::now();
     let mut reports = Vec::with_capacity(total_clients);
     for task in tasks {

@@ -97,6 +97,11 @@ impl History for MemoryStore {
         Box::pin(future::ready(Ok(())))
     }
 
+    /// As Redis: the room tests exercise batches in flight.
+    fn max_in_flight(&self) -> usize {
+        4
+    }
+
     fn append<'a>(
         &'a self,
         room: &'a RoomName,

@@ -101,6 +101,14 @@ pub trait History: Send + Sync + 'static {
     /// it fails appends, and a room stays degraded until appends can succeed again.
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>>;
 
+    /// Batches one room may have with the engine at once (see `room::commit`). One where the
+    /// engine already folds waiting batches into one commit (SQLite's writer: more in flight
+    /// only makes its commits smaller); more where each batch is a round trip of its own.
+    /// Whatever the number, the engine applies a room's batches in the order it was given them.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+
     /// Removes a bounded amount of what the engine's [`Retention`] no longer keeps and that
     /// appends did not already remove (messages past the age limit in rooms nobody writes to);
     /// returns how many messages went. The server calls it every

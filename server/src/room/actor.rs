@@ -89,7 +89,14 @@ impl Room {
                 _ = sleep_until(presence_due.unwrap_or_else(Instant::now)), if presence_due.is_some() => {
                     self.announce().await;
                 }
-                n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                committed = self.log.next_committed(), if self.log.in_flight() > 0 => {
+                    if let Err(e) = self.log.answer(committed).await {
+                        self.engine_failed(&e);
+                    }
+                }
+                // While as many batches as may be are with the engine, commands wait in the
+                // (bounded) queue and are taken as one bigger batch when one is answered.
+                n = rx.recv_many(&mut batch, MAX_BATCH), if self.log.can_start() => {
                     if n == 0 {
                         break;
                     }
@@ -124,7 +131,8 @@ impl Room {
         self.standing.reload(&self.name).await;
     }
 
-    /// Handles a batch of commands: joins at once, sends as one group commit.
+    /// Handles a batch of commands: joins at once, sends as one group commit (handed to the
+    /// engine here, answered when it is stored).
     async fn process(&mut self, batch: &mut Vec<Command>) {
         // Joiners are told the head; sends are refused at once without one (degraded).
         let head = self.usable_head().await;
@@ -149,9 +157,7 @@ impl Room {
             }
         }
         if !sends.is_empty() {
-            if let Err(e) = self.log.commit(sends).await {
-                self.engine_failed(&e);
-            }
+            self.log.start(sends);
         }
     }
 
@@ -340,6 +346,9 @@ impl Room {
             batch.push(command);
         }
         self.process(batch).await;
+        if let Err(e) = self.log.settle().await {
+            self.engine_failed(&e);
+        }
         self.presence.clear_local();
         if let Some(link) = &mut self.link {
             if link.published_someone() {

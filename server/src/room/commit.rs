@@ -4,15 +4,25 @@
 //! messages broadcast, so nobody sees a message that is not stored, and live order is history
 //! order.
 //!
+//! Commits can be pipelined: up to the engine's `max_in_flight` batches are with it at once (on
+//! Redis, where each is a round trip; SQLite's writer folds whatever waits into one commit, so
+//! there one at a time makes the biggest batches). The engine applies them in the order they were
+//! handed over (one Redis connection), and the room answers them in that order, so numbers, live
+//! order and each sender's order stay as with one batch at a time.
+//!
 //! With a shared engine other nodes append too. When a batch's numbers do not follow this room's
 //! head, another node wrote in between, and the room delivers from the engine, in order; the
-//! same happens when another node's new head is announced.
+//! same happens when another node's new head is announced. Whatever such a catch-up delivered
+//! early (a batch of this room's that was stored but not yet answered) is not delivered again.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, Seq};
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
+use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::{error, warn};
@@ -20,7 +30,7 @@ use tracing::{error, warn};
 use super::fanout::Fanout;
 use super::{RoomError, SendCommand};
 use crate::engine::retention::now_ms;
-use crate::engine::{EngineError, History};
+use crate::engine::{Appended, EngineError, History};
 use crate::metrics::Metrics;
 use crate::redact::LogName;
 
@@ -28,6 +38,14 @@ use crate::redact::LogName;
 const RECENT_CLIENT_IDS: usize = 4096;
 /// Messages read per page when catching up with what other nodes wrote.
 const SYNC_PAGE: usize = 500;
+
+/// A batch the engine has answered, waiting for the room to deliver it and answer its senders.
+pub(super) struct Committed {
+    sends: Vec<PendingSend>,
+    batch: Vec<ChatMessage>,
+    started: Instant,
+    result: Result<Vec<Appended>, EngineError>,
+}
 
 /// A send waiting for its batch to commit.
 pub(super) struct PendingSend {
@@ -75,6 +93,12 @@ pub(super) struct Log {
     /// Last delivered sequence number and timestamp; read from the engine on first use.
     head: Option<(Seq, i64)>,
     recent: RecentIds,
+    /// Batches handed to the engine and not yet answered, oldest first; made at the first post
+    /// (an empty set allocates, and a room nobody posts to should cost little).
+    in_flight: Option<FuturesOrdered<BoxFuture<'static, Committed>>>,
+    /// The highest head another writer announced while batches were in flight: caught up with
+    /// once they are answered (they may be what was announced).
+    announced: Seq,
 }
 
 impl Log {
@@ -91,6 +115,8 @@ impl Log {
             metrics,
             head: None,
             recent: RecentIds::default(),
+            in_flight: None,
+            announced: 0,
         }
     }
 
@@ -103,9 +129,25 @@ impl Log {
         self.head.map_or(0, |(seq, _)| seq)
     }
 
-    /// Whether another writer's `head` is news to this room.
-    pub(super) fn is_behind(&self, head: Seq) -> bool {
+    /// Whether another writer's `head` is news to this room that it should catch up with now.
+    /// With batches in flight it is remembered instead: they may be what was announced, and
+    /// are caught up with when they are answered.
+    pub(super) fn is_behind(&mut self, head: Seq) -> bool {
+        if self.in_flight() > 0 {
+            self.announced = self.announced.max(head);
+            return false;
+        }
         self.head.is_some_and(|(seq, _)| head > seq)
+    }
+
+    /// Batches with the engine.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    /// Whether another batch may go to the engine now.
+    pub(super) fn can_start(&self) -> bool {
+        self.in_flight() < self.history.max_in_flight()
     }
 
     /// The head, read from the engine the first time.
@@ -125,12 +167,68 @@ impl Log {
         self.recent.get(client_id)
     }
 
-    /// Commits a batch and answers each sender. `Err` when the engine failed: the batch was
-    /// refused, or it was committed but what other nodes wrote in between could not be read.
-    pub(super) async fn commit(&mut self, sends: Vec<PendingSend>) -> Result<(), EngineError> {
+    /// Hands a batch to the engine; [`Log::next_committed`] yields it when the engine answers,
+    /// in the order batches were started.
+    pub(super) fn start(&mut self, sends: Vec<PendingSend>) {
         let batch: Vec<ChatMessage> = sends.iter().map(|p| p.message.clone()).collect();
-        let started = Instant::now();
-        let appended = match self.history.append(&self.name, &batch).await {
+        let (history, name) = (self.history.clone(), self.name.clone());
+        let in_flight = self.in_flight.get_or_insert_with(FuturesOrdered::new);
+        in_flight.push_back(Box::pin(async move {
+            let started = Instant::now();
+            let result = history.append(&name, &batch).await;
+            Committed {
+                sends,
+                batch,
+                started,
+                result,
+            }
+        }));
+    }
+
+    /// The oldest batch in flight, once the engine answered it (pending while none is in
+    /// flight). Cancel-safe.
+    pub(super) async fn next_committed(&mut self) -> Committed {
+        match self.next_in_flight().await {
+            Some(committed) => committed,
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn next_in_flight(&mut self) -> Option<Committed> {
+        match &mut self.in_flight {
+            Some(in_flight) => in_flight.next().await,
+            None => None,
+        }
+    }
+
+    /// Commits a batch and waits for everything in flight.
+    #[cfg(test)]
+    pub(super) async fn commit(&mut self, sends: Vec<PendingSend>) -> Result<(), EngineError> {
+        self.start(sends);
+        self.settle().await
+    }
+
+    /// Answers every batch in flight; the first error, if any.
+    pub(super) async fn settle(&mut self) -> Result<(), EngineError> {
+        let mut outcome = Ok(());
+        while let Some(committed) = self.next_in_flight().await {
+            let answered = self.answer(committed).await;
+            outcome = outcome.and(answered);
+        }
+        outcome
+    }
+
+    /// Delivers an answered batch and answers each sender. `Err` when the engine failed: the
+    /// batch was refused, or it was committed but what other nodes wrote in between could not
+    /// be read.
+    pub(super) async fn answer(&mut self, committed: Committed) -> Result<(), EngineError> {
+        let Committed {
+            sends,
+            batch,
+            started,
+            result,
+        } = committed;
+        let appended = match result {
             Ok(appended) => appended,
             Err(e) => {
                 error!(room = %self.name.logged(), error = %e, count = batch.len(), "commit failed; batch refused");
@@ -154,9 +252,13 @@ impl Log {
             })
             .collect();
         self.metrics.accepted.inc_by(stored.len() as u64);
-        let delivered = self.deliver_stored(stored, committed_at).await;
+        let mut delivered = self.deliver_stored(stored, committed_at).await;
         for (p, a) in sends.into_iter().zip(appended) {
             let _ = p.reply.send(Ok(a.seq));
+        }
+        if self.in_flight() == 0 && self.announced > self.committed() {
+            self.announced = 0;
+            delivered = delivered.and(self.catch_up().await);
         }
         delivered
     }
@@ -165,10 +267,12 @@ impl Log {
     /// another node wrote in between.
     async fn deliver_stored(
         &mut self,
-        stored: Vec<ChatMessage>,
+        mut stored: Vec<ChatMessage>,
         committed_at: Instant,
     ) -> Result<(), EngineError> {
         let head = self.committed();
+        // A catch-up may have delivered them already (they were stored while in flight).
+        stored.retain(|m| m.seq > head || self.recent.get(&m.client_id) != Some(m.seq));
         match stored.first() {
             Some(first) if first.seq > head + 1 => self.catch_up().await,
             Some(first) => {
@@ -253,60 +357,5 @@ impl RecentIds {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::memory::MemoryStore;
-
-    fn send(client_id: &str) -> (PendingSend, oneshot::Receiver<Result<Seq, RoomError>>) {
-        let (reply, rx) = oneshot::channel();
-        let send = PendingSend::new(SendCommand {
-            sender: "Ada".into(),
-            user_id: None,
-            kind: Default::default(),
-            target: None,
-            client_id: client_id.into(),
-            text: "hi".into(),
-            reply,
-        });
-        (send, rx)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn another_writers_messages_are_delivered_before_this_batch_in_order() {
-        let store = Arc::new(MemoryStore::default());
-        let name = RoomName::parse("log").unwrap();
-        let fanout = Fanout::default();
-        let mut live = fanout.subscribe();
-        let mut log = Log::new(name.clone(), store.clone(), fanout, Arc::default());
-        assert_eq!(log.load_head().await.unwrap(), (0, 0));
-        // Another node stores two messages this room has not seen.
-        let other: Vec<ChatMessage> = (1..=2)
-            .map(|i| send(&format!("other{i}")).0.message)
-            .collect();
-        store.append(&name, &other).await.unwrap();
-        let (mine, ack) = send("mine");
-        log.commit(vec![mine]).await.unwrap();
-        assert_eq!(ack.await.unwrap().unwrap(), 3);
-        let delivered: Vec<Seq> = std::iter::from_fn(|| live.try_recv().ok())
-            .filter_map(|d| d.seq)
-            .collect();
-        assert_eq!(delivered, [1, 2, 3]);
-        assert_eq!(
-            log.recent("other1"),
-            Some(1),
-            "others' ids are remembered too"
-        );
-        assert!(!log.is_behind(3) && log.is_behind(4));
-    }
-
-    #[test]
-    fn recent_ids_forget_the_oldest_first() {
-        let mut recent = RecentIds::default();
-        for i in 0..=RECENT_CLIENT_IDS as u64 {
-            recent.insert(format!("c{i}"), i + 1);
-        }
-        assert_eq!(recent.get("c0"), None);
-        assert_eq!(recent.get("c1"), Some(2));
-        assert_eq!(recent.seqs.len(), RECENT_CLIENT_IDS);
-    }
-}
+#[path = "commit_tests.rs"]
+mod tests;

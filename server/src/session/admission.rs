@@ -15,7 +15,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tracing::{debug, info_span, Instrument};
+use tracing::{debug, debug_span, Instrument};
 
 use super::dialect::Dialect;
 use crate::guard::{ClientKey, ConnectionPermit, ConnectionRefused};
@@ -116,6 +116,9 @@ fn accept<D: Dialect>(
 ) -> Response {
     // A maximal message, JSON-escaped, fits; nothing much larger does.
     let max_frame = state.limits.max_frame_bytes();
+    // Boxed: the upgrade's task keeps what its callback captured beside the future the callback
+    // returns; captured by value, the state would be in every session's task twice.
+    let admitted = Box::new((room, who, cookie, permit, state, dialect));
     ws.max_frame_size(max_frame)
         .max_message_size(max_frame)
         // tungstenite allocates its read buffer up front (128 KiB by default): most of an idle
@@ -125,7 +128,10 @@ fn accept<D: Dialect>(
         .write_buffer_size(32 * 1024)
         .max_write_buffer_size(256 * 1024)
         .on_upgrade(move |socket| {
-            let span = info_span!("session", room = %room.logged(), client = %who);
+            let (room, who, cookie, permit, state, dialect) = *admitted;
+            // At debug level: an enabled span costs every session memory and every poll two
+            // reads of the filter's global lock (with `RUST_LOG=debug` its lines carry it).
+            let span = debug_span!("session", room = %room.logged(), client = %who);
             // Tracked, so that shutdown waits for every session to say goodbye.
             let tasks = state.tasks.clone();
             tasks.track_future(

@@ -16,6 +16,7 @@ use tracing::warn;
 use super::dialect::{Dialect, Outgoing};
 use super::run::{End, Session};
 use crate::guard::{ClientKey, Guard};
+use crate::redact::LogName;
 
 /// Messages read from the engine per page.
 const CATCH_UP_PAGE: usize = 500;
@@ -41,7 +42,7 @@ impl<D: Dialect> Session<'_, D> {
                 .after(&self.room, *sent_seq, CATCH_UP_PAGE)
                 .await
                 .map_err(|e| {
-                    warn!(error = %e, "catch-up read failed");
+                    warn!(room = %self.room.logged(), client = %self.who, error = %e, "catch-up read failed");
                     End::Close(close_code::SERVICE_RESTART, "storage unavailable")
                 })?;
             if page.is_empty() {
@@ -51,17 +52,26 @@ impl<D: Dialect> Session<'_, D> {
                 }
                 return Ok(());
             }
+            // A page goes out with one flush.
+            let mut written = 0;
+            let mut past_until = false;
             for m in page {
                 if until.is_some_and(|u| m.seq > u) {
-                    return Ok(());
+                    past_until = true;
+                    break;
                 }
                 if m.seq > *sent_seq + 1 {
                     self.removed(sent_seq, m.seq - 1).await?;
                 }
                 self.dialect.encode(Outgoing::History(&m), &mut self.out);
-                self.socket.write_all(&mut self.out).await?;
-                self.state.metrics.deliveries.inc();
+                self.socket.feed_all(&mut self.out).await?;
+                written += 1;
                 *sent_seq = m.seq;
+            }
+            self.socket.flush().await?;
+            self.state.metrics.deliveries.inc_by(written);
+            if past_until {
+                return Ok(());
             }
         }
     }

@@ -13,6 +13,7 @@ use super::identity::{self, Person};
 use super::run::{End, InRoom, Session, ROOM_UNAVAILABLE};
 use crate::auth::access;
 use crate::metrics::Rejection;
+use crate::redact::LogName;
 use crate::web::AppState;
 
 impl<D: Dialect> Session<'_, D> {
@@ -60,7 +61,7 @@ impl<D: Dialect> Session<'_, D> {
             let store = self.state.rooms.moderation().clone();
             let name = self.room.clone();
             if let Err(e) = store.record(&name, &entry).await {
-                tracing::warn!(error = %e, "a moderator's delete was not written to the audit log");
+                tracing::warn!(room = %name.logged(), error = %e, "a moderator's delete was not written to the audit log");
             }
         }
         let scoped = format!("{}/{client_id}", room.sender);

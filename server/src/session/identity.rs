@@ -4,11 +4,11 @@
 
 use app::limits::RoomName;
 use app::protocol::{close_code, ErrorCode};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::dialect::{Dialect, JoinRequest, Outgoing};
 use super::run::{End, Session};
+use super::signals::Changes;
 use crate::auth::{access, AuthMode, Identity};
 use crate::guard::UserPermit;
 use crate::web::AppState;
@@ -51,19 +51,18 @@ fn claim_as(person: &Person) -> Option<app::rules::Owner> {
 }
 
 /// The revocations to watch, for a verified person.
-pub(super) fn revocations(state: &AppState, person: &Person) -> Option<watch::Receiver<u64>> {
+pub(super) fn revocations(state: &AppState, person: &Person) -> Option<Changes<u64>> {
     person.identity.as_ref()?;
-    Some(state.auth.verifier.as_ref()?.revocations().subscribe())
+    let watch = state.auth.verifier.as_ref()?.revocations().subscribe();
+    Some(Changes::new(watch))
 }
 
-/// Resolves when the revocations change (never without any to watch).
-pub(super) async fn revocations_changed(watch: &mut Option<watch::Receiver<u64>>) {
-    let Some(watch) = watch else {
-        return std::future::pending().await;
-    };
-    if watch.changed().await.is_err() {
-        // The server is going away; shutdown ends the session.
-        std::future::pending::<()>().await;
+/// Resolves when the revocations change (never without any to watch; nor once the server is
+/// going away: shutdown ends the session).
+pub(super) async fn revocations_changed(changes: &mut Option<Changes<u64>>) {
+    match changes {
+        Some(changes) => changes.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -45,7 +45,7 @@ impl<D: Dialect> Session<'_, D> {
                             // Should not happen (the room commits in order), but never leave a
                             // hole.
                             self.socket.flush().await?;
-                            self.catch_up(&mut room.sent_seq, Some(seq - 1)).await?;
+                            Box::pin(self.catch_up(&mut room.sent_seq, Some(seq - 1))).await?;
                         }
                         room.sent_seq = seq;
                         delivered += 1;
@@ -59,7 +59,7 @@ impl<D: Dialect> Session<'_, D> {
                     debug!(skipped, "lagged behind the room; catching up from storage");
                     self.state.metrics.slow_consumer(SlowConsumer::CaughtUp);
                     self.socket.flush().await?;
-                    self.catch_up(&mut room.sent_seq, None).await?;
+                    Box::pin(self.catch_up(&mut room.sent_seq, None)).await?;
                 }
                 Err(broadcast::error::RecvError::Closed) => return Err(RESTARTING),
             }

@@ -23,6 +23,7 @@ mod live;
 pub mod palaver;
 mod requests;
 mod run;
+mod signals;
 mod socket;
 mod standing;
 

@@ -20,6 +20,7 @@ use tracing::debug;
 
 use super::dialect::{Close, Dialect, Frames, Incoming, JoinRequest, Outgoing, RosterRequest};
 use super::identity::{self, Person};
+use super::signals::Changes;
 use super::socket::Socket;
 use super::standing::{ban_message, sanction_on};
 use crate::guard::ClientKey;
@@ -96,14 +97,18 @@ pub(super) type RosterFuture = std::pin::Pin<
 >;
 
 /// Runs a session on an upgraded socket until it ends, then says goodbye.
-pub(super) async fn run<D: Dialect>(
+///
+/// Not an `async fn`: its arguments would stay in the task beside the session they are moved
+/// into. The task holds one [`Session`] and the step it is at; every step before `follow` is
+/// boxed, so the task, alive as long as the connection, is only as big as following the room.
+pub(super) fn run<'a, D: Dialect + 'a>(
     socket: WebSocket,
     room: RoomName,
     (who, cookie): (ClientKey, Option<String>),
-    state: &AppState,
+    state: &'a AppState,
     dialect: D,
-) {
-    let mut session = Session {
+) -> impl std::future::Future<Output = ()> + Send + 'a {
+    Session {
         socket: Socket {
             inner: socket,
             write_timeout: state.sessions.write_timeout,
@@ -114,27 +119,37 @@ pub(super) async fn run<D: Dialect>(
         who,
         cookie,
         out: Vec::with_capacity(4),
-    };
-    let end = match session.serve().await {
-        Ok(end) | Err(end) => end,
-    };
-    session.close(end).await;
-    debug!("session ended");
+    }
+    .run()
 }
 
 impl<D: Dialect> Session<'_, D> {
+    async fn run(mut self) {
+        let end = match self.serve().await {
+            Ok(end) | Err(end) => end,
+        };
+        Box::pin(self.close(end)).await;
+        debug!("session ended");
+    }
+
     async fn serve(&mut self) -> Result<End, End> {
+        let mut room = Box::pin(self.admit()).await?;
+        self.follow(&mut room).await
+    }
+
+    /// The join, the person and the room: everything before following it.
+    async fn admit(&mut self) -> Result<InRoom, End> {
         let shutdown = self.state.shutdown.clone();
         let mut join = tokio::select! {
             join = timeout(JOIN_TIMEOUT, self.read_join()) => {
                 join.map_err(|_| End::Close(close_code::JOIN_TIMEOUT, "join timeout"))??
             }
-            _ = shutdown.cancelled() => return Ok(RESTARTING),
+            _ = shutdown.cancelled() => return Err(RESTARTING),
         };
         let (person, can_post) = self.identify(&mut join).await?;
         let mut room = self.enter(join, person, can_post).await?;
         self.check_standing(&mut room).await?;
-        self.follow(&mut room).await
+        Ok(room)
     }
 
     /// Reads frames until the join; a refused join closes the socket.
@@ -256,48 +271,63 @@ impl<D: Dialect> Session<'_, D> {
     }
 
     /// Follows the room live: the client's frames, acknowledgements, the room's deliveries, pings.
+    /// Everything but the socket, the acks and the deliveries is waited for by futures made once
+    /// (see `signals.rs`): a turn of this loop registers nothing anew.
     async fn follow(&mut self, room: &mut InRoom) -> Result<End, End> {
         let settings = self.state.sessions;
-        let shutdown = self.state.shutdown.clone();
+        let shutdown = self.state.shutdown.clone().cancelled_owned();
+        tokio::pin!(shutdown);
         let mut ping = tokio::time::interval_at(
             Instant::now() + settings.ping_interval,
             settings.ping_interval,
         );
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Any frame from the client (a pong included) proves it is alive; silence past the
-        // deadline drops it, and dropping the membership takes it off the roster.
+        // deadline drops it, and dropping the membership takes it off the roster. The timer is
+        // moved on only when it fires (moving it at every frame takes the timer's lock).
+        let mut heard = Instant::now();
         let silence = tokio::time::sleep(settings.peer_timeout);
         tokio::pin!(silence);
         let expires = room.person.expires(self.state);
+        let expiry = tokio::time::sleep_until(expires.unwrap_or_else(Instant::now));
+        tokio::pin!(expiry);
         let mut revocations = identity::revocations(self.state, &room.person);
+        let mut sanctions = Changes::new(room.sanctions.clone());
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return self.drain(room).await,
+                _ = &mut shutdown => return Box::pin(self.drain(room)).await,
                 () = &mut silence => {
+                    let deadline = heard + settings.peer_timeout;
+                    if deadline > Instant::now() {
+                        silence.as_mut().reset(deadline);
+                        continue;
+                    }
                     debug!("peer silent past the timeout");
                     return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
                 }
                 frame = self.socket.recv(), if room.acks.len() < settings.max_pending => {
-                    silence.as_mut().reset(Instant::now() + settings.peer_timeout);
-                    if let Some(end) = self.on_frame(frame, room).await? {
+                    heard = Instant::now();
+                    // Boxed (as every rare step below): what a frame can ask for (a post, an
+                    // edit, a moderator's delete) would otherwise size every idle session.
+                    if let Some(end) = Box::pin(self.on_frame(frame, room)).await? {
                         return Ok(end);
                     }
                 }
                 Some((client_id, result)) = room.acks.next() => self.on_ack(client_id, result).await?,
                 (request, page) = super::requests::pending(&mut room.roster), if room.roster.is_some() => {
-                    self.on_roster(request, page, room).await?;
+                    Box::pin(self.on_roster(request, page, room)).await?;
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,
-                Ok(()) = room.sanctions.changed() => self.check_standing(room).await?,
+                () = sanctions.changed() => Box::pin(self.check_standing(room)).await?,
                 _ = ping.tick() => self.socket.write(Message::Ping(Default::default())).await?,
-                _ = tokio::time::sleep_until(expires.unwrap_or_else(Instant::now)), if expires.is_some() => {
+                () = &mut expiry, if expires.is_some() => {
                     let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();
-                    return Ok(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired")).await);
+                    return Ok(Box::pin(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired"))).await);
                 }
                 () = identity::revocations_changed(&mut revocations) => {
                     if room.person.is_revoked(self.state) {
                         let message = "Your sign-in was revoked. Sign in again to keep chatting.".to_owned();
-                        return Ok(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in revoked")).await);
+                        return Ok(Box::pin(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in revoked"))).await);
                     }
                 }
             }

@@ -1,11 +1,10 @@
 //! The session's WebSocket: writes that give up on a client that stopped reading, and frames
 //! handed over without copying.
 
-use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use bytes::Bytes;
 use futures::SinkExt;
 use tokio::time::timeout;
 
@@ -36,14 +35,18 @@ impl Socket {
 
     /// Queues `frames` (and empties the buffer) without flushing (see [`Socket::flush`]).
     pub(super) async fn feed_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), End> {
-        for frame in frames.drain(..) {
-            let text = match frame {
-                Frame::Owned(text) => Utf8Bytes::from(text),
-                Frame::Shared(text) => shared_text(text),
-            };
-            timed(self.write_timeout, self.inner.feed(Message::Text(text))).await?;
-        }
-        Ok(())
+        let socket = &mut self.inner;
+        let feeding = async move {
+            for frame in frames.drain(..) {
+                let text = match frame {
+                    Frame::Owned(text) => Utf8Bytes::from(text),
+                    Frame::Shared(text) => text,
+                };
+                socket.feed(Message::Text(text)).await?;
+            }
+            Ok(())
+        };
+        timed(self.write_timeout, feeding).await
     }
 
     pub(super) async fn flush(&mut self) -> Result<(), End> {
@@ -56,28 +59,19 @@ impl Socket {
     }
 }
 
-/// A frame shared by every session, as the socket's text type without copying it (the bytes
-/// are the `Arc<str>`'s own; only their UTF-8 is checked).
-fn shared_text(frame: Arc<str>) -> Utf8Bytes {
-    Utf8Bytes::try_from(Bytes::from_owner(ArcStr(frame)))
-        .unwrap_or_else(|_| Utf8Bytes::from_static(""))
-}
-
-/// `Arc<str>` as bytes, for [`Bytes::from_owner`].
-struct ArcStr(Arc<str>);
-
-impl AsRef<[u8]> for ArcStr {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-}
-
-/// Socket output that gives up on a client that does not take it within `write_timeout`.
+/// Socket output that gives up on a client that does not take it within `write_timeout`. Most
+/// writes complete at once (into the socket's buffers): those make no timer, which would cost a
+/// clock read, the runtime's handle and a timer entry per frame.
 async fn timed(
     write_timeout: Duration,
     io: impl std::future::Future<Output = Result<(), axum::Error>>,
 ) -> Result<(), End> {
-    match timeout(write_timeout, io).await {
+    let mut io = std::pin::pin!(io);
+    let done = match futures::poll!(io.as_mut()) {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => timeout(write_timeout, io).await,
+    };
+    match done {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::Gone),
         Err(_) => Err(End::Close(close_code::TOO_SLOW, "not reading")),

@@ -70,6 +70,12 @@ impl History for RedisEngine {
         })
     }
 
+    /// Scripts on one connection run in the order sent: a room keeps several batches in flight,
+    /// so Redis works on one while the room handles the answer to the previous.
+    fn max_in_flight(&self) -> usize {
+        4
+    }
+
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
         Box::pin(async move {
             let mut conn = self.conn.clone();

@@ -151,12 +151,18 @@ impl SqliteStore {
                 .pragma_update(None, "max_page_count", pages)
                 .map_err(open_err)?;
         }
+        // Checkpoints happen beside the writer, not inside its commits (see the checkpointer).
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(open_err)?;
+        let checkpointer = open_connection(&path, false).map_err(open_err)?;
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer::run(writer, rx, options.retention))
             .map_err(OpenError::Thread)?;
-        writer::tick_checkpoints(writes.clone()).map_err(OpenError::Thread)?;
+        writer::checkpoint_in_background(checkpointer, writes.clone())
+            .map_err(OpenError::Thread)?;
         Ok(Self {
             path,
             _lock: lock,

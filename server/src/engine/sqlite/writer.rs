@@ -39,14 +39,36 @@ pub(super) enum Job {
 /// delete (the database file itself is overwritten at once, `secure_delete`).
 pub(super) const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Asks the writer for a [`Job::Checkpoint`] every [`CHECKPOINT_EVERY`] until it stops.
-pub(super) fn tick_checkpoints(writes: mpsc::Sender<Job>) -> std::io::Result<()> {
+/// How often the checkpointer copies what the WAL holds into the database file.
+const CHECKPOINT_PASSIVE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The checkpointer thread, on its own connection `conn`: every [`CHECKPOINT_PASSIVE_EVERY`] it
+/// copies committed pages from the WAL into the database file (a passive checkpoint: it never
+/// waits for, nor blocks, the writer), and every [`CHECKPOINT_EVERY`] it asks the writer for a
+/// [`Job::Checkpoint`]. It stops with the writer.
+///
+/// The writer's own automatic checkpoints are off: made inside a commit, they made that commit
+/// (and every sender waiting for it) wait for the database file's writes and fsync, several
+/// milliseconds every thousand pages: the tail of every latency figure.
+pub(super) fn checkpoint_in_background(
+    conn: Connection,
+    writes: mpsc::Sender<Job>,
+) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("sqlite-checkpoints".into())
-        .spawn(move || loop {
-            std::thread::sleep(CHECKPOINT_EVERY);
-            if writes.blocking_send(Job::Checkpoint(None)).is_err() {
-                return;
+        .spawn(move || {
+            let mut last_truncate = std::time::Instant::now();
+            loop {
+                std::thread::sleep(CHECKPOINT_PASSIVE_EVERY);
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    error!(error = %e, "background checkpoint failed");
+                }
+                if last_truncate.elapsed() >= CHECKPOINT_EVERY {
+                    last_truncate = std::time::Instant::now();
+                    if writes.blocking_send(Job::Checkpoint(None)).is_err() {
+                        return;
+                    }
+                }
             }
         })
         .map(drop)
@@ -234,11 +256,8 @@ fn insert_batch(
     retention: &Retention,
 ) -> Result<Vec<Appended>, EngineError> {
     let (stored_head, stored_ts): (Seq, i64) = conn
-        .query_row(
-            "SELECT seq, sent_at_ms FROM heads WHERE room = ?1",
-            [room],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, sent_at_ms FROM heads WHERE room = ?1")
+        .and_then(|mut s| s.query_row([room], |r| Ok((r.get(0)?, r.get(1)?))))
         .optional()
         .map_err(unavailable)?
         .unwrap_or((0, 0));
