@@ -391,9 +391,11 @@ async fn a_loaded_room_with_nobody_in_it_costs_a_few_kilobytes() {
     );
     let per_room = rss_kib(&server).saturating_sub(one_room) as f64 * 1024.0 / ROOMS as f64;
     eprintln!("{per_room:.0} bytes per loaded room with nobody in it");
-    // Its task (about 1.3 KiB), command queue and registry entry, and the allocator's share (the
-    // fan-out buffer, 20 KiB, is gone once nobody listens).
-    assert!(per_room < 6_144.0, "{per_room:.0} bytes per empty room");
+    // Its task (about 1.5 KiB, with the commit pipeline's arm since 2026-12-01), command queue
+    // and registry entry, and the allocator's share (the fan-out buffer, 20 KiB, is gone once
+    // nobody listens). Read from the process's RSS, which moves by a few hundred bytes a room
+    // between runs (5.9 to 6.3 KiB measured): hence the margin.
+    assert!(per_room < 7_168.0, "{per_room:.0} bytes per empty room");
 }
 
 #[tokio::test]
