@@ -188,7 +188,7 @@ pub(crate) fn app_state(
         Some(warning) => tracing::warn!("{warning}"),
         None => tracing::info!(from = %site.describe(), "serving the site's files"),
     }
-    Ok(AppState {
+    Ok(AppState::new(crate::web::Shared {
         leptos_options,
         site: Arc::new(site),
         rooms: Rooms::new(engine, room_settings, config.max_rooms, shutdown.clone()),
@@ -204,7 +204,7 @@ pub(crate) fn app_state(
         auth,
         access,
         signin_url: config.auth.signin_url.clone(),
-    })
+    }))
 }
 
 /// Identity settings: the mode, and the verifier with its keys (none when `--auth off`).

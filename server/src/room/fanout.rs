@@ -6,7 +6,6 @@
 //! The channel's buffer (most of an empty room's memory) exists only while someone listens: it is
 //! made by the first subscriber and let go once nobody is left.
 
-use std::any::Any;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use app::protocol::{ChatMessage, Seq};
@@ -70,9 +69,8 @@ pub struct Delivery {
     pub committed_at: Instant,
     /// The frame in each wire dialect, encoded by the first session of that dialect that writes
     /// it and shared by all the others (a room of 1,000 encodes a message twice at most, not
-    /// 1,000 times). Of whatever type the transport writes (the room knows none): a cheaply
-    /// cloned one, so that each session's copy is a reference count.
-    frames: [OnceLock<Box<dyn Any + Send + Sync>>; 2],
+    /// 1,000 times); each session's copy is a reference count.
+    frames: [OnceLock<bytes::Bytes>; 2],
 }
 
 /// The wire dialects a delivery is encoded in (see `session::dialect`).
@@ -83,20 +81,13 @@ pub enum Wire {
 }
 
 impl Delivery {
-    /// The event encoded by `encode` for `wire`, once for every session of that dialect (they
-    /// all pass the same encoder, so the same type `F`).
-    pub fn frame<F>(&self, wire: Wire, encode: impl FnOnce(&RoomEvent) -> F) -> F
-    where
-        F: Any + Clone + Send + Sync,
-    {
+    /// The event encoded by `encode` for `wire`, once for every session of that dialect: each
+    /// session's copy is a reference count.
+    pub fn frame(&self, wire: Wire, encode: impl FnOnce(&RoomEvent) -> String) -> bytes::Bytes {
         let slot = &self.frames[wire as usize];
-        if let Some(frame) = slot.get().and_then(|f| f.downcast_ref::<F>()) {
-            return frame.clone();
-        }
-        let frame = encode(&self.event);
-        // Kept for every later reader (two first readers at once may both encode: harmless).
-        let _ = slot.set(Box::new(frame.clone()));
-        frame
+        // Two first readers at once may both encode: harmless, one is kept.
+        slot.get_or_init(|| bytes::Bytes::from(encode(&self.event)))
+            .clone()
     }
 }
 
@@ -186,11 +177,11 @@ mod tests {
         let encodings = std::sync::atomic::AtomicUsize::new(0);
         let encode = |event: &RoomEvent| {
             encodings.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Arc::<str>::from(format!("{event:?}"))
+            format!("{event:?}")
         };
         let a = one.recv().await.unwrap().frame(Wire::Palaver, encode);
         let b = two.recv().await.unwrap().frame(Wire::Palaver, encode);
-        assert!(Arc::ptr_eq(&a, &b), "the same bytes for both");
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes for both");
         assert_eq!(encodings.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(fanout.readers(), 2);
     }

@@ -10,14 +10,13 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tracing::{debug, debug_span, Instrument};
 
 use super::dialect::Dialect;
+use super::websocket::{NotWebSocket, Upgrade};
 use crate::guard::{ClientKey, ConnectionPermit, ConnectionRefused};
 use crate::redact::LogName;
 use crate::web::AppState;
@@ -28,9 +27,9 @@ pub enum Refused {
     /// The room in the URL is not a room name.
     #[error("{message}")]
     BadRoom { status: StatusCode, message: String },
-    /// Not a WebSocket upgrade (axum says which part is wrong).
+    /// Not a WebSocket upgrade (which part is wrong).
     #[error(transparent)]
-    NotWebSocket(#[from] WebSocketUpgradeRejection),
+    NotWebSocket(#[from] NotWebSocket),
     #[error("This origin may not open a connection here.")]
     Origin,
     #[error("Too many connection attempts from your address; try again in {} s.", retry_after_secs(*retry_after))]
@@ -81,7 +80,7 @@ impl From<ConnectionRefused> for Refused {
 /// `GET` on a dialect's WebSocket route: admits the connection, then runs the session in a task
 /// of its own.
 pub async fn upgrade<D: Dialect>(
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<Upgrade, NotWebSocket>,
     Path(room): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -105,44 +104,33 @@ pub async fn upgrade<D: Dialect>(
     Ok(accept(ws, room, (who, cookie), permit, state, dialect))
 }
 
-/// Upgrades with the limits every session shares, then runs `dialect` on the socket.
+/// Answers the upgrade, then runs `dialect` on the connection in a task of its own.
 fn accept<D: Dialect>(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     room: app::limits::RoomName,
     (who, cookie): (ClientKey, Option<String>),
     permit: ConnectionPermit,
     state: AppState,
     dialect: D,
 ) -> Response {
-    // A maximal message, JSON-escaped, fits; nothing much larger does.
-    let max_frame = state.limits.max_frame_bytes();
-    // Boxed: the upgrade's task keeps what its callback captured beside the future the callback
-    // returns; captured by value, the state would be in every session's task twice.
-    let admitted = Box::new((room, who, cookie, permit, state, dialect));
-    ws.max_frame_size(max_frame)
-        .max_message_size(max_frame)
-        // tungstenite allocates its read buffer up front (128 KiB by default): most of an idle
-        // connection's memory. Client frames are small; 1 KiB holds most, and the buffer grows
-        // for a larger one (up to the frame cap).
-        .read_buffer_size(1024)
-        .write_buffer_size(32 * 1024)
-        .max_write_buffer_size(256 * 1024)
-        .on_upgrade(move |socket| {
-            let (room, who, cookie, permit, state, dialect) = *admitted;
-            // At debug level: an enabled span costs every session memory and every poll two
-            // reads of the filter's global lock (with `RUST_LOG=debug` its lines carry it).
-            let span = debug_span!("session", room = %room.logged(), client = %who);
-            // Tracked, so that shutdown waits for every session to say goodbye.
-            let tasks = state.tasks.clone();
-            tasks.track_future(
-                async move {
-                    state.metrics.connections.inc();
-                    super::run::run(socket, room, (who, cookie), &state, dialect).await;
-                    state.metrics.connections.dec();
-                    // Counted until the session is over.
-                    drop(permit);
-                }
-                .instrument(span),
-            )
-        })
+    let (response, connection) = ws.accept();
+    // At debug level: an enabled span costs every session memory and every poll two reads of
+    // the filter's global lock (with `RUST_LOG=debug` its lines carry it).
+    let span = debug_span!("session", room = %room.logged(), client = %who);
+    // Tracked, so that shutdown waits for every session to say goodbye.
+    let session = state.tasks.clone().track_future(
+        async move {
+            let Some(connection) = connection.await else {
+                return;
+            };
+            state.metrics.connections.inc();
+            super::run::run(connection, room, (who, cookie), &state, dialect).await;
+            state.metrics.connections.dec();
+            // Counted until the session is over.
+            drop(permit);
+        }
+        .instrument(span),
+    );
+    tokio::spawn(session);
+    response
 }

@@ -18,7 +18,7 @@ use crate::room::{Delivery, RoomError, RosterPage};
 #[derive(Debug, Clone)]
 pub enum Frame {
     Owned(String),
-    Shared(axum::extract::ws::Utf8Bytes),
+    Shared(bytes::Bytes),
 }
 
 /// Frames a dialect writes, in order; the session writes and clears them.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use app::limits::{validate_display_name, InputError, MessageLimits, RoomName};
 use app::protocol::{close_code, ChatMessage};
-use axum::extract::ws::Utf8Bytes;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -227,7 +226,7 @@ impl Dialect for EdgeChat {
             Outgoing::Live(delivery) => match &delivery.event {
                 // Encoded once for every edge-chat client of the room.
                 RoomEvent::Message(m) if m.kind.is_message() => out.push(Frame::Shared(
-                    delivery.frame(Wire::EdgeChat, |_| Utf8Bytes::from(message_text(m))),
+                    delivery.frame(Wire::EdgeChat, |_| message_text(m)),
                 )),
                 RoomEvent::Message(_) => {}
                 RoomEvent::Presence(change) => self.tell_change(change, out),

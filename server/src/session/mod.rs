@@ -11,7 +11,8 @@
 //! - `dialect.rs`: the [`Dialect`] trait each protocol implements: [`palaver`], the native
 //!   protocol, and [`edge_chat`], the edge-chat demo's. Each dialect's frames are encoded in its
 //!   own file and nowhere else;
-//! - `socket.rs`: writes with a timeout, frames shared without copying.
+//! - `socket.rs`: writes with a timeout over [`websocket`], the protocol itself (the handshake,
+//!   frames read into no kept buffer, shared frames written without copying).
 
 pub mod admission;
 mod catch_up;
@@ -26,6 +27,7 @@ mod run;
 mod signals;
 mod socket;
 mod standing;
+pub mod websocket;
 
 use std::time::Duration;
 

@@ -11,7 +11,6 @@ use app::limits::{
 use app::protocol::{
     close_code, sent_client_id, ChatMessage, ClientMsg, ErrorCode, Seq, ServerMsg,
 };
-use axum::extract::ws::Utf8Bytes;
 use axum::http::StatusCode;
 
 use super::admission::Refused;
@@ -182,9 +181,7 @@ impl Dialect for Palaver {
             Outgoing::CaughtUp => {}
             // Encoded once for every Palaver client.
             Outgoing::Live(delivery) => {
-                out.push(Frame::Shared(delivery.frame(Wire::Palaver, |event| {
-                    Utf8Bytes::from(live_frame(event))
-                })))
+                out.push(Frame::Shared(delivery.frame(Wire::Palaver, live_frame)))
             }
             Outgoing::Ack { client_id, result } => out.push(ack(client_id, result)),
             Outgoing::RateLimited {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use app::protocol::Seq;
-use axum::extract::ws::Message;
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -12,6 +11,7 @@ use super::dialect::{Dialect, Incoming, Outgoing, Request, RosterRequest};
 use super::run::{
     AckFuture, End, InRoom, RosterFuture, Session, ACK_DRAIN, RESTARTING, ROOM_UNAVAILABLE,
 };
+use super::websocket::Received;
 use crate::metrics::Rejection;
 use crate::room::{RoomError, RosterPage, SendReply};
 
@@ -19,17 +19,18 @@ impl<D: Dialect> Session<'_, D> {
     /// A frame from the client: a post goes to the room, anything else is answered.
     pub(super) async fn on_frame(
         &mut self,
-        frame: Option<Result<Message, axum::Error>>,
+        frame: Result<Received, End>,
         room: &mut InRoom,
     ) -> Result<Option<End>, End> {
-        let Some(Ok(frame)) = frame else {
-            return Ok(Some(End::Gone));
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(end) => return Ok(Some(end)),
         };
         let frame = match &frame {
-            Message::Text(text) => Incoming::Text(text.as_str()),
-            Message::Binary(_) => Incoming::Binary,
-            Message::Close(_) => return Ok(Some(End::Gone)),
-            Message::Ping(_) | Message::Pong(_) => return Ok(None),
+            Received::Text(text) => Incoming::Text(text),
+            Received::Binary => Incoming::Binary,
+            Received::Close(_) => return Ok(Some(End::Gone)),
+            Received::Ping(_) | Received::Pong => return Ok(None),
         };
         match self.dialect.request(frame, &mut self.out) {
             Some(Request::Post { client_id, text }) => self.post(client_id, text, room).await?,

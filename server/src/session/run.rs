@@ -11,7 +11,6 @@ use std::time::Duration;
 use app::limits::RoomName;
 use app::moderation::SanctionKind;
 use app::protocol::{close_code, ErrorCode, Seq, JOIN_BACKLOG};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
@@ -23,6 +22,8 @@ use super::identity::{self, Person};
 use super::signals::Changes;
 use super::socket::Socket;
 use super::standing::{ban_message, sanction_on};
+use super::websocket::upgrade::Connection;
+use super::websocket::{Received, WebSocket};
 use crate::guard::ClientKey;
 use crate::metrics::SlowConsumer;
 use crate::room::{Delivery, Member, Membership, RoomError, RoomHandle, RosterPage, SanctionList};
@@ -102,7 +103,7 @@ pub(super) type RosterFuture = std::pin::Pin<
 /// into. The task holds one [`Session`] and the step it is at; every step before `follow` is
 /// boxed, so the task, alive as long as the connection, is only as big as following the room.
 pub(super) fn run<'a, D: Dialect + 'a>(
-    socket: WebSocket,
+    connection: Connection,
     room: RoomName,
     (who, cookie): (ClientKey, Option<String>),
     state: &'a AppState,
@@ -110,7 +111,7 @@ pub(super) fn run<'a, D: Dialect + 'a>(
 ) -> impl std::future::Future<Output = ()> + Send + 'a {
     Session {
         socket: Socket {
-            inner: socket,
+            inner: WebSocket::new(connection, state.limits.max_frame_bytes()),
             write_timeout: state.sessions.write_timeout,
         },
         dialect,
@@ -155,14 +156,12 @@ impl<D: Dialect> Session<'_, D> {
     /// Reads frames until the join; a refused join closes the socket.
     async fn read_join(&mut self) -> Result<JoinRequest, End> {
         loop {
-            let Some(Ok(frame)) = self.socket.recv().await else {
-                return Err(End::Gone);
-            };
+            let frame = self.socket.recv().await?;
             let frame = match &frame {
-                Message::Text(text) => Incoming::Text(text.as_str()),
-                Message::Binary(_) => Incoming::Binary,
-                Message::Ping(_) | Message::Pong(_) => continue,
-                Message::Close(_) => return Err(End::Gone),
+                Received::Text(text) => Incoming::Text(text),
+                Received::Binary => Incoming::Binary,
+                Received::Ping(_) | Received::Pong => continue,
+                Received::Close(_) => return Err(End::Gone),
             };
             match self.dialect.join(frame, &mut self.out) {
                 Ok(join) => return Ok(join),
@@ -319,7 +318,7 @@ impl<D: Dialect> Session<'_, D> {
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,
                 () = sanctions.changed() => Box::pin(self.check_standing(room)).await?,
-                _ = ping.tick() => self.socket.write(Message::Ping(Default::default())).await?,
+                _ = ping.tick() => self.socket.ping().await?,
                 () = &mut expiry, if expires.is_some() => {
                     let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();
                     return Ok(Box::pin(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired"))).await);
@@ -342,19 +341,6 @@ impl<D: Dialect> Session<'_, D> {
         if code == close_code::TOO_SLOW {
             self.state.metrics.slow_consumer(SlowConsumer::Disconnected);
         }
-        let frame = CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        };
-        let socket = &mut self.socket.inner;
-        let closing = async {
-            socket.send(Message::Close(Some(frame))).await?;
-            // Read (and drop) what the client sent meanwhile until its close arrives. Closing a
-            // socket with unread data makes the kernel reset the connection, and a reset can
-            // destroy the close frame before the client reads it.
-            while let Some(Ok(_)) = socket.recv().await {}
-            Ok::<(), axum::Error>(())
-        };
-        let _ = timeout(CLOSE_TIMEOUT, closing).await;
+        self.socket.close(code, reason, CLOSE_TIMEOUT).await;
     }
 }

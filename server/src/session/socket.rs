@@ -1,27 +1,42 @@
-//! The session's WebSocket: writes that give up on a client that stopped reading, and frames
-//! handed over without copying.
+//! The session's WebSocket: writes that give up on a client that stopped reading, frames handed
+//! over without copying, and errors turned into how the session ends.
 
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
-use futures::SinkExt;
+use bytes::Bytes;
 use tokio::time::timeout;
 
 use super::dialect::Frame;
 use super::run::End;
+use super::websocket::upgrade::Connection;
+use super::websocket::{Received, WebSocket, WsError};
 use app::protocol::close_code;
+
+/// Bytes queued before they are written even without a flush: a long catch-up page is written
+/// as it is made, not held whole.
+const WRITE_EARLY: usize = 32 * 1024;
 
 /// A WebSocket whose writes give up on a client that stopped reading.
 pub(super) struct Socket {
-    pub(super) inner: WebSocket,
+    pub(super) inner: WebSocket<Connection>,
     /// How long one write may block (`--write-timeout-ms`).
     pub(super) write_timeout: Duration,
 }
 
 impl Socket {
-    pub(super) async fn recv(&mut self) -> Option<Result<Message, axum::Error>> {
-        self.inner.recv().await
+    /// The client's next message; a ping is answered and a close echoed before it is returned.
+    /// A broken protocol ends the session with the close code that says why.
+    pub(super) async fn recv(&mut self) -> Result<Received, End> {
+        match self.inner.recv().await {
+            Ok(received @ (Received::Ping(_) | Received::Close(_))) => {
+                // The pong or the echo; a client that does not take it is dealt with below.
+                self.flush().await?;
+                Ok(received)
+            }
+            Ok(received) => Ok(received),
+            Err(error) => Err(ended_by(&error)),
+        }
     }
 
     /// Writes `frames` (and empties the buffer) with one flush at the end.
@@ -33,29 +48,55 @@ impl Socket {
         self.flush().await
     }
 
-    /// Queues `frames` (and empties the buffer) without flushing (see [`Socket::flush`]).
+    /// Queues `frames` (and empties the buffer) without flushing (see [`Socket::flush`]), unless
+    /// the queue has grown past [`WRITE_EARLY`].
     pub(super) async fn feed_all(&mut self, frames: &mut Vec<Frame>) -> Result<(), End> {
-        let socket = &mut self.inner;
-        let feeding = async move {
-            for frame in frames.drain(..) {
-                let text = match frame {
-                    Frame::Owned(text) => Utf8Bytes::from(text),
-                    Frame::Shared(text) => text,
-                };
-                socket.feed(Message::Text(text)).await?;
-            }
-            Ok(())
-        };
-        timed(self.write_timeout, feeding).await
+        for frame in frames.drain(..) {
+            self.inner.queue_text(match frame {
+                Frame::Owned(text) => Bytes::from(text),
+                Frame::Shared(text) => text,
+            });
+        }
+        // A catch-up page leaves the buffer large; an idle session keeps a small one.
+        if frames.capacity() > 8 {
+            frames.shrink_to(4);
+        }
+        if self.inner.queued_bytes() >= WRITE_EARLY {
+            self.flush().await?;
+        }
+        Ok(())
     }
 
     pub(super) async fn flush(&mut self) -> Result<(), End> {
         timed(self.write_timeout, self.inner.flush()).await
     }
 
-    /// Writes one frame of the WebSocket protocol itself (a ping).
-    pub(super) async fn write(&mut self, msg: Message) -> Result<(), End> {
-        timed(self.write_timeout, self.inner.send(msg)).await
+    /// Sends a ping (the protocol's own, answered by any client).
+    pub(super) async fn ping(&mut self) -> Result<(), End> {
+        self.inner.queue_ping();
+        self.flush().await
+    }
+
+    /// The closing handshake: the close frame, then what the client sends until its own close
+    /// (read and dropped: closing a socket with unread data makes the kernel reset the
+    /// connection, and a reset can destroy the close frame before the client reads it).
+    pub(super) async fn close(&mut self, code: u16, reason: &str, within: Duration) {
+        self.inner.queue_close(code, reason);
+        let closing = async {
+            self.inner.flush().await?;
+            while !matches!(self.inner.recv().await, Ok(Received::Close(_)) | Err(_)) {}
+            Ok::<(), std::io::Error>(())
+        };
+        let _ = timeout(within, closing).await;
+    }
+}
+
+/// How a session ends on a read error: with the close frame the protocol names, or quietly when
+/// the connection is gone.
+fn ended_by(error: &WsError) -> End {
+    match error.close_code() {
+        Some((code, reason)) => End::Close(code, reason),
+        None => End::Gone,
     }
 }
 
@@ -64,7 +105,7 @@ impl Socket {
 /// clock read, the runtime's handle and a timer entry per frame.
 async fn timed(
     write_timeout: Duration,
-    io: impl std::future::Future<Output = Result<(), axum::Error>>,
+    io: impl std::future::Future<Output = std::io::Result<()>>,
 ) -> Result<(), End> {
     let mut io = std::pin::pin!(io);
     let done = match futures::poll!(io.as_mut()) {

@@ -54,16 +54,39 @@ pub struct HttpSettings {
     pub max_body: usize,
 }
 
-/// What every handler can reach.
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// What every handler can reach: one shared [`Shared`], so that a copy (every request's, every
+/// session's for its whole life) is a reference count, not the half a kilobyte of the fields.
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Leptos's handlers take their options from the router's state.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// The fields of [`AppState`].
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub rooms: Rooms,
     /// Cancelled when the server shuts down; every session and room task watches it.
     pub shutdown: CancellationToken,
     /// Cancelled when shutdown begins: `/readyz` turns unready at once, and the listener keeps
     /// serving for `--drain-delay-ms` so load balancers move new traffic elsewhere first.
-    #[from_ref(skip)]
     pub draining: CancellationToken,
     /// How long messages may be (`--max-message-chars`, `--max-message-bytes`).
     pub limits: MessageLimits,
@@ -80,16 +103,12 @@ pub struct AppState {
     /// Whether `/metrics` is on the main router (no `--metrics-bind`).
     pub metrics_on_main: bool,
     /// Who may connect, and how tokens are verified (`--auth`).
-    #[from_ref(skip)]
     pub auth: crate::auth::Auth,
     /// Rooms' rules, read through a short cache.
-    #[from_ref(skip)]
     pub access: crate::auth::access::RoomAccess,
     /// Where people get a sign-in link (`--auth-signin-url`).
-    #[from_ref(skip)]
     pub signin_url: Option<String>,
     /// Where the CSS, Wasm and JS are served from (the binary, or `--site-dir`).
-    #[from_ref(skip)]
     pub site: Arc<site::SiteFiles>,
 }
 
