@@ -17,6 +17,7 @@
 pub mod admission;
 mod catch_up;
 mod changes;
+mod clock;
 pub mod dialect;
 pub mod edge_chat;
 mod identity;

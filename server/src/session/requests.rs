@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use app::protocol::Seq;
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::time::Instant;
 
@@ -179,6 +180,33 @@ impl<D: Dialect> Session<'_, D> {
             self.socket.write_all(&mut self.out).await?;
         }
         Ok(RESTARTING)
+    }
+}
+
+/// Posts with the room, answered in order. Holds no allocation while none is pending, as most
+/// sessions most of the time (an empty `FuturesOrdered` keeps two).
+#[derive(Default)]
+pub(super) struct Acks(Option<FuturesOrdered<AckFuture>>);
+
+impl Acks {
+    pub(super) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, FuturesOrdered::len)
+    }
+
+    pub(super) fn push_back(&mut self, ack: AckFuture) {
+        self.0
+            .get_or_insert_with(FuturesOrdered::new)
+            .push_back(ack);
+    }
+
+    /// The next answer in order; `None` at once when none is pending (as an empty stream).
+    /// Cancel-safe.
+    pub(super) async fn next(&mut self) -> Option<(String, Result<Seq, RoomError>)> {
+        let next = self.0.as_mut()?.next().await;
+        if self.0.as_ref().is_some_and(FuturesOrdered::is_empty) {
+            self.0 = None;
+        }
+        next
     }
 }
 

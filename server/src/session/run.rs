@@ -11,14 +11,14 @@ use std::time::Duration;
 use app::limits::RoomName;
 use app::moderation::SanctionKind;
 use app::protocol::{close_code, ErrorCode, Seq, JOIN_BACKLOG};
-use futures::stream::FuturesOrdered;
-use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio::time::{timeout, Instant};
 use tracing::debug;
 
+use super::clock::{Clock, Due};
 use super::dialect::{Close, Dialect, Frames, Incoming, JoinRequest, Outgoing, RosterRequest};
 use super::identity::{self, Person};
+use super::requests::Acks;
 use super::signals::Changes;
 use super::socket::Socket;
 use super::standing::{ban_message, sanction_on};
@@ -75,7 +75,7 @@ pub(super) struct InRoom {
     _membership: Membership,
     pub(super) sent_seq: Seq,
     /// Posts with the room, answered in order.
-    pub(super) acks: FuturesOrdered<AckFuture>,
+    pub(super) acks: Acks,
     /// The roster request with the room (one at a time), and the one asked for since.
     pub(super) roster: Option<RosterFuture>,
     pub(super) roster_next: Option<RosterRequest>,
@@ -245,7 +245,7 @@ impl<D: Dialect> Session<'_, D> {
             live: joined.live,
             _membership: joined.membership,
             sent_seq,
-            acks: FuturesOrdered::new(),
+            acks: Acks::default(),
             roster: None,
             roster_next: None,
             roster_last: None,
@@ -276,36 +276,38 @@ impl<D: Dialect> Session<'_, D> {
         let settings = self.state.sessions;
         let shutdown = self.state.shutdown.clone().cancelled_owned();
         tokio::pin!(shutdown);
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + settings.ping_interval,
+        // The next ping, the end of the client's allowed silence (dropping the membership takes
+        // it off the roster) and the sign-in's expiry, on one timer.
+        let mut clock = Clock::new(
+            Instant::now(),
             settings.ping_interval,
+            settings.peer_timeout,
+            room.person.expires(self.state),
         );
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Any frame from the client (a pong included) proves it is alive; silence past the
-        // deadline drops it, and dropping the membership takes it off the roster. The timer is
-        // moved on only when it fires (moving it at every frame takes the timer's lock).
-        let mut heard = Instant::now();
-        let silence = tokio::time::sleep(settings.peer_timeout);
-        tokio::pin!(silence);
-        let expires = room.person.expires(self.state);
-        let expiry = tokio::time::sleep_until(expires.unwrap_or_else(Instant::now));
-        tokio::pin!(expiry);
+        let timer = tokio::time::sleep_until(clock.next());
+        tokio::pin!(timer);
         let mut revocations = identity::revocations(self.state, &room.person);
         let mut sanctions = Changes::new(room.sanctions.clone());
         loop {
             tokio::select! {
                 _ = &mut shutdown => return Box::pin(self.drain(room)).await,
-                () = &mut silence => {
-                    let deadline = heard + settings.peer_timeout;
-                    if deadline > Instant::now() {
-                        silence.as_mut().reset(deadline);
-                        continue;
+                () = &mut timer => {
+                    match clock.due(Instant::now()) {
+                        Due::Expired => {
+                            let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();
+                            return Ok(Box::pin(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired"))).await);
+                        }
+                        Due::Silent => {
+                            debug!("peer silent past the timeout");
+                            return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
+                        }
+                        Due::Ping => self.socket.ping().await?,
+                        Due::Nothing => {}
                     }
-                    debug!("peer silent past the timeout");
-                    return Ok(End::Close(close_code::PEER_TIMEOUT, "no response"));
+                    timer.as_mut().reset(clock.next());
                 }
                 frame = self.socket.recv(), if room.acks.len() < settings.max_pending => {
-                    heard = Instant::now();
+                    clock.heard(Instant::now());
                     // Boxed (as every rare step below): what a frame can ask for (a post, an
                     // edit, a moderator's delete) would otherwise size every idle session.
                     if let Some(end) = Box::pin(self.on_frame(frame, room)).await? {
@@ -318,11 +320,6 @@ impl<D: Dialect> Session<'_, D> {
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,
                 () = sanctions.changed() => Box::pin(self.check_standing(room)).await?,
-                _ = ping.tick() => self.socket.ping().await?,
-                () = &mut expiry, if expires.is_some() => {
-                    let message = "Your sign-in has expired. Sign in again to keep chatting; what you typed is kept.".to_owned();
-                    return Ok(Box::pin(self.refuse(ErrorCode::SignInExpired, message, (close_code::SIGN_IN_EXPIRED, "sign-in expired"))).await);
-                }
                 () = identity::revocations_changed(&mut revocations) => {
                     if room.person.is_revoked(self.state) {
                         let message = "Your sign-in was revoked. Sign in again to keep chatting.".to_owned();
