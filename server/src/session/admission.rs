@@ -117,12 +117,17 @@ fn accept<D: Dialect>(
     // At debug level: an enabled span costs every session memory and every poll two reads of
     // the filter's global lock (with `RUST_LOG=debug` its lines carry it).
     let span = debug_span!("session", room = %room.logged(), client = %who);
+    let tasks = state.tasks.clone();
+    // One box captured: what the block captures stays in the task beside the session it is
+    // moved into, for the connection's whole life.
+    let admitted = Box::new((room, who, cookie, dialect));
     // Tracked, so that shutdown waits for every session to say goodbye.
-    let session = state.tasks.clone().track_future(
+    let session = tasks.track_future(
         async move {
             let Some(connection) = connection.await else {
                 return;
             };
+            let (room, who, cookie, dialect) = *admitted;
             state.metrics.connections.inc();
             super::run::run(connection, room, (who, cookie), &state, dialect).await;
             state.metrics.connections.dec();

@@ -164,7 +164,7 @@ async fn may_change(
     }
     let rules = state.access.rules(name).await.map_err(|_| unavailable())?;
     let who = access::who(
-        person.identity.as_ref(),
+        person.identity.as_deref(),
         name,
         &rules,
         person.owner_key.as_deref(),

@@ -15,7 +15,8 @@ use crate::web::AppState;
 
 /// A session's person: verified or a guest.
 pub(super) struct Person {
-    pub(super) identity: Option<Identity>,
+    /// Boxed: most people in most rooms are guests, and this lives as long as the session.
+    pub(super) identity: Option<Box<Identity>>,
     /// The owner key of a room a guest created (checked against the room's rules).
     pub(super) owner_key: Option<String>,
     /// Counts towards `--max-connections-per-user` until the session ends.
@@ -113,7 +114,7 @@ impl<D: Dialect> Session<'_, D> {
             None => None,
         };
         let person = Person {
-            identity,
+            identity: identity.map(Box::new),
             owner_key: join.owner_key.take(),
             _permit: permit,
         };
@@ -139,7 +140,7 @@ impl<D: Dialect> Session<'_, D> {
             }
         }
         let who = access::who(
-            person.identity.as_ref(),
+            person.identity.as_deref(),
             &self.room,
             &rules,
             person.owner_key.as_deref(),
@@ -177,7 +178,7 @@ pub(super) async fn post_refusal(
             ));
         };
         let who = access::who(
-            person.identity.as_ref(),
+            person.identity.as_deref(),
             room,
             &rules,
             person.owner_key.as_deref(),
@@ -209,7 +210,7 @@ pub(super) async fn slow_mode_wait(
         return None;
     }
     let who = access::who(
-        person.identity.as_ref(),
+        person.identity.as_deref(),
         room,
         &rules,
         person.owner_key.as_deref(),

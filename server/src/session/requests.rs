@@ -150,7 +150,7 @@ impl<D: Dialect> Session<'_, D> {
         self.dialect
             .encode(Outgoing::Roster { page, request }, &mut self.out);
         if let Some(next) = room.roster_next.take() {
-            ask_roster(next, room);
+            ask_roster(*next, room);
         }
         self.socket.write_all(&mut self.out).await
     }
@@ -186,24 +186,22 @@ impl<D: Dialect> Session<'_, D> {
 /// Posts with the room, answered in order. Holds no allocation while none is pending, as most
 /// sessions most of the time (an empty `FuturesOrdered` keeps two).
 #[derive(Default)]
-pub(super) struct Acks(Option<FuturesOrdered<AckFuture>>);
+pub(super) struct Acks(Option<Box<FuturesOrdered<AckFuture>>>);
 
 impl Acks {
     pub(super) fn len(&self) -> usize {
-        self.0.as_ref().map_or(0, FuturesOrdered::len)
+        self.0.as_ref().map_or(0, |acks| acks.len())
     }
 
     pub(super) fn push_back(&mut self, ack: AckFuture) {
-        self.0
-            .get_or_insert_with(FuturesOrdered::new)
-            .push_back(ack);
+        self.0.get_or_insert_with(Box::default).push_back(ack);
     }
 
     /// The next answer in order; `None` at once when none is pending (as an empty stream).
     /// Cancel-safe.
     pub(super) async fn next(&mut self) -> Option<(String, Result<Seq, RoomError>)> {
         let next = self.0.as_mut()?.next().await;
-        if self.0.as_ref().is_some_and(FuturesOrdered::is_empty) {
+        if self.0.as_ref().is_some_and(|acks| acks.is_empty()) {
             self.0 = None;
         }
         next
@@ -223,7 +221,7 @@ const ROSTER_REQUESTS_PER_SECOND: u32 = 4;
 /// the room no faster than [`ROSTER_REQUESTS_PER_SECOND`].
 fn ask_roster(request: RosterRequest, room: &mut InRoom) {
     if room.roster.is_some() {
-        room.roster_next = Some(request);
+        room.roster_next = Some(Box::new(request));
         return;
     }
     let now = Instant::now();

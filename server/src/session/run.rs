@@ -78,7 +78,7 @@ pub(super) struct InRoom {
     pub(super) acks: Acks,
     /// The roster request with the room (one at a time), and the one asked for since.
     pub(super) roster: Option<RosterFuture>,
-    pub(super) roster_next: Option<RosterRequest>,
+    pub(super) roster_next: Option<Box<RosterRequest>>,
     /// When the last roster request went (or goes) to the room.
     pub(super) roster_last: Option<Instant>,
     /// The room's mutes and bans, kept current by the room.
@@ -124,15 +124,22 @@ pub(super) fn run<'a, D: Dialect + 'a>(
     .run()
 }
 
-impl<D: Dialect> Session<'_, D> {
-    async fn run(mut self) {
-        let end = match self.serve().await {
-            Ok(end) | Err(end) => end,
-        };
-        Box::pin(self.close(end)).await;
-        debug!("session ended");
+impl<'a, D: Dialect + 'a> Session<'a, D> {
+    /// Not an `async fn` either: an `async fn` copies `self` into the task beside its argument.
+    /// The block captures the session once and works on it in place.
+    fn run(self) -> impl std::future::Future<Output = ()> + Send + 'a {
+        let mut session = self;
+        async move {
+            let end = match session.serve().await {
+                Ok(end) | Err(end) => end,
+            };
+            Box::pin(session.close(end)).await;
+            debug!("session ended");
+        }
     }
+}
 
+impl<D: Dialect> Session<'_, D> {
     async fn serve(&mut self) -> Result<End, End> {
         let mut room = Box::pin(self.admit()).await?;
         self.follow(&mut room).await
@@ -273,7 +280,9 @@ impl<D: Dialect> Session<'_, D> {
     /// Everything but the socket, the acks and the deliveries is waited for by futures made once
     /// (see `signals.rs`): a turn of this loop registers nothing anew.
     async fn follow(&mut self, room: &mut InRoom) -> Result<End, End> {
-        let settings = self.state.sessions;
+        // By reference: a copy would be in the task for the session's life.
+        let state = self.state;
+        let settings = &state.sessions;
         let shutdown = self.state.shutdown.clone().cancelled_owned();
         tokio::pin!(shutdown);
         // The next ping, the end of the client's allowed silence (dropping the membership takes

@@ -30,8 +30,9 @@ impl Socket {
     pub(super) async fn recv(&mut self) -> Result<Received, End> {
         match self.inner.recv().await {
             Ok(received @ (Received::Ping(_) | Received::Close(_))) => {
-                // The pong or the echo; a client that does not take it is dealt with below.
-                self.flush().await?;
+                // The pong or the echo. Boxed: rare, and this future waits in every idle
+                // session's loop.
+                Box::pin(self.flush()).await?;
                 Ok(received)
             }
             Ok(received) => Ok(received),
@@ -110,7 +111,9 @@ async fn timed(
     let mut io = std::pin::pin!(io);
     let done = match futures::poll!(io.as_mut()) {
         Poll::Ready(done) => Ok(done),
-        Poll::Pending => timeout(write_timeout, io).await,
+        // Boxed: a timer is over a hundred bytes, and a write's future is part of every
+        // session's task while it waits for something else.
+        Poll::Pending => Box::pin(timeout(write_timeout, io)).await,
     };
     match done {
         Ok(Ok(())) => Ok(()),
