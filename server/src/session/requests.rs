@@ -243,11 +243,14 @@ fn ask_roster(request: RosterRequest, room: &mut InRoom) {
 }
 
 /// The pending roster answer (pending forever without one).
+///
+/// Boxed: the loop's `select!` keeps room for the largest of its arms' outputs, and a page is
+/// the largest by far.
 pub(super) async fn pending(
     roster: &mut Option<RosterFuture>,
-) -> (RosterRequest, Result<RosterPage, RoomError>) {
+) -> Box<(RosterRequest, Result<RosterPage, RoomError>)> {
     match roster {
-        Some(future) => future.await,
+        Some(future) => Box::new(future.await),
         None => std::future::pending().await,
     }
 }

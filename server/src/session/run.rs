@@ -119,7 +119,8 @@ pub(super) fn run<'a, D: Dialect + 'a>(
         room,
         who,
         cookie,
-        out: Vec::with_capacity(4),
+        // Most writes are one or two frames.
+        out: Vec::with_capacity(2),
     }
     .run()
 }
@@ -324,7 +325,8 @@ impl<D: Dialect> Session<'_, D> {
                     }
                 }
                 Some((client_id, result)) = room.acks.next() => self.on_ack(client_id, result).await?,
-                (request, page) = super::requests::pending(&mut room.roster), if room.roster.is_some() => {
+                answer = super::requests::pending(&mut room.roster), if room.roster.is_some() => {
+                    let (request, page) = *answer;
                     Box::pin(self.on_roster(request, page, room)).await?;
                 }
                 delivery = room.live.recv() => self.on_delivery(delivery, room).await?,

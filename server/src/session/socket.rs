@@ -60,7 +60,7 @@ impl Socket {
         }
         // A catch-up page leaves the buffer large; an idle session keeps a small one.
         if frames.capacity() > 8 {
-            frames.shrink_to(4);
+            frames.shrink_to(2);
         }
         if self.inner.queued_bytes() >= WRITE_EARLY {
             self.flush().await?;
