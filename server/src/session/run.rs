@@ -111,6 +111,8 @@ pub(super) fn run<'a, D: Dialect + 'a>(
 ) -> impl std::future::Future<Output = ()> + Send + 'a {
     Session {
         socket: Socket {
+            // The largest frame and message a client may send: a maximal chat message,
+            // JSON-escaped, fits; nothing much larger does.
             inner: WebSocket::new(connection, state.limits.max_frame_bytes()),
             write_timeout: state.sessions.write_timeout,
         },
