@@ -1,5 +1,5 @@
 //! Durable throughput: how many messages per second Palaver acknowledges with every message
-//! committed to SQLite (WAL, `synchronous=FULL`) before its ack and broadcast.
+//! committed to SQLite (WAL, fsynced) before its ack and broadcast.
 //!
 //! Starts the real server on a free port with a fresh data directory, connects real WebSocket
 //! clients, and has each keep up to 32 messages in flight. Run with `scripts/bench.sh` (release

@@ -101,9 +101,9 @@ pub trait History: Send + Sync + 'static {
     /// it fails appends, and a room stays degraded until appends can succeed again.
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>>;
 
-    /// Batches one room may have with the engine at once (see `room::commit`). One where the
-    /// engine already folds waiting batches into one commit (SQLite's writer: more in flight
-    /// only makes its commits smaller); more where each batch is a round trip of its own.
+    /// Batches one room may have with the engine at once (see `room::commit`): more than one
+    /// where the engine can work on the next batch while the last one is made durable (a round
+    /// trip to Redis, SQLite's fsync).
     /// Whatever the number, the engine applies a room's batches in the order it was given them.
     fn max_in_flight(&self) -> usize {
         1

@@ -5,8 +5,8 @@
 //! order.
 //!
 //! Commits can be pipelined: up to the engine's `max_in_flight` batches are with it at once (on
-//! Redis, where each is a round trip; SQLite's writer folds whatever waits into one commit, so
-//! there one at a time makes the biggest batches). The engine applies them in the order they were
+//! Redis, where each is a round trip; on SQLite two, so that the writer commits the next batch
+//! while the disk syncs the last). The engine applies them in the order they were
 //! handed over (one Redis connection), and the room answers them in that order, so numbers, live
 //! order and each sender's order stay as with one batch at a time.
 //!

@@ -1,9 +1,11 @@
 //! The embedded default store: every room's history in one SQLite file (`<data-dir>/palaver.db`,
-//! WAL mode, `synchronous=FULL`), with the schema migrations compiled into the binary.
+//! WAL mode), with the schema migrations compiled into the binary.
 //!
 //! Writes go through one writer thread ([`writer`]): it commits every batch waiting, from all
-//! rooms, in one transaction (group commit). Reads use a small pool of separate connections; in WAL
-//! mode they never wait for the writer.
+//! rooms, in one transaction (group commit), and a sync thread ([`durable`]) answers them once
+//! the WAL is fsynced, while the writer commits the next round. Reads use a small pool of
+//! separate connections; in WAL mode they never wait for the writer, and they see a room only as
+//! far as it is on disk.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,11 +20,13 @@ use super::{Appended, EngineError, History, Retention, SWEEP_BATCH};
 
 pub mod backup;
 mod directory;
+mod durable;
 mod moderation;
 mod retention;
 mod writer;
 
-use writer::{Job, WriteJob};
+use durable::Unsynced;
+use writer::{Durability, Job, WriteJob};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
@@ -87,6 +91,8 @@ pub struct SqliteStore {
     retention: Retention,
     /// One permit per read at a time (see [`READER_POOL`]).
     reading: Arc<tokio::sync::Semaphore>,
+    /// How far readers may see rooms whose last commits are not yet on disk.
+    unsynced: Arc<Unsynced>,
 }
 
 impl SqliteStore {
@@ -157,9 +163,18 @@ impl SqliteStore {
             .map_err(open_err)?;
         let checkpointer = open_connection(&path, false).map_err(open_err)?;
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
+        let unsynced = Arc::new(Unsynced::default());
+        let (rounds, synced) = std::sync::mpsc::sync_channel(durable::ROUNDS_WAITING);
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        durable::spawn(wal.into(), synced, unsynced.clone()).map_err(OpenError::Thread)?;
+        let durability = Durability {
+            rounds,
+            unsynced: unsynced.clone(),
+        };
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer::run(writer, rx, options.retention))
+            .spawn(move || writer::run(writer, rx, options.retention, durability))
             .map_err(OpenError::Thread)?;
         writer::checkpoint_in_background(checkpointer, writes.clone())
             .map_err(OpenError::Thread)?;
@@ -171,6 +186,7 @@ impl SqliteStore {
             reading: Arc::new(tokio::sync::Semaphore::new(READER_POOL)),
             probed: Arc::default(),
             retention: options.retention,
+            unsynced,
         })
     }
 
@@ -185,6 +201,35 @@ impl SqliteStore {
         if self.writes.send(Job::Checkpoint(Some(reply))).await.is_ok() {
             let _ = done.await;
         }
+    }
+
+    /// Holds the next sync until the guard is dropped (tests).
+    #[cfg(test)]
+    pub fn hold_syncs(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.unsynced
+            .gate
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a room's history as far as it is on disk: in a read transaction (one
+    /// snapshot), with the head it may see if the room has commits not yet synced. The snapshot
+    /// is taken before the head is looked up, so any unsynced commit it holds is accounted for.
+    fn read_room<T: Send + 'static>(
+        &self,
+        room: &RoomName,
+        f: impl FnOnce(&Connection, Option<durable::Head>) -> rusqlite::Result<T> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, EngineError>> {
+        let unsynced = self.unsynced.clone();
+        let room = room.to_string();
+        self.read(move |c| {
+            let tx = c.unchecked_transaction()?;
+            tx.query_row("SELECT 1 FROM heads LIMIT 1", [], |_| Ok(()))
+                .optional()?;
+            let result = f(&tx, unsynced.durable_head(&room))?;
+            tx.commit()?;
+            Ok(result)
+        })
     }
 
     /// Runs `f` on a pooled reader connection in the blocking thread pool, once one of the
@@ -232,9 +277,10 @@ fn open_connection(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    // FULL: a commit is on disk (WAL fsynced) before it returns, so an acknowledged message
-    // survives a power cut, not only a crash of this process.
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    // NORMAL: a commit writes the WAL without waiting for the disk; the sync thread fsyncs it
+    // before anyone is answered (see `durable`), so an acknowledged message survives a power cut,
+    // not only a crash of this process. Checkpoints still sync the WAL before using it.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     // A deleted message's text is overwritten in the file, not left in a free page.
     conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
@@ -278,6 +324,12 @@ impl History for SqliteStore {
         })
     }
 
+    /// Two: the writer commits a room's next batch while the disk syncs its last one (see
+    /// `durable`); more would only make the writer's rounds smaller.
+    fn max_in_flight(&self) -> usize {
+        2
+    }
+
     fn check(&self) -> BoxFuture<'_, Result<(), EngineError>> {
         Box::pin(self.probed.check(async {
             let stopped = || EngineError::Unavailable("writer stopped".into());
@@ -317,15 +369,17 @@ impl History for SqliteStore {
     }
 
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>> {
-        let room = room.to_string();
-        self.read(move |c| {
-            c.query_row(
-                "SELECT seq, sent_at_ms FROM heads WHERE room = ?1",
-                [room],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map(|head| head.unwrap_or((0, 0)))
+        let name = room.to_string();
+        self.read_room(room, move |c, durable| match durable {
+            Some(head) => Ok(head),
+            None => c
+                .query_row(
+                    "SELECT seq, sent_at_ms FROM heads WHERE room = ?1",
+                    [name],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map(|head| head.unwrap_or((0, 0))),
         })
     }
 
@@ -335,14 +389,18 @@ impl History for SqliteStore {
         after: Seq,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
-        let room = room.to_string();
+        let name = room.to_string();
         let cutoff = self.retention.cutoff_now();
-        self.read(move |c| {
+        self.read_room(room, move |c, durable| {
+            let upto = durable.map_or(Seq::MAX, |(seq, _)| seq);
             let mut stmt = c.prepare_cached(
                 "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id, kind, target, edited_at_ms, deleted FROM messages
-                 WHERE room = ?1 AND seq > ?2 AND sent_at_ms >= ?4 ORDER BY seq LIMIT ?3",
+                 WHERE room = ?1 AND seq > ?2 AND seq <= ?5 AND sent_at_ms >= ?4 ORDER BY seq LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![room, after, limit, cutoff], row_to_message)?;
+            let rows = stmt.query_map(
+                params![name, after, limit, cutoff, upto.min(i64::MAX as Seq)],
+                row_to_message,
+            )?;
             rows.collect()
         })
     }
@@ -353,16 +411,18 @@ impl History for SqliteStore {
         before: Option<Seq>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<ChatMessage>, EngineError>> {
-        let room = room.to_string();
+        let name = room.to_string();
         let before = before.unwrap_or(i64::MAX as Seq);
         let cutoff = self.retention.cutoff_now();
-        self.read(move |c| {
+        self.read_room(room, move |c, durable| {
+            // Nothing past what is on disk.
+            let before = durable.map_or(before, |(seq, _)| before.min(seq + 1));
             let mut stmt = c.prepare_cached(
                 "SELECT seq, id, sender, text, sent_at_ms, client_id, user_id, kind, target, edited_at_ms, deleted FROM messages
                  WHERE room = ?1 AND seq < ?2 AND sent_at_ms >= ?4 ORDER BY seq DESC LIMIT ?3",
             )?;
             let mut page = stmt
-                .query_map(params![room, before, limit, cutoff], row_to_message)?
+                .query_map(params![name, before, limit, cutoff], row_to_message)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             page.reverse();
             Ok(page)

@@ -180,6 +180,50 @@ async fn concurrent_batches_from_many_rooms_all_commit() {
     }
 }
 
+/// Pipelined commits: a batch the writer has committed but the disk has not synced is neither
+/// answered nor seen by any reader (a power cut would take it back).
+#[tokio::test]
+// The guard is meant to be held across awaits: it holds up the sync thread, not this task.
+#[allow(clippy::await_holding_lock)]
+async fn nothing_is_answered_or_read_before_it_is_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let r = room("synced");
+    store.append(&r, &[msg(0, "a")]).await.unwrap();
+    let raw = Connection::open(dir.path().join("palaver.db")).unwrap();
+    let committed = || -> i64 {
+        raw.query_row("SELECT seq FROM heads WHERE room = 'synced'", [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let held = store.hold_syncs();
+    let batch = [msg(0, "b"), msg(0, "c")];
+    let mut append = std::pin::pin!(store.append(&r, &batch));
+    for waited in 0.. {
+        assert!(
+            futures::poll!(append.as_mut()).is_pending(),
+            "answered before its sync"
+        );
+        if committed() == 3 {
+            break;
+        }
+        assert!(waited < 5_000, "the writer never committed");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    assert_eq!(store.head(&r).await.unwrap().0, 1, "the head on disk");
+    let seqs = |page: Vec<ChatMessage>| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(seqs(store.after(&r, 0, 10).await.unwrap()), [1]);
+    assert_eq!(seqs(store.before(&r, None, 10).await.unwrap()), [1]);
+    assert!(futures::poll!(append.as_mut()).is_pending());
+    drop(held);
+    let appended = append.await.unwrap();
+    assert_eq!(appended.iter().map(|a| a.seq).collect::<Vec<_>>(), [2, 3]);
+    assert_eq!(store.head(&r).await.unwrap().0, 3);
+    assert_eq!(seqs(store.after(&r, 0, 10).await.unwrap()), [1, 2, 3]);
+    assert_eq!(seqs(store.before(&r, None, 2).await.unwrap()), [2, 3]);
+}
+
 #[test]
 fn wal_mode_and_schema_version_are_set() {
     let dir = tempfile::tempdir().unwrap();

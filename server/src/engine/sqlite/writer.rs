@@ -1,15 +1,20 @@
 //! The writer thread: the only connection that writes. It takes every batch waiting (from all
-//! rooms), commits them in one transaction — one fsync for all of them — and then answers each
-//! room. So a busy server pays one durable commit per round, not per message or per room (group
-//! commit). Each batch is numbered inside the transaction after its room's stored head, and its
-//! client ids checked; a batch that fails is refused alone (savepoint), the others still commit.
+//! rooms), commits them in one transaction and hands the answers to the sync thread
+//! ([`super::durable`]), which sends them once the commit is on disk: a busy server pays one
+//! fsync per round, not per message or per room (group commit), and the writer commits the next
+//! round while the disk syncs the last. Each batch is numbered inside the transaction after its
+//! room's stored head, and its client ids checked; a batch that fails is refused alone
+//! (savepoint), the others still commit.
 
 use app::limits::RoomName;
 use app::protocol::{ChatMessage, EntryKind, Seq};
+use std::sync::Arc;
+
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
+use super::durable::{Head, Reply, Round, Unsynced};
 use crate::engine::{Appended, EngineError, Retention};
 use crate::redact::LogName;
 
@@ -124,8 +129,31 @@ pub(super) struct WriteJob {
 /// than that counts as full (a room is not told storage is back only to fail at once again).
 const PROBE_BYTES: i64 = 64 * 1024;
 
-/// The thread's loop: until every sender is gone, commit what waits and answer each job.
-pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: Retention) {
+/// Where the writer's answers go: to the sync thread, with what readers may see meanwhile.
+pub(super) struct Durability {
+    pub rounds: std::sync::mpsc::SyncSender<Round>,
+    pub unsynced: Arc<Unsynced>,
+}
+
+/// An answer sent once its round is on disk: the outcome, unless the sync failed.
+fn reply<T: Send + 'static>(
+    to: oneshot::Sender<Result<T, EngineError>>,
+    outcome: Result<T, EngineError>,
+) -> Reply {
+    Box::new(move |synced: Result<(), EngineError>| {
+        let _ = to.send(synced.and(outcome));
+    })
+}
+
+/// The thread's loop: until every sender is gone, commit what waits and hand each job's answer
+/// to the sync thread, one round per turn.
+pub(super) fn run(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    retention: Retention,
+    durability: Durability,
+) {
+    let mut ticket = 0u64;
     let mut jobs = Vec::with_capacity(MAX_BATCHES_PER_COMMIT);
     let mut probes = Vec::new();
     let mut sweeps = Vec::new();
@@ -151,22 +179,25 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
                 next = rx.try_recv().ok();
             }
         }
+        ticket += 1;
+        let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
         if !jobs.is_empty() {
             deleted_since |= jobs
                 .iter()
                 .any(|j| j.batch.iter().any(|m| m.kind == EntryKind::Delete));
-            let outcomes = commit_jobs(&mut conn, &jobs, &retention);
+            let round = (ticket, &*durability.unsynced);
+            let outcomes = commit_jobs(&mut conn, &jobs, &retention, round);
             for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                let _ = job.reply.send(outcome);
+                replies.push(reply(job.reply, outcome));
             }
         }
         for exec in execs.drain(..) {
             let outcome = (exec.run)(&mut conn).map_err(unavailable);
-            let _ = exec.reply.send(outcome);
+            replies.push(reply(exec.reply, outcome));
         }
-        for (rooms, cutoff, reply) in sweeps.drain(..) {
+        for (rooms, cutoff, to) in sweeps.drain(..) {
             let outcome = super::retention::delete_expired(&mut conn, &rooms, cutoff);
-            let _ = reply.send(outcome.map_err(unavailable));
+            replies.push(reply(to, outcome.map_err(unavailable)));
         }
         if !checkpoints.is_empty() {
             if deleted_since {
@@ -179,15 +210,22 @@ pub(super) fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, retention: 
                     Err(e) => error!(error = %e, "checkpoint failed"),
                 }
             }
-            for reply in checkpoints.drain(..).flatten() {
-                let _ = reply.send(());
+            for to in checkpoints.drain(..).flatten() {
+                replies.push(Box::new(move |_| {
+                    let _ = to.send(());
+                }));
             }
         }
         if !probes.is_empty() {
             let outcome = probe(&mut conn);
-            for reply in probes.drain(..) {
-                let _ = reply.send(outcome.clone());
+            for to in probes.drain(..) {
+                replies.push(reply(to, outcome.clone()));
             }
+        }
+        // Waits while the disk is [`super::durable::ROUNDS_WAITING`] rounds behind. Fails only
+        // when the sync thread is gone: the dropped answers tell their callers so.
+        if !replies.is_empty() && durability.rounds.send(Round { ticket, replies }).is_err() {
+            error!("the database's sync thread stopped");
         }
     }
 }
@@ -208,11 +246,13 @@ fn probe(conn: &mut Connection) -> Result<(), EngineError> {
     .map_err(unavailable)
 }
 
-/// Commits every job's batch in one transaction; returns each job's outcome.
+/// Commits every job's batch in one transaction (round `ticket`, noted in `unsynced` before it
+/// is visible to readers); returns each job's outcome.
 fn commit_jobs(
     conn: &mut Connection,
     jobs: &[WriteJob],
     retention: &Retention,
+    (ticket, unsynced): (u64, &Unsynced),
 ) -> Vec<Result<Vec<Appended>, EngineError>> {
     let fail_all = |e: rusqlite::Error| {
         error!(error = %e, "database commit failed");
@@ -225,21 +265,30 @@ fn commit_jobs(
         Err(e) => return fail_all(e),
     };
     let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut moved = Vec::new();
     for job in jobs {
         let outcome = (|| -> Result<Vec<Appended>, EngineError> {
             let sp = tx.savepoint().map_err(unavailable)?;
-            let appended = insert_batch(&sp, job.room.as_str(), &job.batch, retention)?;
+            let inserted = insert_batch(&sp, job.room.as_str(), &job.batch, retention)?;
             sp.commit().map_err(unavailable)?;
-            Ok(appended)
+            moved.extend(inserted.moved.map(|heads| (job.room.as_str(), heads)));
+            Ok(inserted.appended)
         })();
         if let Err(e) = &outcome {
             error!(room = %job.room.logged(), error = %e, "batch refused");
         }
         outcomes.push(outcome);
     }
+    for &(room, (from, to)) in &moved {
+        unsynced.committing(room, ticket, from, to);
+    }
     match tx.commit() {
         Ok(()) => outcomes,
-        Err(e) => fail_all(e),
+        Err(e) => {
+            let rooms: Vec<&str> = moved.iter().map(|(room, _)| *room).collect();
+            unsynced.rolled_back(&rooms, ticket);
+            fail_all(e)
+        }
     }
 }
 
@@ -247,14 +296,22 @@ fn unavailable(e: rusqlite::Error) -> EngineError {
     EngineError::Unavailable(e.to_string())
 }
 
+/// What [`insert_batch`] did.
+struct Inserted {
+    appended: Vec<Appended>,
+    /// The room's head before and after, if it moved.
+    moved: Option<(Head, Head)>,
+}
+
 /// Numbers and inserts one room's batch (see [`crate::engine::History::append`]), moves the
-/// room's head and removes what the count limit no longer keeps.
+/// room's head and removes what the count limit no longer keeps. Returns each message's outcome
+/// and, if the head moved, from where to where.
 fn insert_batch(
     conn: &Connection,
     room: &str,
     batch: &[ChatMessage],
     retention: &Retention,
-) -> Result<Vec<Appended>, EngineError> {
+) -> Result<Inserted, EngineError> {
     let (stored_head, stored_ts): (Seq, i64) = conn
         .prepare_cached("SELECT seq, sent_at_ms FROM heads WHERE room = ?1")
         .and_then(|mut s| s.query_row([room], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -318,6 +375,13 @@ fn insert_batch(
         .and_then(|mut s| s.execute(params![room, head, head_ts]))
         .map_err(unavailable)?;
         super::retention::trim_count(conn, room, head, retention).map_err(unavailable)?;
+        return Ok(Inserted {
+            appended,
+            moved: Some(((stored_head, stored_ts), (head, head_ts))),
+        });
     }
-    Ok(appended)
+    Ok(Inserted {
+        appended,
+        moved: None,
+    })
 }
