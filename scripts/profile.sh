@@ -61,7 +61,8 @@ profile() {
 RUST_LOG=warn,server=info NO_COLOR=1 "$server" --bind 127.0.0.1:0 --data-dir "$data/palaver" \
   --rate-limit-burst 1000000 --join-rate-limit-burst 1000000 --http-rate-limit-burst 1000000 \
   --history-rate-limit-burst 100000000 --history-rate-limit 100000000 \
-  --max-connections 1000000 --max-connections-per-ip 1000000 >"$data/palaver.log" 2>&1 &
+  --max-connections 1000000 --max-connections-per-ip 1000000 \
+  --max-http-connections-per-ip 1000000 --room-idle-secs 3600 >"$data/palaver.log" 2>&1 &
 pids+=($!)
 palaver_addr=$(listening "$data/palaver.log")
 echo "== Palaver ($palaver_addr): ${args[*]}"

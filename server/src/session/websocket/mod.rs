@@ -4,9 +4,11 @@
 //! - **nothing is kept between frames**: no read buffer (a read lands on the stack and is kept only
 //!   while a frame is incomplete) and no write buffer (frames queued for a flush are released
 //!   with it), so an idle connection costs the struct and the kernel's socket;
-//! - **frames are written from where they are**: a queued frame is a reference to its bytes (one
-//!   encoding shared by every member of a room) and a burst is one vectored `write`, each
-//!   frame's few header bytes beside it, with no copy into a per-connection buffer.
+//! - **frames are queued by reference**: a queued frame is a reference to its bytes (one encoding
+//!   shared by every member of a room); a burst is copied, headers and payloads, into the worker
+//!   thread's scratch buffer and written with one contiguous `write`, with no per-connection
+//!   buffer (a `writev` of each frame's header and payload from where they are was measured
+//!   slower: the kernel's copy from many small segments cost more than this copy).
 //!
 //! tungstenite, which axum's WebSocket wraps, keeps both buffers for the connection's life (its
 //! write buffer as large as the largest burst, its read buffer allocated up front) and copies every
