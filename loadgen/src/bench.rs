@@ -9,6 +9,7 @@ use std::time::Duration;
 use testkit::process::Process;
 
 use crate::crowd;
+use crate::disk;
 use crate::fanout::{self, Scenario, Target};
 use crate::idle::{self, IdleOutcome};
 use crate::report::{self, Row};
@@ -55,6 +56,11 @@ pub async fn run(
 ) -> Result<(), String> {
     let data_dir = std::env::temp_dir().join(format!("palaver-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
+    let probe_dir = data_dir.join("disk");
+    let disk = tokio::task::spawn_blocking(move || disk::sync_latency(&probe_dir))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()));
     let ceiling = start_ceiling().await?;
     let palaver = start_palaver(server, &data_dir, &[]).await?;
 
@@ -87,7 +93,7 @@ pub async fn run(
     drop(fresh);
     let _ = std::fs::remove_dir_all(&data_dir);
 
-    let mut section = report::report(&rows, &idle_rows);
+    let mut section = report::report(&rows, &idle_rows, &disk::describe(&disk));
     section.push_str(&report::crowds(&storm, &flood));
     web_section(&mut section, web);
     println!("{section}");

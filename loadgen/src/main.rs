@@ -4,6 +4,7 @@
 mod bench;
 mod ceiling;
 mod crowd;
+mod disk;
 mod fanout;
 mod idle;
 mod nodes;

@@ -82,7 +82,13 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-pub(crate) fn report(rows: &[Row], idle_rows: &[(usize, IdleOutcome, IdleOutcome)]) -> String {
+/// The results section: the fan-out tables, `disk` (the data directory's sync latency, see
+/// `disk.rs`) after the durable rows, and the idle connections.
+pub(crate) fn report(
+    rows: &[Row],
+    idle_rows: &[(usize, IdleOutcome, IdleOutcome)],
+    disk: &str,
+) -> String {
     let mut out = String::new();
     let date = command_output("date", &["-u", "+%Y-%m-%d"]);
     let _ = writeln!(
@@ -129,6 +135,7 @@ pub(crate) fn report(rows: &[Row], idle_rows: &[(usize, IdleOutcome, IdleOutcome
             d.palaver.messages_per_s, d.palaver.sent
         );
     }
+    out.push_str(disk);
     let _ = writeln!(out, "\n### Idle connections\n");
     let _ = writeln!(out, "Each count on a fresh server and a fresh ceiling; memory read right after the joins (256 at a time), then again after holding them idle.\n");
     let _ = writeln!(out, "| connections | Palaver held | Palaver RSS per connection, after joins / held | ceiling, after joins / held | held for | Palaver connects/s | errors |");

@@ -58,6 +58,9 @@ pub struct Appended {
     pub new: bool,
 }
 
+/// A batch handed back with its outcome (see [`History::append_owned`]).
+pub type Written = (Vec<ChatMessage>, Result<Vec<Appended>, EngineError>);
+
 /// Durable history of every room.
 ///
 /// Contract: the engine numbers messages. `append` commits a batch atomically, giving each new
@@ -76,6 +79,20 @@ pub trait History: Send + Sync + 'static {
         room: &'a RoomName,
         batch: &'a [ChatMessage],
     ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>>;
+
+    /// [`History::append`] of a batch the caller gives up and gets back with the outcome: an
+    /// engine that hands the batch to another thread (SQLite's writer) moves it there and back
+    /// instead of copying every message.
+    fn append_owned<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: Vec<ChatMessage>,
+    ) -> BoxFuture<'a, Written> {
+        Box::pin(async move {
+            let result = self.append(room, &batch).await;
+            (batch, result)
+        })
+    }
 
     /// The room's last committed sequence number and that message's timestamp (0, 0 when empty).
     fn head<'a>(&'a self, room: &'a RoomName) -> BoxFuture<'a, Result<(Seq, i64), EngineError>>;

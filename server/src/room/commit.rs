@@ -41,17 +41,21 @@ const SYNC_PAGE: usize = 500;
 
 /// A batch the engine has answered, waiting for the room to deliver it and answer its senders.
 pub(super) struct Committed {
-    sends: Vec<PendingSend>,
+    /// Each sender's answer, in batch order.
+    replies: Vec<Reply>,
     batch: Vec<ChatMessage>,
     started: Instant,
     result: Result<Vec<Appended>, EngineError>,
 }
 
+/// Where a sender is told its message's number (or why it has none).
+type Reply = oneshot::Sender<Result<Seq, RoomError>>;
+
 /// A send waiting for its batch to commit.
 pub(super) struct PendingSend {
     /// The message as sent; the engine gives it its number.
     message: ChatMessage,
-    reply: oneshot::Sender<Result<Seq, RoomError>>,
+    reply: Reply,
 }
 
 impl PendingSend {
@@ -170,14 +174,16 @@ impl Log {
     /// Hands a batch to the engine; [`Log::next_committed`] yields it when the engine answers,
     /// in the order batches were started.
     pub(super) fn start(&mut self, sends: Vec<PendingSend>) {
-        let batch: Vec<ChatMessage> = sends.iter().map(|p| p.message.clone()).collect();
+        // Moved, not copied: the engine hands the batch back with its answer.
+        let (batch, replies): (Vec<ChatMessage>, Vec<Reply>) =
+            sends.into_iter().map(|p| (p.message, p.reply)).unzip();
         let (history, name) = (self.history.clone(), self.name.clone());
         let in_flight = self.in_flight.get_or_insert_with(FuturesOrdered::new);
         in_flight.push_back(Box::pin(async move {
             let started = Instant::now();
-            let result = history.append(&name, &batch).await;
+            let (batch, result) = history.append_owned(&name, batch).await;
             Committed {
-                sends,
+                replies,
                 batch,
                 started,
                 result,
@@ -223,7 +229,7 @@ impl Log {
     /// be read.
     pub(super) async fn answer(&mut self, committed: Committed) -> Result<(), EngineError> {
         let Committed {
-            sends,
+            replies,
             batch,
             started,
             result,
@@ -233,8 +239,8 @@ impl Log {
             Err(e) => {
                 error!(room = %self.name.logged(), error = %e, count = batch.len(), "commit failed; batch refused");
                 // Nothing of this batch was stored.
-                for p in sends {
-                    let _ = p.reply.send(Err(RoomError::Unavailable));
+                for reply in replies {
+                    let _ = reply.send(Err(RoomError::Unavailable));
                 }
                 return Err(e);
             }
@@ -253,8 +259,8 @@ impl Log {
             .collect();
         self.metrics.accepted.inc_by(stored.len() as u64);
         let mut delivered = self.deliver_stored(stored, committed_at).await;
-        for (p, a) in sends.into_iter().zip(appended) {
-            let _ = p.reply.send(Ok(a.seq));
+        for (reply, a) in replies.into_iter().zip(appended) {
+            let _ = reply.send(Ok(a.seq));
         }
         if self.in_flight() == 0 && self.announced > self.committed() {
             self.announced = 0;

@@ -36,6 +36,8 @@ mod commit;
 mod fanout;
 mod health;
 mod link;
+#[cfg(test)]
+mod membership_tests;
 mod presence;
 #[cfg(test)]
 mod properties;

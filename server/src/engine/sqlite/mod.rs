@@ -308,19 +308,31 @@ impl History for SqliteStore {
         room: &'a RoomName,
         batch: &'a [ChatMessage],
     ) -> BoxFuture<'a, Result<Vec<Appended>, EngineError>> {
+        Box::pin(async move { self.append_owned(room, batch.to_vec()).await.1 })
+    }
+
+    /// The batch goes to the writer thread and comes back with the answer.
+    fn append_owned<'a>(
+        &'a self,
+        room: &'a RoomName,
+        batch: Vec<ChatMessage>,
+    ) -> BoxFuture<'a, super::Written> {
         Box::pin(async move {
+            let stopped = || EngineError::Unavailable("writer stopped".into());
             let (reply, rx) = oneshot::channel();
             let job = WriteJob {
                 room: room.clone(),
-                batch: batch.to_vec(),
+                batch,
                 reply,
             };
-            self.writes
-                .send(Job::Append(job))
-                .await
-                .map_err(|_| EngineError::Unavailable("writer stopped".into()))?;
-            rx.await
-                .map_err(|_| EngineError::Unavailable("writer stopped".into()))?
+            if let Err(mpsc::error::SendError(Job::Append(job))) =
+                self.writes.send(Job::Append(job)).await
+            {
+                return (job.batch, Err(stopped()));
+            }
+            // The writer answers every job it takes; a dropped answer means it stopped, and the
+            // batch is gone with it.
+            rx.await.unwrap_or_else(|_| (Vec::new(), Err(stopped())))
         })
     }
 

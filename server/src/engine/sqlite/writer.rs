@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use super::durable::{Head, Reply, Round, Unsynced};
-use crate::engine::{Appended, EngineError, Retention};
+use crate::engine::{Appended, EngineError, Retention, Written};
 use crate::redact::LogName;
 
 /// Most batches folded into one transaction.
@@ -122,7 +122,7 @@ pub(super) struct Exec {
 pub(super) struct WriteJob {
     pub room: RoomName,
     pub batch: Vec<ChatMessage>,
-    pub reply: oneshot::Sender<Result<Vec<Appended>, EngineError>>,
+    pub reply: oneshot::Sender<Written>,
 }
 
 /// Bytes the write probe writes: more than a typical batch, so that a database with less room
@@ -188,7 +188,10 @@ pub(super) fn run(
             let round = (ticket, &*durability.unsynced);
             let outcomes = commit_jobs(&mut conn, &jobs, &retention, round);
             for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                replies.push(reply(job.reply, outcome));
+                let (to, batch) = (job.reply, job.batch);
+                replies.push(Box::new(move |synced: Result<(), EngineError>| {
+                    let _ = to.send((batch, synced.and(outcome)));
+                }));
             }
         }
         for exec in execs.drain(..) {

@@ -171,61 +171,70 @@ async fn server_reads(bytes: &[u8]) -> Result<Received, WsError> {
 
 #[tokio::test]
 async fn what_the_protocol_forbids_is_refused_with_its_close_code() {
-    let code = |result: Result<Received, WsError>| result.unwrap_err().close_code().map(|c| c.0);
-    let unmasked = [0x81, 2, b'h', b'i'];
+    let frames = |parts: &[(u8, &[u8])]| -> Vec<u8> {
+        parts
+            .iter()
+            .flat_map(|(first, payload)| client_frame(*first, payload))
+            .collect()
+    };
+    let max = vec![b'a'; MAX];
+    let over = vec![b'a'; MAX + 1];
+    let cases: [(&str, Vec<u8>, u16); 10] = [
+        ("unmasked", vec![0x81, 2, b'h', b'i'], close::PROTOCOL_ERROR),
+        (
+            "reserved bit",
+            frames(&[(0x81 | 0x40, b"hi")]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "reserved opcode",
+            frames(&[(0x83, b"hi")]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "orphan continuation",
+            frames(&[(0x80, b"hi")]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "fragmented ping",
+            frames(&[(0x09, b"hi")]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "two starts",
+            frames(&[(0x01, b"a"), (0x81, b"b")]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "bad close code",
+            frames(&[(0x88, &1005u16.to_be_bytes())]),
+            close::PROTOCOL_ERROR,
+        ),
+        (
+            "not UTF-8",
+            frames(&[(0x81, &[0xff, 0xfe])]),
+            close::INVALID_DATA,
+        ),
+        ("too big", frames(&[(0x81, &over)]), close::TOO_BIG),
+        (
+            "too big in parts",
+            frames(&[(0x01, &max), (0x80, b"a")]),
+            close::TOO_BIG,
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let got = server_reads(&bytes)
+            .await
+            .unwrap_err()
+            .close_code()
+            .map(|c| c.0);
+        assert_eq!(got, Some(expected), "{what}");
+    }
     assert_eq!(
-        code(server_reads(&unmasked).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let reserved_bit = client_frame(0x81 | 0x40, b"hi");
-    assert_eq!(
-        code(server_reads(&reserved_bit).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let reserved_opcode = client_frame(0x83, b"hi");
-    assert_eq!(
-        code(server_reads(&reserved_opcode).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let orphan_continuation = client_frame(0x80, b"hi");
-    assert_eq!(
-        code(server_reads(&orphan_continuation).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let fragmented_ping = client_frame(0x09, b"hi");
-    assert_eq!(
-        code(server_reads(&fragmented_ping).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let mut two_starts = client_frame(0x01, b"a");
-    two_starts.extend(client_frame(0x81, b"b"));
-    assert_eq!(
-        code(server_reads(&two_starts).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-    let bad_close_code = client_frame(0x88, &1005u16.to_be_bytes());
-    assert_eq!(
-        code(server_reads(&bad_close_code).await),
-        Some(close::PROTOCOL_ERROR)
-    );
-
-    let not_utf8 = client_frame(0x81, &[0xff, 0xfe]);
-    assert_eq!(
-        code(server_reads(&not_utf8).await),
-        Some(close::INVALID_DATA)
-    );
-    let too_big = client_frame(0x81, &vec![b'a'; MAX + 1]);
-    assert_eq!(code(server_reads(&too_big).await), Some(close::TOO_BIG));
-    let mut too_big_in_parts = client_frame(0x01, &vec![b'a'; MAX]);
-    too_big_in_parts.extend(client_frame(0x80, b"a"));
-    assert_eq!(
-        code(server_reads(&too_big_in_parts).await),
-        Some(close::TOO_BIG)
-    );
-    let exactly_max = client_frame(0x81, &vec![b'a'; MAX]);
-    assert_eq!(
-        server_reads(&exactly_max).await.unwrap(),
-        Received::Text("a".repeat(MAX))
+        server_reads(&frames(&[(0x81, &max)])).await.unwrap(),
+        Received::Text("a".repeat(MAX)),
+        "exactly the largest message is taken"
     );
 }
 
