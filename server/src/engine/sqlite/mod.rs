@@ -37,6 +37,12 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/0005_changes.sql"),
     include_str!("../../../migrations/0006_moderation.sql"),
 ];
+/// Page size of a new database. A commit writes every page it changed to the WAL whole, and each
+/// message's client id lands on a page of its own in the `(room, client_id)` index (client ids
+/// are random): with SQLite's default 4 KiB a message cost about 3.4 KB of disk writes, with
+/// 1 KiB about 1.2 KB, and the fan-out rows of `scripts/bench.sh` ran 5–20% faster (the writer
+/// shares the CPU with them; docs/BENCHMARKS.md, fourth round).
+const PAGE_SIZE: i64 = 1024;
 /// Batches waiting for the writer before `append` callers wait (backpressure on room tasks).
 const WRITE_QUEUE: usize = 1024;
 /// Reader connections, and reads running at once: more wait their turn (in order), so a flood
@@ -276,6 +282,10 @@ fn open_connection(path: &Path, create: bool) -> rusqlite::Result<Connection> {
     }
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if create {
+        // Takes effect only on a database not yet written (an existing one keeps its own).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // NORMAL: a commit writes the WAL without waiting for the disk; the sync thread fsyncs it
     // before anyone is answered (see `durable`), so an acknowledged message survives a power cut,

@@ -239,6 +239,31 @@ fn wal_mode_and_schema_version_are_set() {
     assert_eq!(version, MIGRATIONS.len());
 }
 
+#[tokio::test]
+async fn a_new_database_has_small_pages_and_an_existing_one_keeps_its_own() {
+    let page_size = |dir: &std::path::Path| -> i64 {
+        let conn = Connection::open(dir.join("palaver.db")).unwrap();
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap()
+    };
+    let new = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(new.path()).unwrap());
+    assert_eq!(page_size(new.path()), PAGE_SIZE);
+
+    let existing = tempfile::tempdir().unwrap();
+    {
+        let db = Connection::open(existing.path().join("palaver.db")).unwrap();
+        db.pragma_update(None, "page_size", 4096).unwrap();
+        db.execute_batch("CREATE TABLE before_palaver (x)").unwrap();
+    }
+    let store = SqliteStore::open(existing.path()).unwrap();
+    let r = room("kept");
+    store.append(&r, &[msg(0, "a")]).await.unwrap();
+    assert_eq!(store.after(&r, 0, 10).await.unwrap().len(), 1);
+    drop(store);
+    assert_eq!(page_size(existing.path()), 4096);
+}
+
 #[test]
 fn a_database_from_a_newer_version_is_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
