@@ -82,8 +82,9 @@ pub async fn run(server: &Path, redis: &str, page: &Path) -> Result<(), String> 
     let redis_version = report::command_output("redis-server", &["--version"]);
     let _ = writeln!(
         out,
-        "Measured {date} by `scripts/bench.sh` on {}, against {} on the same machine \
+        "Measured {date} by `scripts/bench.sh` ({}) on {}, against {} on the same machine \
          (its persistence settings as found).\n",
+        report::revision(),
         report::machine(),
         redis_version.split(" sha=").next().unwrap_or("Redis")
     );

@@ -50,6 +50,14 @@ pub(crate) fn command_output(cmd: &str, args: &[&str]) -> String {
         .unwrap_or_default()
 }
 
+/// Which code was measured: the commit, marked `-dirty` with changes not committed.
+pub(crate) fn revision() -> String {
+    match command_output("git", &["describe", "--always", "--dirty"]) {
+        r if r.is_empty() => "code not in git".into(),
+        r => format!("commit {r}"),
+    }
+}
+
 pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let mem_gib = std::fs::read_to_string("/proc/meminfo")
@@ -93,7 +101,8 @@ pub(crate) fn report(
     let date = command_output("date", &["-u", "+%Y-%m-%d"]);
     let _ = writeln!(
         out,
-        "Measured {date} by `scripts/bench.sh` on {}.\n",
+        "Measured {date} by `scripts/bench.sh` ({}) on {}.\n",
+        revision(),
         machine()
     );
     let _ = writeln!(
