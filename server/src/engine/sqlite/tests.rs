@@ -1,6 +1,9 @@
 //! The embedded engine: the history contract, reopening, racing writers, and start-up errors.
 
 use super::*;
+use app::protocol::ChatMessage;
+
+use crate::engine::History;
 
 use crate::engine::conformance::{msg, room};
 
