@@ -50,6 +50,9 @@ pub(super) struct Unsynced {
     /// Held by a test to keep the next sync from happening.
     #[cfg(test)]
     pub(super) gate: Mutex<()>,
+    /// Set by a test to make the syncs fail as a broken disk's would.
+    #[cfg(test)]
+    pub(super) fail_syncs: std::sync::atomic::AtomicBool,
 }
 
 /// A room's head on disk, and the heads its commits since then reach, by round.
@@ -148,7 +151,13 @@ pub(super) fn spawn(
                 #[cfg(test)]
                 let held = unsynced.gate.lock().unwrap_or_else(PoisonError::into_inner);
                 if failed.is_none() {
-                    if let Err(e) = wal.sync() {
+                    let synced = wal.sync();
+                    #[cfg(test)]
+                    let synced = match unsynced.fail_syncs.load(std::sync::atomic::Ordering::SeqCst) {
+                        true => Err(std::io::Error::other("injected by a test")),
+                        false => synced,
+                    };
+                    if let Err(e) = synced {
                         error!(error = %e, "fsync of the database's WAL failed; no more writes are taken until the server is restarted");
                         failed = Some(format!("storage could not sync: {e}"));
                     }

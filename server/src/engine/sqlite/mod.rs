@@ -220,6 +220,14 @@ impl SqliteStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Makes the WAL's syncs fail from now on, or not (tests).
+    #[cfg(test)]
+    pub fn fail_syncs(&self, fail: bool) {
+        self.unsynced
+            .fail_syncs
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Runs `f` on a room's history as far as it is on disk: in a read transaction (one
     /// snapshot), with the head it may see if the room has commits not yet synced. The snapshot
     /// is taken before the head is looked up, so any unsynced commit it holds is accounted for.

@@ -242,6 +242,37 @@ fn wal_mode_and_schema_version_are_set() {
     assert_eq!(version, MIGRATIONS.len());
 }
 
+/// After a failed fsync nothing more is taken (the kernel may have dropped the pages it could
+/// not write, and a later sync could "succeed" without them), and what was committed but never
+/// synced is not shown.
+#[tokio::test]
+async fn after_a_failed_sync_nothing_more_is_taken_or_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let r = room("failing");
+    store.append(&r, &[msg(0, "a")]).await.unwrap();
+    store.fail_syncs(true);
+    assert!(matches!(
+        store.append(&r, &[msg(0, "b")]).await,
+        Err(EngineError::Unavailable(_))
+    ));
+    assert_eq!(store.head(&r).await.unwrap().0, 1, "b was never on disk");
+    let page = store.after(&r, 0, 10).await.unwrap();
+    assert_eq!(page.iter().map(|m| m.seq).collect::<Vec<_>>(), [1]);
+    store.fail_syncs(false);
+    assert!(
+        store.append(&r, &[msg(0, "c")]).await.is_err(),
+        "not even once the disk answers again: only a restart recovers"
+    );
+    assert!(
+        store.check().await.is_err(),
+        "the probe fails: rooms stay degraded"
+    );
+    drop(store);
+    let reopened = SqliteStore::open(dir.path()).unwrap();
+    reopened.append(&r, &[msg(0, "d")]).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_new_database_has_small_pages_and_an_existing_one_keeps_its_own() {
     let page_size = |dir: &std::path::Path| -> i64 {
